@@ -1,0 +1,247 @@
+import type { ChatHistoryItem, LlamaGrammar } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { AsyncQueue } from './asyncQueue';
+import { Emitter, type Disposable } from './events';
+import { MessageTooLongError, NanochatError, PromptTooLongError, errorMessage } from './errors';
+import { silentLogger, type Logger } from './log';
+import type { ModelManager } from './models';
+import type { PooledSequence } from './sequencePool';
+import type { Settings } from './settings';
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+export interface ChatMessage { role: ChatRole; content: string }
+/** A conversation; its last message is the user's turn to answer. */
+export interface Conversation { id: string; messages: readonly ChatMessage[] }
+
+export interface ReplyOptions {
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repeatPenalty?: number;
+  seed?: number;
+  /** Overrides nanochat.generationTimeoutSeconds, in milliseconds; 0 means no limit. */
+  timeoutMs?: number;
+  /** Overrides nanochat.systemPrompt; null sends no system prompt. */
+  systemPrompt?: string | null;
+  /** Constrains the output (used by tests and structured answers). */
+  grammar?: LlamaGrammar;
+}
+
+export type StopReason = 'done' | 'maxTokens' | 'cancelled' | 'timeout' | 'error';
+
+export interface ReplyStats {
+  model: string;
+  /** Tokens of the whole prompt as the model saw it (system prompt, kept history, new message). */
+  promptTokens: number;
+  /** Prompt tokens actually evaluated for this reply; the rest came from the KV cache. */
+  evaluatedPromptTokens: number;
+  completionTokens: number;
+  timeToFirstTokenMs: number | undefined;
+  tokensPerSecond: number;
+  totalMs: number;
+  stopReason: StopReason;
+  /** Earlier messages left out because the context window could not hold them. */
+  droppedMessages: number;
+  error?: string;
+}
+
+export interface ChatReply extends AsyncIterable<string> {
+  /** Resolves when the reply ends (also when cancelled); rejects only if it never started. */
+  readonly stats: Promise<ReplyStats>;
+}
+
+export interface ChatActivity { generating: number; tokensPerSecond?: number }
+
+/**
+ * Streams replies from the loaded model. Each conversation keeps its own context sequence, so a
+ * follow-up evaluates only its new tokens; conversations beyond the context's sequences take the
+ * least recently used one, and wait their turn when all are busy.
+ */
+export class ChatEngine implements Disposable {
+  private readonly conversationLocks = new Map<string, Promise<unknown>>();
+  private readonly activityEmitter = new Emitter<ChatActivity>();
+  readonly onDidChangeActivity = this.activityEmitter.event;
+  private generating = 0;
+  private readonly log: Logger;
+
+  constructor(private readonly models: ModelManager, private readonly settings: () => Settings, log?: Logger) {
+    this.log = log ?? silentLogger;
+  }
+
+  reply(conversation: Conversation, options: ReplyOptions = {}, signal?: AbortSignal): ChatReply {
+    const stop = new AbortController();
+    const queue = new AsyncQueue<string>(() => stop.abort('cancelled'));
+    const stats = this.serialize(conversation.id, () => this.run(conversation, options, signal, stop, queue));
+    stats.catch((err) => queue.fail(err));
+    return { stats, [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator]() };
+  }
+
+  /** Releases a conversation's sequence (e.g. when the user deletes it). */
+  forget(conversationId: string): void {
+    this.models.sequences.forget(conversationId);
+  }
+
+  dispose(): void {
+    this.activityEmitter.dispose();
+  }
+
+  private serialize<T>(id: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.conversationLocks.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(task);
+    const settled = next.catch(() => undefined);
+    this.conversationLocks.set(id, settled);
+    void settled.then(() => { if (this.conversationLocks.get(id) === settled) this.conversationLocks.delete(id); });
+    return next;
+  }
+
+  private async run(conversation: Conversation, options: ReplyOptions, signal: AbortSignal | undefined,
+    stop: AbortController, queue: AsyncQueue<string>): Promise<ReplyStats> {
+    const settings = this.settings();
+    const last = conversation.messages.at(-1);
+    if (!last || last.role !== 'user') throw new NanochatError('A conversation must end with a user message.');
+    for (const m of conversation.messages) {
+      if (m.content.length > settings.maxMessageLength) throw new MessageTooLongError(m.content.length, settings.maxMessageLength);
+    }
+    if (signal?.aborted) {
+      queue.end();
+      return emptyStats('', 'cancelled');
+    }
+
+    const lease = await this.models.acquire();
+    const slot = await this.models.sequences.take(conversation.id, lease.model);
+    const started = performance.now();
+    const timeoutMs = options.timeoutMs ?? settings.generationTimeoutSeconds * 1000;
+    let timedOut = false;
+    const timer = timeoutMs > 0 ? setTimeout(() => { timedOut = true; stop.abort('timeout'); }, timeoutMs) : undefined;
+    const onAbort = () => stop.abort('cancelled');
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    const modelName = lease.model.info.name;
+    let firstTokenAt: number | undefined;
+    let lastActivity = 0;
+    const meterBefore = slot.sequence.tokenMeter.getState();
+    this.setGenerating(+1);
+    try {
+      const maxTokens = options.maxTokens ?? settings.maxTokens;
+      const { history, promptTokens, dropped } = this.fitHistory(slot, conversation, options, settings, maxTokens);
+      if (dropped > 0) this.log.debug(`Conversation ${conversation.id}: ${dropped} earlier messages left out to fit the context.`);
+      let stopReason: StopReason = 'done';
+      let error: string | undefined;
+      try {
+        const seed = options.seed ?? settings.seed;
+        const response = await slot.chat.generateResponse(history, {
+          signal: stop.signal,
+          stopOnAbortSignal: true,
+          maxTokens,
+          temperature: options.temperature ?? settings.temperature,
+          topK: options.topK ?? settings.topK,
+          topP: options.topP ?? settings.topP,
+          seed: seed >= 0 ? seed : undefined,
+          repeatPenalty: (options.repeatPenalty ?? settings.repeatPenalty) > 1
+            ? { penalty: options.repeatPenalty ?? settings.repeatPenalty } : false,
+          grammar: options.grammar,
+          onTextChunk: (text) => {
+            if (!text) return;
+            firstTokenAt ??= performance.now();
+            queue.push(text);
+            const now = performance.now();
+            if (now - lastActivity > 250) {
+              lastActivity = now;
+              const produced = slot.sequence.tokenMeter.getState().usedOutputTokens - meterBefore.usedOutputTokens;
+              const seconds = (now - firstTokenAt) / 1000;
+              this.activityEmitter.fire({ generating: this.generating, tokensPerSecond: seconds > 0 ? produced / seconds : undefined });
+            }
+          },
+        });
+        const reason = response.metadata.stopReason;
+        stopReason = reason === 'abort' ? (timedOut ? 'timeout' : 'cancelled') : reason === 'maxTokens' ? 'maxTokens' : 'done';
+      } catch (err) {
+        if (stop.signal.aborted) {
+          stopReason = timedOut ? 'timeout' : 'cancelled';
+        } else {
+          stopReason = 'error';
+          error = errorMessage(err);
+          this.log.error(`Generation failed in conversation ${conversation.id}: ${error}`);
+        }
+      }
+      const meterAfter = slot.sequence.disposed ? meterBefore : slot.sequence.tokenMeter.getState();
+      const ended = performance.now();
+      const completionTokens = meterAfter.usedOutputTokens - meterBefore.usedOutputTokens;
+      const generationSeconds = firstTokenAt === undefined ? 0 : (ended - firstTokenAt) / 1000;
+      const stats: ReplyStats = {
+        model: modelName,
+        promptTokens,
+        evaluatedPromptTokens: meterAfter.usedInputTokens - meterBefore.usedInputTokens,
+        completionTokens,
+        timeToFirstTokenMs: firstTokenAt === undefined ? undefined : Math.round(firstTokenAt - started),
+        tokensPerSecond: generationSeconds > 0 && completionTokens > 1 ? (completionTokens - 1) / generationSeconds : 0,
+        totalMs: Math.round(ended - started),
+        stopReason,
+        droppedMessages: dropped,
+        ...(error ? { error } : {}),
+      };
+      this.log.info(`Reply in ${conversation.id}: ${stats.completionTokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tok/s, first token ${stats.timeToFirstTokenMs ?? '-'} ms, prompt ${stats.promptTokens} (${stats.evaluatedPromptTokens} evaluated), ${stats.stopReason}.`);
+      queue.end();
+      return stats;
+    } finally {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      this.models.sequences.release(slot);
+      lease.dispose();
+      this.setGenerating(-1);
+    }
+  }
+
+  /**
+   * Builds the chat history for node-llama-cpp and drops the oldest turns (never the system prompt
+   * or the new message) until the prompt leaves room for the reply in the context window.
+   */
+  private fitHistory(slot: PooledSequence, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number):
+    { history: ChatHistoryItem[]; promptTokens: number; dropped: number } {
+    const systemPrompt = options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt;
+    const explicitSystem = conversation.messages.filter((m) => m.role === 'system').map((m) => m.content);
+    const system = [systemPrompt ?? '', ...explicitSystem].filter((s) => s.trim().length > 0).join('\n\n');
+    const turns = conversation.messages.filter((m) => m.role !== 'system');
+    const current = turns.at(-1)!;
+    let earlier = turns.slice(0, -1);
+    let dropped = 0;
+    if (earlier.length > settings.maxHistoryMessages) {
+      dropped = earlier.length - settings.maxHistoryMessages;
+      earlier = earlier.slice(dropped);
+    }
+    const contextSize = slot.sequence.contextSize;
+    const replyRoom = Math.min(maxTokens, Math.floor(contextSize / 2));
+    const budget = contextSize - replyRoom;
+    const tokenizer = slot.loaded.model.tokenizer;
+    const build = (kept: readonly ChatMessage[]): ChatHistoryItem[] => [
+      ...(system ? [{ type: 'system', text: system } as ChatHistoryItem] : []),
+      ...[...kept, current].map((m): ChatHistoryItem => m.role === 'user'
+        ? { type: 'user', text: m.content }
+        : { type: 'model', response: [m.content] }),
+      { type: 'model', response: [] },
+    ];
+    const measure = (history: ChatHistoryItem[]) =>
+      slot.chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(tokenizer).length;
+    let history = build(earlier);
+    let promptTokens = measure(history);
+    while (promptTokens > budget && earlier.length > 0) {
+      // Drop a whole exchange at a time so the history still alternates user/assistant.
+      const cut = earlier.length >= 2 && earlier[0].role === 'user' && earlier[1].role === 'assistant' ? 2 : 1;
+      earlier = earlier.slice(cut);
+      dropped += cut;
+      history = build(earlier);
+      promptTokens = measure(history);
+    }
+    if (promptTokens > budget) throw new PromptTooLongError(promptTokens, budget);
+    return { history, promptTokens, dropped };
+  }
+
+  private setGenerating(delta: number): void {
+    this.generating += delta;
+    this.activityEmitter.fire({ generating: this.generating });
+  }
+}
+
+function emptyStats(model: string, stopReason: StopReason): ReplyStats {
+  return { model, promptTokens: 0, evaluatedPromptTokens: 0, completionTokens: 0, timeToFirstTokenMs: undefined, tokensPerSecond: 0, totalMs: 0, stopReason, droppedMessages: 0 };
+}

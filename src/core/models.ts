@@ -1,0 +1,258 @@
+import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { Emitter, type Disposable } from './events';
+import { ModelLoadError, NanochatError, NoModelError, errorMessage } from './errors';
+import { checkModelFile, type ModelFileInfo } from './ggufCheck';
+import { backendOf, getLlamaFor, type Backend } from './llama';
+import { silentLogger, type Logger } from './log';
+import { SequencePool } from './sequencePool';
+import { resolveThreads, type Settings } from './settings';
+
+/** Facts about the model in memory, shown by every surface. */
+export interface LoadedModelInfo extends ModelFileInfo {
+  contextSize: number;
+  sequences: number;
+  threads: number;
+  backend: Backend;
+  gpuLayers: number;
+  totalLayers: number;
+  loadMs: number;
+}
+
+export type ModelState =
+  | { kind: 'none' }
+  | { kind: 'loading'; path: string; name: string; progress: number }
+  | { kind: 'ready'; info: LoadedModelInfo }
+  | { kind: 'error'; path: string; error: NanochatError }
+  | { kind: 'unloaded'; path: string; name: string; reason: 'idle' | 'user' };
+
+/** A loaded model and its context; owned by ModelManager, borrowed by chat and bench. */
+export interface LoadedModel {
+  readonly info: LoadedModelInfo;
+  readonly llama: Llama;
+  readonly model: LlamaModel;
+  readonly context: LlamaContext;
+  /** Set when the manager disposes this model; borrowers drop their sequences. */
+  readonly disposed: boolean;
+}
+
+export interface ModelManagerOptions {
+  settings: () => Settings;
+  log?: Logger;
+  /** Parallel sequences in the context: conversations that keep their KV cache at once. */
+  sequences?: number;
+  /** Overrides the OS's free memory in the size check (tests). */
+  freeMemoryBytes?: () => number | undefined;
+}
+
+/** Settings that only take effect on a fresh load. */
+const LOAD_KEYS = ['contextSize', 'threads', 'gpu', 'gpuLayers'] as const;
+
+/**
+ * The model lifecycle: none → loading → ready | error, and ready → unloaded (idle or by request).
+ * Loads run in the background, concurrent requests for one file share a load, loading another file
+ * disposes the previous model, and nothing reaches llama.cpp before checkModelFile has passed it.
+ */
+export class ModelManager implements Disposable {
+  private readonly stateEmitter = new Emitter<ModelState>();
+  readonly onDidChangeState = this.stateEmitter.event;
+  /** Context sequences of the loaded model, lent to conversations. */
+  readonly sequences: SequencePool;
+  private current: ModelState = { kind: 'none' };
+  private loaded: (LoadedModel & { disposed: boolean }) | undefined;
+  private pending: { path: string; promise: Promise<LoadedModel> } | undefined;
+  private loadGeneration = 0;
+  private users = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private loadedWith: Pick<Settings, (typeof LOAD_KEYS)[number]> | undefined;
+  private readonly log: Logger;
+  private readonly sequenceCount: number;
+  private disposed = false;
+
+  constructor(private readonly options: ModelManagerOptions) {
+    this.log = options.log ?? silentLogger;
+    this.sequenceCount = options.sequences ?? 4;
+    this.sequences = new SequencePool((m) => this.log.warn(m));
+  }
+
+  get state(): ModelState { return this.current; }
+  get model(): LoadedModel | undefined { return this.loaded; }
+
+  /** The path the next `acquire()` loads: the loaded or loading model, else the setting. */
+  get selectedPath(): string | undefined {
+    if (this.pending) return this.pending.path;
+    if (this.loaded) return this.loaded.info.path;
+    return this.options.settings().model || undefined;
+  }
+
+  /** Loads `filePath` (default: the `model` setting). Resolves when ready; rejects with a NanochatError. */
+  load(filePath = this.options.settings().model): Promise<LoadedModel> {
+    if (this.disposed) return Promise.reject(new NanochatError('nanochat is shutting down.'));
+    if (!filePath) {
+      const error = new NoModelError();
+      return Promise.reject(error);
+    }
+    if (this.pending?.path === filePath) return this.pending.promise;
+    if (this.loaded && !this.loaded.disposed && this.loaded.info.path === filePath && !this.pending) {
+      return Promise.resolve(this.loaded);
+    }
+    const generation = ++this.loadGeneration;
+    const promise = this.doLoad(filePath, generation);
+    this.pending = { path: filePath, promise };
+    const clear = () => { if (this.pending?.promise === promise) this.pending = undefined; };
+    promise.then(clear, clear);
+    return promise;
+  }
+
+  /**
+   * The model for one unit of work (a reply, a count, a benchmark), loading it if needed. The idle
+   * timer is held off until the returned lease is disposed.
+   */
+  async acquire(): Promise<{ model: LoadedModel } & Disposable> {
+    const model = this.loaded && !this.loaded.disposed && !this.pending ? this.loaded : await this.load(this.selectedPath);
+    this.users++;
+    this.clearIdleTimer();
+    let released = false;
+    return {
+      model,
+      dispose: () => {
+        if (released) return;
+        released = true;
+        this.users--;
+        this.armIdleTimer();
+      },
+    };
+  }
+
+  /** Frees the model's native memory; the next `acquire()` loads it again. */
+  async unload(reason: 'idle' | 'user' = 'user'): Promise<void> {
+    this.loadGeneration++;
+    this.pending = undefined;
+    const info = this.loaded?.info;
+    await this.disposeLoaded();
+    if (info) this.setState({ kind: 'unloaded', path: info.path, name: info.name, reason });
+    else if (this.current.kind === 'loading') this.setState({ kind: 'none' });
+    this.log.info(info ? `Unloaded ${info.name} (${reason}).` : 'Nothing to unload.');
+  }
+
+  /** Call when settings change: reloads if a load-time setting changed, re-arms the idle timer. */
+  onSettingsChanged(): void {
+    const settings = this.options.settings();
+    this.armIdleTimer();
+    if (this.loaded && this.loadedWith && LOAD_KEYS.some((k) => settings[k] !== this.loadedWith![k])) {
+      const filePath = this.loaded.info.path;
+      this.log.info('Context, thread or GPU settings changed; reloading the model.');
+      void this.unload('user').then(() => this.load(filePath)).catch(() => { /* state shows the error */ });
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.loadGeneration++;
+    this.clearIdleTimer();
+    await this.disposeLoaded();
+    this.stateEmitter.dispose();
+  }
+
+  private async doLoad(filePath: string, generation: number): Promise<LoadedModel> {
+    const settings = this.options.settings();
+    const started = performance.now();
+    const shownName = filePath.split(/[\\/]/).pop() ?? filePath;
+    this.setState({ kind: 'loading', path: filePath, name: shownName, progress: 0 });
+    const superseded = () => generation !== this.loadGeneration || this.disposed;
+    try {
+      await this.disposeLoaded();
+      const llama = await getLlamaFor(settings.gpu, this.log);
+      const file = await checkModelFile(filePath, { llama, freeMemoryBytes: this.options.freeMemoryBytes?.() });
+      if (superseded()) throw new NanochatError('Loading was superseded by another request.');
+      this.setState({ kind: 'loading', path: filePath, name: file.name, progress: 0 });
+      const threads = resolveThreads(settings.threads);
+      let model: LlamaModel;
+      try {
+        model = await llama.loadModel({
+          modelPath: filePath,
+          gpuLayers: settings.gpuLayers < 0 ? 'auto' : settings.gpuLayers,
+          onLoadProgress: (progress: number) => {
+            if (!superseded()) this.setState({ kind: 'loading', path: filePath, name: file.name, progress });
+          },
+        });
+      } catch (err) {
+        throw new ModelLoadError(filePath, `llama.cpp could not load ${file.name}: ${errorMessage(err)}`, { cause: err });
+      }
+      let context: LlamaContext;
+      try {
+        const trained = file.trainContextSize ?? settings.contextSize;
+        context = await model.createContext({
+          contextSize: Math.min(settings.contextSize, trained),
+          sequences: this.sequenceCount,
+          threads,
+        });
+      } catch (err) {
+        await model.dispose();
+        throw new ModelLoadError(filePath, `Not enough memory for a ${settings.contextSize}-token context with ${file.name}: ${errorMessage(err)}. Lower nanochat.contextSize.`, { cause: err });
+      }
+      if (superseded()) {
+        await context.dispose();
+        await model.dispose();
+        throw new NanochatError('Loading was superseded by another request.');
+      }
+      const info: LoadedModelInfo = {
+        ...file,
+        contextSize: context.contextSize,
+        sequences: this.sequenceCount,
+        threads,
+        backend: backendOf(llama),
+        gpuLayers: model.gpuLayers,
+        totalLayers: model.fileInsights.totalLayers,
+        loadMs: Math.round(performance.now() - started),
+      };
+      this.loaded = { info, llama, model, context, disposed: false };
+      this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
+      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads, ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}.`);
+      this.setState({ kind: 'ready', info });
+      this.armIdleTimer();
+      return this.loaded;
+    } catch (err) {
+      const error = err instanceof NanochatError ? err : new ModelLoadError(filePath, `Could not load the model: ${errorMessage(err)}`, { cause: err });
+      if (!superseded()) {
+        this.log.error(`Loading ${filePath} failed: ${error.message}`);
+        this.setState({ kind: 'error', path: filePath, error });
+      }
+      throw error;
+    }
+  }
+
+  private async disposeLoaded(): Promise<void> {
+    const loaded = this.loaded;
+    if (!loaded) return;
+    this.loaded = undefined;
+    this.loadedWith = undefined;
+    loaded.disposed = true;
+    this.sequences.clear();
+    try {
+      await loaded.context.dispose();
+      await loaded.model.dispose();
+    } catch (err) {
+      this.log.warn(`Disposing ${loaded.info.name} failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private armIdleTimer(): void {
+    this.clearIdleTimer();
+    const minutes = this.options.settings().idleUnloadMinutes;
+    if (!this.loaded || this.users > 0 || minutes <= 0) return;
+    this.idleTimer = setTimeout(() => {
+      if (this.users === 0 && this.loaded) void this.unload('idle');
+    }, minutes * 60_000);
+    this.idleTimer.unref?.();
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private setState(state: ModelState): void {
+    this.current = state;
+    this.stateEmitter.fire(state);
+  }
+}

@@ -1,0 +1,78 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Every nanochat setting: one zod schema with its default. `contributes.configuration` in
+ * package.json mirrors it (a unit test keeps the two in step).
+ */
+export const settingsShape = {
+  model: z.string().trim().default('')
+    .describe('Path to a GGUF file, or the id of an installed model. Empty: no model selected.'),
+  contextSize: z.number().int().min(256).max(131072).default(4096)
+    .describe('Context window in tokens (capped at what the model was trained for).'),
+  maxTokens: z.number().int().min(1).max(32768).default(1024)
+    .describe('Most tokens one reply may generate.'),
+  temperature: z.number().min(0).max(2).default(0.7)
+    .describe('Sampling temperature; 0 is deterministic.'),
+  topK: z.number().int().min(0).max(1000).default(40).describe('Top-k sampling; 0 disables it.'),
+  topP: z.number().min(0).max(1).default(0.95).describe('Top-p (nucleus) sampling; 1 disables it.'),
+  repeatPenalty: z.number().min(1).max(2).default(1.1).describe('Penalty for repeated tokens; 1 disables it.'),
+  seed: z.number().int().min(-1).max(2 ** 31 - 1).default(-1).describe('Sampling seed; -1 picks a random one.'),
+  threads: z.number().int().min(0).max(256).default(0)
+    .describe('CPU threads for inference; 0 uses all cores but one, leaving one to the editor.'),
+  gpu: z.enum(['auto', 'off', 'cuda', 'vulkan', 'metal']).default('auto')
+    .describe('GPU backend; auto detects one and falls back to the CPU.'),
+  gpuLayers: z.number().int().min(-1).max(1000).default(-1)
+    .describe('Layers to offload to the GPU; -1 lets nanochat decide from free VRAM.'),
+  systemPrompt: z.string().max(20000)
+    .default('You are nanochat, a helpful assistant that runs locally inside VS Code. Answer clearly and concisely.')
+    .describe('System prompt that starts every conversation.'),
+  maxHistoryMessages: z.number().int().min(0).max(1000).default(10)
+    .describe('Most earlier messages sent with each request (the context window may hold fewer).'),
+  maxMessageLength: z.number().int().min(100).max(10_000_000).default(100_000)
+    .describe('Longest message accepted, in characters.'),
+  generationTimeoutSeconds: z.number().int().min(0).max(86400).default(300)
+    .describe('Longest a reply may take, in seconds; 0 means no limit.'),
+  idleUnloadMinutes: z.number().min(0).max(10080).default(15)
+    .describe('Unload the model after this many idle minutes to free memory; 0 keeps it loaded.'),
+} as const;
+
+export type SettingKey = keyof typeof settingsShape;
+export const settingsSchema = z.object(settingsShape);
+export type Settings = z.infer<typeof settingsSchema>;
+export const SETTINGS_SECTION = 'nanochat';
+
+export interface SettingProblem { key: SettingKey; message: string }
+
+export function defaultSettings(): Settings {
+  return settingsSchema.parse({});
+}
+
+/**
+ * Validates raw values setting by setting. An invalid value never throws: it is reported with the
+ * setting's full name and replaced by its default, and every other setting keeps its value.
+ */
+export function parseSettings(raw: Partial<Record<string, unknown>>): { settings: Settings; problems: SettingProblem[] } {
+  const settings = defaultSettings() as Record<SettingKey, unknown>;
+  const problems: SettingProblem[] = [];
+  for (const key of Object.keys(settingsShape) as SettingKey[]) {
+    const value = raw[key];
+    if (value === undefined || value === null) continue;
+    const parsed = settingsShape[key].safeParse(value);
+    if (parsed.success) {
+      settings[key] = parsed.data;
+    } else {
+      const reason = parsed.error.issues.map((i) => i.message).join('; ');
+      problems.push({
+        key,
+        message: `Setting ${SETTINGS_SECTION}.${key} has an invalid value ${JSON.stringify(value)} (${reason}); using the default ${JSON.stringify(settings[key])}.`,
+      });
+    }
+  }
+  return { settings: settings as Settings, problems };
+}
+
+/** The thread count actually used: an explicit value, or every core but one. */
+export function resolveThreads(threads: number, cores = os.availableParallelism?.() ?? os.cpus().length): number {
+  return threads > 0 ? threads : Math.max(1, cores - 1);
+}

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { ChatEngine, type ChatMessage, type ChatReply, type ReplyStats } from '../../src/core/chat';
+import { MessageTooLongError, PromptTooLongError } from '../../src/core/errors';
+import { importNodeLlamaCpp } from '../../src/core/llama';
+import { ModelManager } from '../../src/core/models';
+import type { Settings } from '../../src/core/settings';
+import { testModel } from '../support/models';
+import { testSettings } from '../support/settings';
+
+async function collect(reply: ChatReply): Promise<{ text: string; deltas: string[]; stats: ReplyStats }> {
+  const deltas: string[] = [];
+  for await (const d of reply) deltas.push(d);
+  return { text: deltas.join(''), deltas, stats: await reply.stats };
+}
+
+const user = (content: string): ChatMessage => ({ role: 'user', content });
+const assistant = (content: string): ChatMessage => ({ role: 'assistant', content });
+
+for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
+  describe(`ChatEngine on ${modelName}`, () => {
+    let settings: Settings;
+    let manager: ModelManager;
+    let chat: ChatEngine;
+
+    before(async () => {
+      settings = testSettings({ model: await testModel(modelName) });
+      manager = new ModelManager({ settings: () => settings, sequences: 2 });
+      chat = new ChatEngine(manager, () => settings);
+    });
+    after(async () => { chat.dispose(); await manager.dispose(); });
+
+    it('streams a non-empty reply, the same each time at temperature 0', async () => {
+      const a = await collect(chat.reply({ id: 'det-a', messages: [user('Once upon a time')] }));
+      const b = await collect(chat.reply({ id: 'det-b', messages: [user('Once upon a time')] }));
+      assert.ok(a.text.trim().length > 10, `reply: ${JSON.stringify(a.text)}`);
+      assert.ok(a.deltas.length > 3, 'streamed in several deltas');
+      assert.equal(a.text, b.text);
+    });
+
+    it('reports consistent stats', async () => {
+      const { stats, text } = await collect(chat.reply({ id: 'stats', messages: [user('The little dog')] }, { maxTokens: 20 }));
+      assert.equal(stats.stopReason, 'maxTokens');
+      assert.equal(stats.completionTokens, 20);
+      assert.ok(stats.promptTokens > 3 && stats.evaluatedPromptTokens <= stats.promptTokens);
+      assert.ok(stats.timeToFirstTokenMs !== undefined && stats.timeToFirstTokenMs <= stats.totalMs);
+      assert.ok(stats.tokensPerSecond > 0);
+      assert.ok(stats.model.length > 0);
+      assert.ok(text.length > 0);
+      assert.equal(stats.droppedMessages, 0);
+    });
+
+    it('cancels at once through the AbortSignal, keeps the partial text, and the next reply works', async () => {
+      const controller = new AbortController();
+      const reply = chat.reply({ id: 'cancel', messages: [user('Once upon a time')] }, { maxTokens: 1000, grammar: await endlessGrammar(manager) }, controller.signal);
+      let text = '';
+      for await (const d of reply) {
+        text += d;
+        if (text.length > 20) controller.abort();
+      }
+      const stats = await reply.stats;
+      assert.equal(stats.stopReason, 'cancelled');
+      assert.ok(text.length > 20 && stats.completionTokens < 1000, `${stats.completionTokens} tokens after abort`);
+      const next = await collect(chat.reply({ id: 'cancel', messages: [user('Once upon a time'), assistant(text), user('Tell me more')] }, { maxTokens: 10 }));
+      assert.equal(next.stats.stopReason, 'maxTokens');
+      assert.ok(next.text.length > 0);
+    });
+
+    it('stops a consumer that leaves the loop early', async () => {
+      const reply = chat.reply({ id: 'break', messages: [user('Once upon a time')] }, { maxTokens: 1000, grammar: await endlessGrammar(manager) });
+      for await (const d of reply) if (d) break;
+      const stats = await reply.stats;
+      assert.equal(stats.stopReason, 'cancelled');
+      assert.ok(stats.completionTokens < 1000);
+    });
+
+    it('ends a reply that outlasts the time budget with stop reason "timeout"', async () => {
+      const { stats, text } = await collect(chat.reply({ id: 'timeout', messages: [user('Once upon a time')] }, { maxTokens: 100000, timeoutMs: 150, grammar: await endlessGrammar(manager) }));
+      assert.equal(stats.stopReason, 'timeout');
+      assert.ok(text.length > 0);
+    });
+
+    it('streams emoji, CJK and accents byte-exactly, never splitting a character', async () => {
+      const target = 'Emoji 😀🎉👩‍💻 and CJK 你好世界 and é ñ ü ß';
+      const { LlamaGrammar } = await importNodeLlamaCpp();
+      const llama = (await manager.acquire());
+      const grammar = new LlamaGrammar(llama.model.llama, { grammar: `root ::= ${JSON.stringify(target)}` });
+      llama.dispose();
+      const { text, deltas } = await collect(chat.reply({ id: 'utf8', messages: [user('Say it')] }, { maxTokens: 200, grammar }));
+      assert.equal(text, target);
+      assert.ok(deltas.length > 5, `${deltas.length} deltas`);
+      for (const d of deltas) {
+        assert.ok(!d.includes('\uFFFD'), `delta ${JSON.stringify(d)} holds a replacement character`);
+        assert.equal(Buffer.from(d, 'utf8').toString('utf8'), d, `delta ${JSON.stringify(d)} is not well-formed`);
+        assert.ok(!/[\uD800-\uDBFF]$|^[\uDC00-\uDFFF]/.test(d), `delta ${JSON.stringify(d)} splits a surrogate pair`);
+      }
+    });
+
+    it('evaluates only the new tokens of a follow-up (KV cache reuse)', async () => {
+      const first = await collect(chat.reply({ id: 'reuse', messages: [user('Once upon a time there was a cat')] }, { maxTokens: 30 }));
+      const history = [user('Once upon a time there was a cat'), assistant(first.text), user('What did the cat do next?')];
+      const second = await collect(chat.reply({ id: 'reuse', messages: history }, { maxTokens: 10 }));
+      const fresh = await collect(chat.reply({ id: 'reuse-fresh', messages: history }, { maxTokens: 10 }));
+      // The meter counts the prompt's last token with the first generated one.
+      assert.ok(fresh.stats.evaluatedPromptTokens >= fresh.stats.promptTokens - 1, 'a new conversation evaluates its whole prompt');
+      assert.ok(second.stats.evaluatedPromptTokens < second.stats.promptTokens / 2,
+        `follow-up evaluated ${second.stats.evaluatedPromptTokens} of ${second.stats.promptTokens} prompt tokens`);
+    });
+
+    it('drops the oldest turns when the history outgrows the context, and keeps working', async () => {
+      const small = testSettings({ model: settings.model, contextSize: 512, maxHistoryMessages: 100 });
+      const smallManager = new ModelManager({ settings: () => small, sequences: 1 });
+      const smallChat = new ChatEngine(smallManager, () => small);
+      try {
+        const messages: ChatMessage[] = [];
+        for (let i = 0; i < 30; i++) messages.push(user(`Turn ${i}: the cat sat on the mat and looked at the sun.`), assistant(`Reply ${i}: the dog ran in the park.`));
+        messages.push(user('And then?'));
+        const { stats, text } = await collect(smallChat.reply({ id: 'long', messages }, { maxTokens: 32 }));
+        assert.notEqual(stats.stopReason, 'error');
+        assert.ok(stats.droppedMessages > 0 && stats.droppedMessages < 60, `dropped ${stats.droppedMessages}`);
+        assert.ok(stats.promptTokens <= 512 - 32, `prompt ${stats.promptTokens}`);
+        assert.ok(text.length > 0);
+        await assert.rejects(collect(smallChat.reply({ id: 'huge', messages: [user('word '.repeat(1000))] })), PromptTooLongError);
+      } finally {
+        smallChat.dispose();
+        await smallManager.dispose();
+      }
+    });
+
+    it('keeps only the configured number of earlier messages', async () => {
+      const messages = [user('one'), assistant('two'), user('three'), assistant('four'), user('five')];
+      const { stats } = await collect(chat.reply({ id: 'history-limit', messages }, { maxTokens: 4 }));
+      assert.equal(stats.droppedMessages, 0);
+      const saved = settings;
+      settings = { ...settings, maxHistoryMessages: 2 };
+      try {
+        const r = await collect(chat.reply({ id: 'history-limit-2', messages }, { maxTokens: 4 }));
+        assert.equal(r.stats.droppedMessages, 2);
+      } finally {
+        settings = saved;
+      }
+    });
+
+    it('rejects an over-long message with a clear error', async () => {
+      const saved = settings;
+      settings = { ...settings, maxMessageLength: 100 };
+      try {
+        const reply = chat.reply({ id: 'too-long', messages: [user('x'.repeat(101))] });
+        await assert.rejects(collect(reply), (err: unknown) => err instanceof MessageTooLongError && /101 characters.*limit is 100/.test(err.message));
+        await assert.rejects(reply.stats, MessageTooLongError);
+      } finally {
+        settings = saved;
+      }
+    });
+
+    it('generates two conversations at the same time without mixing their text', async () => {
+      const a = [user('Once upon a time')];
+      const b = [user('The big red ball')];
+      const aloneA = await collect(chat.reply({ id: 'alone-a', messages: a }, { maxTokens: 24 }));
+      const aloneB = await collect(chat.reply({ id: 'alone-b', messages: b }, { maxTokens: 24 }));
+      const [togetherA, togetherB, third] = await Promise.all([
+        collect(chat.reply({ id: 'together-a', messages: a }, { maxTokens: 24 })),
+        collect(chat.reply({ id: 'together-b', messages: b }, { maxTokens: 24 })),
+        collect(chat.reply({ id: 'together-c', messages: a }, { maxTokens: 24 })), // more conversations than sequences: waits its turn
+      ]);
+      assert.notEqual(aloneA.text, aloneB.text);
+      assert.equal(togetherA.text, aloneA.text);
+      assert.equal(togetherB.text, aloneB.text);
+      assert.equal(third.text, aloneA.text);
+    });
+  });
+}
+
+/** A grammar that never lets the model stop by itself, so limits and cancellation are what end it. */
+async function endlessGrammar(manager: ModelManager) {
+  const { LlamaGrammar } = await importNodeLlamaCpp();
+  const lease = await manager.acquire();
+  lease.dispose();
+  return new LlamaGrammar(lease.model.llama, { grammar: 'root ::= [a-z ]+' });
+}
