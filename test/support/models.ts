@@ -7,7 +7,15 @@ import { deriveChatmlModel } from './deriveChatml';
  * Finds the real test models: $NANOCHAT_TEST_MODELS, else ../shared/models beside the checkout,
  * else a cache folder filled from the files' upstream (checked against pinned sha256 values).
  */
-export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const REPO_ROOT = findRoot(typeof __dirname === 'string' ? __dirname : process.cwd());
+
+function findRoot(start: string): string {
+  for (let dir = path.resolve(start); ; dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, 'utf8')).name === 'nanochat') return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
 
 const PINNED: Record<string, { sha256: string; url?: string }> = {
   'stories260K.gguf': {

@@ -1,0 +1,46 @@
+// Bundles the extension host code (CommonJS; vscode and node-llama-cpp stay external, the latter is
+// ESM-only and loaded with a real dynamic import()) and the webview front end (browser IIFE).
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+/** @type {esbuild.BuildOptions[]} */
+const builds = [
+  {
+    entryPoints: ['src/extension.ts'],
+    outfile: 'dist/extension.js',
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['vscode', 'node-llama-cpp'],
+    sourcemap: !production,
+    minify: production,
+    logLevel: 'warning',
+  },
+];
+if (fs.existsSync('webview/main.ts')) {
+  builds.push({
+    entryPoints: ['webview/main.ts'],
+    outfile: 'dist/webview.js',
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: !production,
+    minify: production,
+    loader: { '.css': 'css' },
+    logLevel: 'warning',
+  });
+}
+
+if (watch) {
+  for (const options of builds) await (await esbuild.context(options)).watch();
+} else {
+  await Promise.all(builds.map((options) => esbuild.build(options)));
+  // esbuild must leave import('node-llama-cpp') alone: a require() of that ESM package fails in the extension host.
+  const bundle = fs.readFileSync('dist/extension.js', 'utf8');
+  if (/require\(["']node-llama-cpp["']\)/.test(bundle)) throw new Error('dist/extension.js requires node-llama-cpp instead of importing it');
+}

@@ -1,0 +1,40 @@
+import * as vscode from 'vscode';
+import { ChatEngine } from './core/chat';
+import { ModelLibrary } from './core/library';
+import { ModelManager } from './core/models';
+import { TokenCounter } from './core/tokenCounter';
+import { registerCommands } from './vscode/commands';
+import { registerLanguageModelProvider } from './vscode/lmProvider';
+import { createLog } from './vscode/log';
+import { registerParticipant } from './vscode/participant';
+import type { Services } from './vscode/services';
+import { SettingsSource } from './vscode/settings';
+import { StatusBar } from './vscode/statusBar';
+
+/** Wires the core services to the VS Code surfaces. Nothing heavy happens here: llama.cpp loads on first use. */
+export function activate(context: vscode.ExtensionContext) {
+  const started = performance.now();
+  const { channel, logger } = createLog();
+  const settings = new SettingsSource(logger);
+  const models = new ModelManager({ settings: () => settings.current, log: logger });
+  const chat = new ChatEngine(models, () => settings.current, logger);
+  const library = new ModelLibrary(context.globalState);
+  const tokens = new TokenCounter(models, logger);
+  const services: Services = { context, settings, log: logger, logChannel: channel, models, chat, library };
+
+  const participant = registerParticipant(services);
+  const statusBar = new StatusBar(services);
+  context.subscriptions.push(
+    channel, settings, library, participant, statusBar,
+    registerLanguageModelProvider(services, tokens),
+    ...registerCommands(services, tokens),
+    settings.onDidChange(() => models.onSettingsChanged()),
+    models.onDidChangeState((s) => { if (s.kind === 'ready') void library.add(s.info.path, s.info).catch(() => undefined); }),
+    { dispose: () => { chat.dispose(); void tokens.dispose(); void models.dispose(); } },
+  );
+  logger.info(`nanochat activated in ${Math.round(performance.now() - started)} ms.`);
+  // The surface tests and other extensions use.
+  return { services, statusBar, participant, tokens };
+}
+
+export function deactivate() {}

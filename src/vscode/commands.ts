@@ -1,0 +1,112 @@
+import * as vscode from 'vscode';
+import { ModelFileError, errorMessage } from '../core/errors';
+import { checkModelFile, formatBytes } from '../core/ggufCheck';
+import type { TokenCounter } from '../core/tokenCounter';
+import { knownModels } from './lmProvider';
+import { COMMANDS, type Services } from './services';
+
+/** Palette commands (category "Nanochat"). Each returns a value so tests and other extensions can use it. */
+export function registerCommands(services: Services, tokens: TokenCounter): vscode.Disposable[] {
+  const { models, log, logChannel } = services;
+  const notYet = (what: string, issue: string) => () => {
+    void vscode.window.showInformationMessage(`${what} is not available in this version of nanochat yet (${issue}). Use "Nanochat: Use Local GGUF File…" meanwhile.`);
+    return undefined;
+  };
+
+  /** Checks a file, registers it, selects it and loads it in the background. */
+  const useModelFile = async (filePath: string): Promise<string | undefined> => {
+    try {
+      const info = await checkModelFile(filePath);
+      await services.library.add(filePath, info);
+      await services.settings.update('model', filePath);
+      await services.library.touch(filePath);
+      log.info(`Selected ${info.name} (${filePath}).`);
+      void models.load(filePath).catch(() => undefined);
+      return filePath;
+    } catch (err) {
+      const message = err instanceof ModelFileError ? err.message : `Cannot use ${filePath}: ${errorMessage(err)}`;
+      log.warn(message);
+      void vscode.window.showErrorMessage(message);
+      return undefined;
+    }
+  };
+
+  return [
+    vscode.commands.registerCommand(COMMANDS.useLocal, async (filePath?: string) => {
+      if (typeof filePath !== 'string') {
+        const picked = await vscode.window.showOpenDialog({
+          canSelectMany: false, openLabel: 'Use this model', title: 'Choose a GGUF model file',
+          filters: { 'GGUF models': ['gguf'], 'All files': ['*'] },
+        });
+        if (!picked?.[0]) return undefined;
+        filePath = picked[0].fsPath;
+      }
+      return useModelFile(filePath);
+    }),
+
+    vscode.commands.registerCommand(COMMANDS.select, async () => {
+      const current = models.selectedPath;
+      type Item = vscode.QuickPickItem & { run: () => Thenable<unknown> | unknown };
+      const items: Item[] = knownModels(services).map((m) => ({
+        label: `${m.path === current ? '$(check) ' : ''}${m.name}`,
+        description: `${formatBytes(m.sizeBytes)} · ${m.architecture}`,
+        detail: m.path,
+        run: () => useModelFile(m.path),
+      }));
+      items.push(
+        { label: '$(folder-opened) Use Local GGUF File…', run: () => vscode.commands.executeCommand(COMMANDS.useLocal) },
+        { label: '$(cloud-download) Download Model…', run: () => vscode.commands.executeCommand(COMMANDS.download) },
+      );
+      const choice = await vscode.window.showQuickPick(items, { title: 'Nanochat: Select Model', placeHolder: 'Model to chat with' });
+      return choice?.run();
+    }),
+
+    vscode.commands.registerCommand(COMMANDS.unload, async () => {
+      await models.unload('user');
+      return models.state.kind;
+    }),
+
+    vscode.commands.registerCommand(COMMANDS.countTokens, async () => {
+      const editor = vscode.window.activeTextEditor;
+      if (!editor) { void vscode.window.showInformationMessage('Open a file or select text to count its tokens.'); return undefined; }
+      const modelPath = models.selectedPath;
+      if (!modelPath) { void vscode.window.showWarningMessage('Select a model first: token counts depend on its tokenizer.', 'Select Model…').then((c) => c && vscode.commands.executeCommand(COMMANDS.select)); return undefined; }
+      const scope = editor.selection.isEmpty ? 'document' : 'selection';
+      const text = editor.document.getText(editor.selection.isEmpty ? undefined : editor.selection);
+      try {
+        const count = await tokens.count(modelPath, text);
+        const state = models.state;
+        const contextSize = state.kind === 'ready' ? state.info.contextSize : services.settings.current.contextSize;
+        const result = { tokens: count, characters: text.length, scope, contextSize, engine: tokens.engine };
+        void vscode.window.showInformationMessage(
+          `${count.toLocaleString()} tokens in the ${scope} · ${count ? (text.length / count).toFixed(2) : '0'} characters per token · ${(100 * count / contextSize).toFixed(1)}% of the ${contextSize}-token context`);
+        return result;
+      } catch (err) {
+        void vscode.window.showErrorMessage(`Cannot count tokens: ${errorMessage(err)}`);
+        return undefined;
+      }
+    }),
+
+    vscode.commands.registerCommand(COMMANDS.showLogs, () => logChannel.show(true)),
+    vscode.commands.registerCommand(COMMANDS.download, notYet('Downloading models', 'issue #5')),
+    vscode.commands.registerCommand(COMMANDS.bench, notYet('The full benchmark report', 'issue #7; "@nanochat /bench" runs a quick one')),
+    vscode.commands.registerCommand(COMMANDS.openPanel, notYet('The chat panel', 'issue #4; use @nanochat in the Chat view')),
+
+    vscode.commands.registerCommand(COMMANDS.statusMenu, async () => {
+      const state = models.state;
+      type Item = vscode.QuickPickItem & { command: string };
+      const items: Item[] = [
+        { label: '$(comment-discussion) Open Chat Panel', command: COMMANDS.openPanel },
+        { label: '$(list-selection) Select Model…', command: COMMANDS.select },
+        { label: '$(cloud-download) Download Model…', command: COMMANDS.download },
+        { label: '$(folder-opened) Use Local GGUF File…', command: COMMANDS.useLocal },
+        ...(state.kind === 'ready' ? [{ label: '$(debug-stop) Unload Model', command: COMMANDS.unload }] : []),
+        { label: '$(symbol-number) Count Tokens', command: COMMANDS.countTokens },
+        { label: '$(dashboard) Run Benchmark', command: COMMANDS.bench },
+        { label: '$(output) Show Logs', command: COMMANDS.showLogs },
+      ];
+      const choice = await vscode.window.showQuickPick(items, { title: 'Nanochat' });
+      if (choice) await vscode.commands.executeCommand(choice.command);
+    }),
+  ];
+}

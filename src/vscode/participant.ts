@@ -1,0 +1,219 @@
+import * as vscode from 'vscode';
+import type { ChatMessage, ReplyStats } from '../core/chat';
+import { Emitter } from '../core/events';
+import { NanochatError, NoModelError, errorMessage } from '../core/errors';
+import { formatBytes } from '../core/ggufCheck';
+import { COMMANDS, type Services } from './services';
+import { collectReferences } from './references';
+
+export const PARTICIPANT_ID = 'nanochat.chat';
+
+export interface HandledRequest { prompt: string; command?: string; text: string; stats?: ReplyStats; error?: string }
+
+/** @nanochat: streams the local model's reply into the Chat view, with slash commands. */
+export function registerParticipant(services: Services): { participant: vscode.ChatParticipant; handler: vscode.ChatRequestHandler; onDidHandle: vscode.Event<HandledRequest> } & vscode.Disposable {
+  const handled = new Emitter<HandledRequest>();
+  const handler: vscode.ChatRequestHandler = async (request, context, stream, token) => {
+    let text = '';
+    const sink = { markdown: (s: string) => { text += s; stream.markdown(s); } };
+    try {
+      switch (request.command) {
+        case 'model': await describeModel(services, stream); break;
+        case 'tokens': await countPromptTokens(services, request, stream); break;
+        case 'bench': await quickBench(services, stream, token); break;
+        default: {
+          const stats = await answer(services, request, context, stream, sink, token);
+          handled.fire({ prompt: request.prompt, command: request.command, text, stats });
+          return { metadata: { stats } };
+        }
+      }
+      handled.fire({ prompt: request.prompt, command: request.command, text });
+      return {};
+    } catch (err) {
+      const message = errorMessage(err);
+      if (!(err instanceof NanochatError)) services.log.error(err instanceof Error ? err : message);
+      explainFailure(stream, err);
+      handled.fire({ prompt: request.prompt, command: request.command, text, error: message });
+      return { errorDetails: err instanceof NanochatError ? undefined : { message } };
+    }
+  };
+  const participant = vscode.chat.createChatParticipant(PARTICIPANT_ID, handler);
+  participant.iconPath = vscode.Uri.joinPath(services.context.extensionUri, 'media', 'nanochat.png');
+  participant.followupProvider = {
+    provideFollowups(result) {
+      const stats = (result.metadata as { stats?: ReplyStats } | undefined)?.stats;
+      const followups: vscode.ChatFollowup[] = [];
+      if (stats?.stopReason === 'maxTokens') followups.push({ prompt: 'Continue', label: 'Continue the answer' });
+      if (stats) followups.push({ prompt: '', command: 'tokens', label: 'Count tokens of this prompt' });
+      return followups;
+    },
+  };
+  return {
+    participant, handler, onDidHandle: handled.event,
+    dispose: () => { participant.dispose(); handled.dispose(); },
+  };
+}
+
+async function answer(services: Services, request: vscode.ChatRequest, context: vscode.ChatContext,
+  stream: vscode.ChatResponseStream, sink: { markdown(s: string): void }, token: vscode.CancellationToken): Promise<ReplyStats | undefined> {
+  const settings = services.settings.current;
+  if (!services.models.selectedPath) throw new NoModelError();
+  if (services.models.state.kind !== 'ready') stream.progress('Loading model…');
+  const lease = await services.models.acquire();
+  try {
+    const references = await collectReferences(request, lease.model.model.tokenizer, Math.floor(lease.model.info.contextSize / 3));
+    let prompt = request.prompt.trim();
+    if (request.command === 'explain') {
+      if (!references.text) {
+        sink.markdown('Select some code in an editor, or reference a file with `#file`, and ask again with `/explain`.');
+        return undefined;
+      }
+      prompt = `Explain what the following code does, step by step.${prompt ? ` ${prompt}` : ''}`;
+    }
+    const content = references.text ? `${prompt}\n\n${references.text}` : prompt;
+    const messages: ChatMessage[] = [...historyOf(context, settings.maxHistoryMessages), { role: 'user', content }];
+    for (const ref of references.used) stream.reference(ref);
+    const controller = new AbortController();
+    const cancel = token.onCancellationRequested(() => controller.abort());
+    try {
+      const reply = services.chat.reply({ id: conversationKey(context, request), messages }, {}, controller.signal);
+      for await (const delta of reply) sink.markdown(delta);
+      const stats = await reply.stats;
+      if (stats.stopReason === 'error') sink.markdown(`\n\n*The model stopped with an error: ${stats.error}*`);
+      stream.markdown(`\n\n*${footer(stats)}*`);
+      return stats;
+    } finally {
+      cancel.dispose();
+    }
+  } finally {
+    lease.dispose();
+  }
+}
+
+/** One sequence per chat thread: the first prompt identifies it, so follow-ups reuse its KV cache. */
+function conversationKey(context: vscode.ChatContext, request: vscode.ChatRequest): string {
+  const first = context.history.find((t): t is vscode.ChatRequestTurn => t instanceof vscode.ChatRequestTurn);
+  return `chat-view:${first?.prompt ?? request.prompt}`.slice(0, 200);
+}
+
+function historyOf(context: vscode.ChatContext, limit: number): ChatMessage[] {
+  const messages: ChatMessage[] = [];
+  for (const turn of context.history) {
+    if (turn instanceof vscode.ChatRequestTurn) {
+      if (turn.participant === PARTICIPANT_ID) messages.push({ role: 'user', content: turn.prompt });
+    } else if (turn instanceof vscode.ChatResponseTurn && turn.participant === PARTICIPANT_ID) {
+      const text = turn.response
+        .map((part) => (part instanceof vscode.ChatResponseMarkdownPart ? part.value.value : ''))
+        .join('')
+        .replace(/\n\n\*[^*\n]*tok\/s[^*\n]*\*$/, '');
+      if (text) messages.push({ role: 'assistant', content: text });
+    }
+  }
+  return limit > 0 ? messages.slice(-limit) : [];
+}
+
+export function footer(stats: ReplyStats): string {
+  const parts = [`${stats.completionTokens} tokens`, `${stats.tokensPerSecond.toFixed(1)} tok/s`];
+  if (stats.timeToFirstTokenMs !== undefined) parts.push(`first token ${stats.timeToFirstTokenMs} ms`);
+  if (stats.stopReason === 'maxTokens') parts.push('stopped at max tokens');
+  if (stats.stopReason === 'cancelled') parts.push('stopped');
+  if (stats.stopReason === 'timeout') parts.push('stopped at the time limit');
+  if (stats.droppedMessages > 0) parts.push(`${stats.droppedMessages} older messages left out`);
+  parts.push(stats.model);
+  return parts.join(' · ');
+}
+
+function explainFailure(stream: vscode.ChatResponseStream, err: unknown): void {
+  if (err instanceof NoModelError) {
+    stream.markdown('**No model yet.** nanochat runs a small language model on this machine, with no account and no network once the model is on disk. Download one, or use a GGUF file you already have.');
+  } else {
+    stream.markdown(`**nanochat could not answer.** ${errorMessage(err)}`);
+  }
+  stream.button({ command: COMMANDS.download, title: 'Download a model' });
+  stream.button({ command: COMMANDS.useLocal, title: 'Use a local GGUF file…' });
+  if (!(err instanceof NoModelError)) stream.button({ command: COMMANDS.showLogs, title: 'Show logs' });
+}
+
+async function describeModel(services: Services, stream: vscode.ChatResponseStream): Promise<void> {
+  const state = services.models.state;
+  if (state.kind === 'ready') {
+    const i = state.info;
+    stream.markdown([
+      `**${i.name}** is loaded.\n`,
+      '| | |', '|---|---|',
+      `| File | \`${i.path}\` |`,
+      `| Size | ${formatBytes(i.sizeBytes)} |`,
+      `| Architecture | ${i.architecture}${i.parameters ? `, ${formatCount(i.parameters)} parameters` : ''} |`,
+      `| Context | ${i.contextSize} tokens (trained for ${i.trainContextSize ?? '?'}) |`,
+      `| Threads | ${i.threads} |`,
+      `| Backend | ${i.backend}${i.backend === 'cpu' ? '' : ` (${i.gpuLayers}/${i.totalLayers} layers offloaded)`} |`,
+      `| Load time | ${i.loadMs} ms |`, '',
+    ].join('\n'));
+  } else if (state.kind === 'error') {
+    stream.markdown(`The model could not be loaded: ${state.error.message}\n`);
+  } else if (state.kind === 'loading') {
+    stream.markdown(`Loading **${state.name}** (${Math.round(state.progress * 100)}%).\n`);
+  } else {
+    const selected = services.models.selectedPath;
+    stream.markdown(selected ? `\`${selected}\` is selected and loads with the next message.\n` : 'No model is selected.\n');
+  }
+  stream.button({ command: COMMANDS.select, title: 'Switch model…' });
+  stream.button({ command: COMMANDS.download, title: 'Download a model…' });
+}
+
+async function countPromptTokens(services: Services, request: vscode.ChatRequest, stream: vscode.ChatResponseStream): Promise<void> {
+  if (!services.models.selectedPath) throw new NoModelError();
+  const lease = await services.models.acquire();
+  try {
+    const tokenizer = lease.model.model.tokenizer;
+    const references = await collectReferences(request, tokenizer, Number.MAX_SAFE_INTEGER);
+    const rows = [['Prompt', request.prompt], ...references.parts.map((p) => [p.label, p.text])].filter(([, t]) => t.length > 0);
+    if (rows.length === 0) {
+      stream.markdown('Nothing to count: type some text after `/tokens`, select code, or reference a file with `#file`.');
+      return;
+    }
+    const counted = rows.map(([label, t]) => ({ label, chars: t.length, tokens: tokenizer(t, false).length }));
+    const total = counted.reduce((n, r) => n + r.tokens, 0);
+    stream.markdown([
+      `| Source | Tokens | Characters |`, '|---|---:|---:|',
+      ...counted.map((r) => `| ${r.label} | ${r.tokens} | ${r.chars} |`),
+      `| **Total** | **${total}** | ${counted.reduce((n, r) => n + r.chars, 0)} |`, '',
+      `${(100 * total / lease.model.info.contextSize).toFixed(1)}% of the ${lease.model.info.contextSize}-token context, counted with the tokenizer of ${lease.model.info.name} (llama.cpp).`,
+    ].join('\n'));
+  } finally {
+    lease.dispose();
+  }
+}
+
+async function quickBench(services: Services, stream: vscode.ChatResponseStream, token: vscode.CancellationToken): Promise<void> {
+  if (!services.models.selectedPath) throw new NoModelError();
+  stream.progress('Running a quick benchmark…');
+  const controller = new AbortController();
+  const cancel = token.onCancellationRequested(() => controller.abort());
+  try {
+    const runs: ReplyStats[] = [];
+    for (let i = 0; i < 3 && !token.isCancellationRequested; i++) {
+      const reply = services.chat.reply({ id: `bench-${i}`, messages: [{ role: 'user', content: 'Write a short story about a robot.' }] },
+        { maxTokens: 64, temperature: 0, seed: 1 }, controller.signal);
+      for await (const _ of reply) { /* drain */ }
+      runs.push(await reply.stats);
+      services.chat.forget(`bench-${i}`);
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    const state = services.models.state;
+    stream.markdown([
+      `| Measure (median of ${runs.length}) | Value |`, '|---|---:|',
+      `| Time to first token | ${median(runs.map((r) => r.timeToFirstTokenMs ?? 0))} ms |`,
+      `| Generation | ${median(runs.map((r) => r.tokensPerSecond)).toFixed(1)} tok/s |`,
+      `| Prompt | ${median(runs.map((r) => r.promptTokens))} tokens |`,
+      ...(state.kind === 'ready' ? [`| Model load | ${state.info.loadMs} ms |`, `| Threads / backend | ${state.info.threads} / ${state.info.backend} |`] : []),
+      '', '*Run "Nanochat: Run Benchmark" for the full report.*',
+    ].join('\n'));
+  } finally {
+    cancel.dispose();
+  }
+}
+
+function formatCount(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${Math.round(n / 1e3)}K`;
+}

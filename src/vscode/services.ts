@@ -1,0 +1,29 @@
+import type * as vscode from 'vscode';
+import type { ChatEngine } from '../core/chat';
+import type { ModelLibrary } from '../core/library';
+import type { Logger } from '../core/log';
+import type { ModelManager } from '../core/models';
+import type { SettingsSource } from './settings';
+
+/** The core services every adapter is a view of. */
+export interface Services {
+  readonly context: vscode.ExtensionContext;
+  readonly settings: SettingsSource;
+  readonly log: Logger;
+  readonly logChannel: vscode.LogOutputChannel;
+  readonly models: ModelManager;
+  readonly chat: ChatEngine;
+  readonly library: ModelLibrary;
+}
+
+export const COMMANDS = {
+  openPanel: 'nanochat.openChatPanel',
+  download: 'nanochat.downloadModel',
+  useLocal: 'nanochat.useLocalModel',
+  select: 'nanochat.selectModel',
+  unload: 'nanochat.unloadModel',
+  countTokens: 'nanochat.countTokens',
+  bench: 'nanochat.runBenchmark',
+  showLogs: 'nanochat.showLogs',
+  statusMenu: 'nanochat.statusMenu',
+} as const;

@@ -1,0 +1,70 @@
+import * as vscode from 'vscode';
+import type { ChatActivity } from '../core/chat';
+import { formatBytes } from '../core/ggufCheck';
+import type { ModelState } from '../core/models';
+import { COMMANDS, type Services } from './services';
+
+export interface StatusView { text: string; tooltip: string; error: boolean }
+
+/** What the status bar shows for a model state and generation activity (pure, so tests can check it). */
+export function statusView(state: ModelState, activity: ChatActivity): StatusView {
+  if (activity.generating > 0 && state.kind === 'ready') {
+    const rate = activity.tokensPerSecond ? ` ${activity.tokensPerSecond.toFixed(0)} tok/s` : '';
+    return { text: `$(sync~spin) Nanochat: generating${rate}`, tooltip: `${state.info.name} is generating`, error: false };
+  }
+  switch (state.kind) {
+    case 'none':
+      return { text: '$(circle-slash) Nanochat: no model', tooltip: 'No model selected. Click to download one or choose a GGUF file.', error: false };
+    case 'loading':
+      return { text: `$(loading~spin) Nanochat: loading ${Math.round(state.progress * 100)}%`, tooltip: `Loading ${state.name}`, error: false };
+    case 'ready': {
+      const i = state.info;
+      return {
+        text: `$(hubot) ${i.name}`,
+        tooltip: [`${i.name} — ready`, i.path, `${formatBytes(i.sizeBytes)} · context ${i.contextSize} · ${i.threads} threads · ${i.backend}${i.backend === 'cpu' ? '' : ` (${i.gpuLayers}/${i.totalLayers} layers)`}`].join('\n'),
+        error: false,
+      };
+    }
+    case 'error':
+      return { text: '$(error) Nanochat: error', tooltip: state.error.message, error: true };
+    case 'unloaded':
+      return { text: `$(debug-pause) ${state.name} (unloaded)`, tooltip: `${state.name} was unloaded${state.reason === 'idle' ? ' after being idle' : ''}; it loads again with the next message.`, error: false };
+  }
+}
+
+/** The status-bar item: a view of the core's model state and chat activity. */
+export class StatusBar implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('nanochat.status', vscode.StatusBarAlignment.Right, 100);
+  private activity: ChatActivity = { generating: 0 };
+  private readonly subscriptions: vscode.Disposable[] = [];
+  /** Every text shown, in order (tests read the transitions). */
+  readonly history: string[] = [];
+
+  constructor(private readonly services: Services) {
+    this.item.name = 'Nanochat';
+    this.item.command = COMMANDS.statusMenu;
+    this.subscriptions.push(
+      services.models.onDidChangeState(() => this.render()),
+      services.chat.onDidChangeActivity((a) => { this.activity = a; this.render(); }),
+    );
+    this.render();
+    this.item.show();
+  }
+
+  get text(): string { return this.item.text; }
+
+  private render(): void {
+    const view = statusView(this.services.models.state, this.activity);
+    if (view.text === this.item.text) return;
+    this.item.text = view.text;
+    this.item.tooltip = view.tooltip;
+    this.item.backgroundColor = view.error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    this.history.push(view.text);
+    if (this.history.length > 200) this.history.shift();
+  }
+
+  dispose(): void {
+    this.subscriptions.forEach((s) => s.dispose());
+    this.item.dispose();
+  }
+}

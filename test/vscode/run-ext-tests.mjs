@@ -1,0 +1,38 @@
+// Runs the mocha suites inside the real VS Code extension host through @vscode/test-electron's runTests,
+// with code-server standing in for desktop VS Code (which cannot be downloaded here). On a machine with
+// internet, NANOCHAT_DESKTOP_VSCODE=1 runs the same suites in downloaded desktop VS Code instead.
+import { runTests } from '@vscode/test-electron';
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { testModel } from '../support/models.ts';
+import { hostEnv } from './host.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+await esbuild.build({
+  entryPoints: { suite: 'test/vscode/suite/index.ts' }, outdir: 'out/test', bundle: true, platform: 'node', format: 'cjs',
+  target: 'node20', external: ['vscode', 'mocha', 'node-llama-cpp'], sourcemap: true, logLevel: 'warning', absWorkingDir: root,
+});
+const model = await testModel('stories260K.gguf');
+const settings = { 'nanochat.model': model, 'nanochat.threads': 1, 'nanochat.gpu': 'off', 'nanochat.temperature': 0, 'nanochat.maxTokens': 48, 'nanochat.contextSize': 1024 };
+const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-ws-'));
+fs.writeFileSync(path.join(workspace, 'sample.py'), 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n');
+
+const desktop = process.env.NANOCHAT_DESKTOP_VSCODE === '1';
+const env = desktop ? {} : hostEnv({ install: true });
+try {
+  await runTests({
+    ...(desktop ? {} : { vscodeExecutablePath: path.join(root, 'test', 'vscode', 'code-server-test-host.js') }),
+    extensionDevelopmentPath: root,
+    extensionTestsPath: path.join(root, 'out', 'test', 'suite.js'),
+    launchArgs: [workspace],
+    extensionTestsEnv: { ...env, NANOCHAT_TEST_SETTINGS: JSON.stringify(settings), NANOCHAT_TEST_MODEL: model },
+  });
+} catch (err) {
+  console.error('Extension host tests failed:', err.message ?? err);
+  process.exitCode = 1;
+} finally {
+  fs.rmSync(workspace, { recursive: true, force: true });
+}

@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as vscode from 'vscode';
+import type { activate } from '../../../src/extension';
+import type { HandledRequest } from '../../../src/vscode/participant';
+import { writeBadFiles } from '../../support/badFiles';
+
+type Api = ReturnType<typeof activate>;
+
+/** A ChatResponseStream that records what the participant writes. */
+function recordingStream() {
+  const markdown: string[] = [];
+  const buttons: vscode.Command[] = [];
+  const progress: string[] = [];
+  const stream = {
+    markdown: (v: string | vscode.MarkdownString) => { markdown.push(typeof v === 'string' ? v : v.value); },
+    button: (c: vscode.Command) => { buttons.push(c); },
+    progress: (v: string) => { progress.push(v); },
+    reference: () => {}, anchor: () => {}, filetree: () => {}, push: () => {},
+  } as unknown as vscode.ChatResponseStream;
+  return { stream, markdown, buttons, progress, text: () => markdown.join('') };
+}
+
+function request(prompt: string, command?: string, references: vscode.ChatPromptReference[] = []): vscode.ChatRequest {
+  return { prompt, command, references, toolReferences: [], toolInvocationToken: undefined, model: undefined } as unknown as vscode.ChatRequest;
+}
+
+const token = () => new vscode.CancellationTokenSource().token;
+
+export function defineExtensionTests(): void {
+  describe('nanochat in the real VS Code extension host', () => {
+    let api: Api;
+    const model = process.env.NANOCHAT_TEST_MODEL!;
+
+    before(async () => {
+      const ext = vscode.extensions.getExtension<Api>('nanochat.nanochat');
+      assert.ok(ext, 'the extension is installed');
+      api = await ext.activate();
+      console.log(`VS Code ${vscode.version}, ${vscode.env.appName}, node ${process.version}`);
+    });
+
+    it('activates without loading the model, and registers its commands', async () => {
+      assert.ok(model && fs.existsSync(model), `fixture model ${model}`);
+      assert.equal(api.services.settings.current.model, model);
+      assert.equal(api.participant.participant.id, 'nanochat.chat');
+      const commands = await vscode.commands.getCommands(true);
+      for (const c of ['openChatPanel', 'downloadModel', 'useLocalModel', 'selectModel', 'unloadModel', 'countTokens', 'runBenchmark', 'showLogs']) {
+        assert.ok(commands.includes(`nanochat.${c}`), `command nanochat.${c}`);
+      }
+      assert.match(api.statusBar.history[0], /Nanochat/);
+    });
+
+    it('offers the local model through vscode.lm and streams real model text', async () => {
+      const models = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      assert.ok(models.length >= 1, `got ${models.length} models`);
+      const chat = models[0];
+      assert.equal(chat.vendor, 'nanochat');
+      assert.ok(chat.maxInputTokens > 100 && chat.maxInputTokens <= 1024, `maxInputTokens ${chat.maxInputTokens}`);
+      const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Once upon a time')], {}, token());
+      let text = '';
+      let chunks = 0;
+      for await (const t of response.text) { text += t; chunks++; }
+      assert.ok(text.trim().length > 20 && chunks > 3, `streamed ${chunks} chunks: ${JSON.stringify(text)}`);
+      assert.equal(api.services.models.state.kind, 'ready');
+      assert.ok(api.statusBar.history.some((t) => /loading/.test(t)), `status bar: ${api.statusBar.history.join(' | ')}`);
+      assert.ok(api.statusBar.history.some((t) => /generating/.test(t)), `status bar: ${api.statusBar.history.join(' | ')}`);
+      assert.match(api.statusBar.text, /hubot/);
+      const count = await chat.countTokens('Once upon a time');
+      const exact = api.services.models.model!.model.tokenize('Once upon a time', false).length;
+      assert.equal(count, exact);
+    });
+
+    it('stops generating when the request is cancelled', async () => {
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const source = new vscode.CancellationTokenSource();
+      const long = { ...api.services.settings.current };
+      await vscode.workspace.getConfiguration('nanochat').update('maxTokens', 2000, vscode.ConfigurationTarget.Global);
+      try {
+        const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Once upon a time there was a dragon')], {}, source.token);
+        let text = '';
+        for await (const t of response.text) {
+          text += t;
+          if (text.length > 30) source.cancel();
+        }
+        const outputTokens = api.services.models.model!.model.tokenize(text, false).length;
+        assert.ok(outputTokens < 1500, `${outputTokens} tokens came after cancelling`);
+      } catch (err) {
+        assert.ok(err instanceof vscode.CancellationError || /cancel/i.test(String(err)), String(err));
+      } finally {
+        await vscode.workspace.getConfiguration('nanochat').update('maxTokens', long.maxTokens, vscode.ConfigurationTarget.Global);
+      }
+      // The next request works normally.
+      const again = await chat.sendRequest([vscode.LanguageModelChatMessage.User('The cat')], {}, token());
+      let text = '';
+      for await (const t of again.text) text += t;
+      assert.ok(text.length > 0);
+    });
+
+    it('answers "@nanochat Once upon a time" sent through the real Chat view', async () => {
+      const handled = new Promise<HandledRequest>((resolve) => {
+        const sub = api.participant.onDidHandle((h) => { if (h.prompt.includes('Once upon a time')) { sub.dispose(); resolve(h); } });
+      });
+      let result: HandledRequest | 'timeout' = 'timeout';
+      for (let attempt = 0; attempt < 10 && result === 'timeout'; attempt++) {
+        // The workbench selects a model asynchronously; the first tries can fail with "Language model unavailable".
+        await vscode.commands.executeCommand('workbench.action.chat.open', { query: '@nanochat Once upon a time' });
+        result = await Promise.race([handled, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))]);
+      }
+      assert.notEqual(result, 'timeout', 'the participant never got the request');
+      const h = result as HandledRequest;
+      assert.equal(h.error, undefined);
+      assert.ok(h.text.trim().length > 20, `reply ${JSON.stringify(h.text)}`);
+      assert.ok(h.stats && h.stats.completionTokens > 0);
+    });
+
+    it('streams through the participant handler with a footer, and cancels', async () => {
+      const rec = recordingStream();
+      const result = await api.participant.handler(request('Once upon a time'), { history: [] } as vscode.ChatContext, rec.stream, token());
+      assert.ok(rec.markdown.length > 3, 'streamed in several parts');
+      assert.match(rec.text(), /\*\d+ tokens · [\d.]+ tok\/s/);
+      assert.ok((result as vscode.ChatResult).metadata?.stats);
+
+      const source = new vscode.CancellationTokenSource();
+      const rec2 = recordingStream();
+      await vscode.workspace.getConfiguration('nanochat').update('maxTokens', 2000, vscode.ConfigurationTarget.Global);
+      try {
+        const origMarkdown = rec2.stream.markdown;
+        let seen = 0;
+        (rec2.stream as { markdown: unknown }).markdown = (v: string) => { origMarkdown(v); if (++seen === 5) source.cancel(); };
+        const r = await api.participant.handler(request('Once upon a time there was a dragon'), { history: [] } as vscode.ChatContext, rec2.stream, source.token);
+        const stats = (r as vscode.ChatResult).metadata?.stats;
+        assert.equal(stats.stopReason, 'cancelled');
+        assert.ok(stats.completionTokens < 2000);
+      } finally {
+        await vscode.workspace.getConfiguration('nanochat').update('maxTokens', 48, vscode.ConfigurationTarget.Global);
+      }
+    });
+
+    it('answers /model, /tokens and /bench', async () => {
+      const model = recordingStream();
+      await api.participant.handler(request('', 'model'), { history: [] } as vscode.ChatContext, model.stream, token());
+      assert.match(model.text(), /is loaded[\s\S]*\| Context \| \d+ tokens[\s\S]*\| Threads \| 1 \|[\s\S]*\| Backend \| cpu/);
+      assert.ok(model.buttons.some((b) => b.command === 'nanochat.selectModel'));
+
+      const tokens = recordingStream();
+      await api.participant.handler(request('Once upon a time', 'tokens'), { history: [] } as vscode.ChatContext, tokens.stream, token());
+      const expected = api.services.models.model!.model.tokenize('Once upon a time', false).length;
+      assert.match(tokens.text(), new RegExp(`\\| Prompt \\| ${expected} \\| 16 \\|`));
+
+      const bench = recordingStream();
+      await api.participant.handler(request('', 'bench'), { history: [] } as vscode.ChatContext, bench.stream, token());
+      assert.match(bench.text(), /Time to first token \| \d+ ms[\s\S]*Generation \| [\d.]+ tok\/s/);
+    });
+
+    it('explains the selected code with /explain', async () => {
+      const folder = vscode.workspace.workspaceFolders![0].uri;
+      const doc = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder, 'sample.py'));
+      const editor = await vscode.window.showTextDocument(doc);
+      editor.selection = new vscode.Selection(0, 0, 2, 16);
+      const rec = recordingStream();
+      const r = await api.participant.handler(request('', 'explain'), { history: [] } as vscode.ChatContext, rec.stream, token());
+      const stats = (r as vscode.ChatResult).metadata?.stats;
+      assert.ok(stats && stats.promptTokens > 30, 'the selection went into the prompt');
+      const counted = await vscode.commands.executeCommand<{ tokens: number; scope: string }>('nanochat.countTokens');
+      assert.equal(counted.scope, 'selection');
+      assert.equal(counted.tokens, api.services.models.model!.model.tokenize(doc.getText(editor.selection), false).length);
+    });
+
+    it('switches model, unloads, and gives a friendly answer for a missing or corrupt model', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-ext-bad-'));
+      try {
+        const bad = writeBadFiles(dir, model);
+        const truncated = bad.find((b) => b.name === 'truncated-at-20000.gguf')!.file;
+        assert.equal(await vscode.commands.executeCommand('nanochat.useLocalModel', truncated), undefined, 'a corrupt file is refused');
+        assert.equal(api.services.settings.current.model, model, 'the refused file was not selected');
+
+        await vscode.workspace.getConfiguration('nanochat').update('model', truncated, vscode.ConfigurationTarget.Global);
+        await api.services.models.unload('user');
+        for (const prompt of ['Hello', 'Hello again']) {
+          const rec = recordingStream();
+          await api.participant.handler(request(prompt), { history: [] } as vscode.ChatContext, rec.stream, token());
+          assert.match(rec.text(), /could not answer.*truncated/);
+          assert.doesNotMatch(rec.text(), /\n\s+at /, 'no stack trace');
+          assert.deepEqual(rec.buttons.map((b) => b.command), ['nanochat.downloadModel', 'nanochat.useLocalModel', 'nanochat.showLogs']);
+        }
+        assert.match(api.statusBar.text, /error/);
+
+        await vscode.workspace.getConfiguration('nanochat').update('model', path.join(dir, 'nope.gguf'), vscode.ConfigurationTarget.Global);
+        const missing = recordingStream();
+        await api.participant.handler(request('Hello'), { history: [] } as vscode.ChatContext, missing.stream, token());
+        assert.match(missing.text(), /No model file at/);
+
+        await vscode.workspace.getConfiguration('nanochat').update('model', '', vscode.ConfigurationTarget.Global);
+        const none = recordingStream();
+        await api.participant.handler(request('Hello'), { history: [] } as vscode.ChatContext, none.stream, token());
+        assert.match(none.text(), /No model yet/);
+
+        const chatml = path.join(path.dirname(model), 'stories260K-chatml.gguf');
+        assert.equal(await vscode.commands.executeCommand('nanochat.useLocalModel', chatml), chatml);
+        const rec = recordingStream();
+        await api.participant.handler(request('Once upon a time'), { history: [] } as vscode.ChatContext, rec.stream, token());
+        assert.match(rec.text(), /stories260K-chatml/);
+        assert.equal(await vscode.commands.executeCommand('nanochat.unloadModel'), 'unloaded');
+        assert.match(api.statusBar.text, /unloaded/);
+        const listed = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+        assert.ok(listed.some((m) => m.name === 'stories260K-chatml'), `models: ${listed.map((m) => m.name).join(', ')}`);
+      } finally {
+        await vscode.workspace.getConfiguration('nanochat').update('model', model, vscode.ConfigurationTarget.Global);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('falls back to the default for an invalid setting', async () => {
+      await vscode.workspace.getConfiguration('nanochat').update('temperature', 'hot', vscode.ConfigurationTarget.Global);
+      try {
+        assert.equal(api.services.settings.current.temperature, 0.7);
+      } finally {
+        await vscode.workspace.getConfiguration('nanochat').update('temperature', 0, vscode.ConfigurationTarget.Global);
+      }
+      assert.equal(api.services.settings.current.temperature, 0);
+    });
+  });
+}
