@@ -103,7 +103,9 @@ export async function checkModelFile(filePath: string, options: CheckOptions = {
   info = info!;
 
   const architecture = String(info.metadata?.general?.architecture ?? '');
-  const name = String(info.metadata?.general?.name ?? '') || path.basename(filePath).replace(/\.gguf$/i, '');
+  // Many conversions set general.name to the architecture ("llama"), which names nothing: use the file name then.
+  const declaredName = String(info.metadata?.general?.name ?? '').trim();
+  const name = declaredName && declaredName !== architecture ? declaredName : path.basename(filePath).replace(/\.gguf$/i, '');
   const hasChatTemplate = typeof info.metadata?.tokenizer?.chat_template === 'string';
   const tensors = info.fullTensorInfo ?? info.tensorInfo ?? [];
   if (tensors.length === 0 && !options.allowVocabOnly) {

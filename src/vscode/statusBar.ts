@@ -7,13 +7,17 @@ import { COMMANDS, type Services } from './services';
 export interface StatusView { text: string; tooltip: string; error: boolean }
 
 /** What the status bar shows for a model state and generation activity (pure, so tests can check it). */
-export function statusView(state: ModelState, activity: ChatActivity): StatusView {
+export function statusView(state: ModelState, activity: ChatActivity, selectedPath?: string): StatusView {
   if (activity.generating > 0 && state.kind === 'ready') {
     const rate = activity.tokensPerSecond ? ` ${activity.tokensPerSecond.toFixed(0)} tok/s` : '';
     return { text: `$(sync~spin) Nanochat: generating${rate}`, tooltip: `${state.info.name} is generating`, error: false };
   }
   switch (state.kind) {
     case 'none':
+      if (selectedPath) {
+        const name = selectedPath.split(/[\\/]/).pop()!.replace(/\.gguf$/i, '');
+        return { text: `$(hubot) ${name}`, tooltip: `${selectedPath}\nLoads in the background with the first message.`, error: false };
+      }
       return { text: '$(circle-slash) Nanochat: no model', tooltip: 'No model selected. Click to download one or choose a GGUF file.', error: false };
     case 'loading':
       return { text: `$(loading~spin) Nanochat: loading ${Math.round(state.progress * 100)}%`, tooltip: `Loading ${state.name}`, error: false };
@@ -46,6 +50,7 @@ export class StatusBar implements vscode.Disposable {
     this.subscriptions.push(
       services.models.onDidChangeState(() => this.render()),
       services.chat.onDidChangeActivity((a) => { this.activity = a; this.render(); }),
+      services.settings.onDidChange(() => this.render()),
     );
     this.render();
     this.item.show();
@@ -54,7 +59,7 @@ export class StatusBar implements vscode.Disposable {
   get text(): string { return this.item.text; }
 
   private render(): void {
-    const view = statusView(this.services.models.state, this.activity);
+    const view = statusView(this.services.models.state, this.activity, this.services.models.selectedPath);
     if (view.text === this.item.text) return;
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;

@@ -1,0 +1,24 @@
+// npm test: every suite, in order — type check, build, unit tests on the real models (mocha),
+// tests inside the real VS Code extension host, and the UI end-to-end test in Chromium.
+// NANOCHAT_SKIP_VSCODE=1 runs only the first three (for a quick loop).
+import { spawnSync } from 'node:child_process';
+
+const steps = [
+  ['type check', 'npx', ['tsc', '-p', '.']],
+  ['build', 'node', ['esbuild.mjs']],
+  ['unit tests (mocha, real models)', 'npx', ['mocha']],
+];
+if (process.env.NANOCHAT_SKIP_VSCODE !== '1') {
+  steps.push(
+    ['extension host tests (VS Code 1.139 via code-server)', 'node', ['--import', 'tsx', 'test/vscode/run-ext-tests.mjs']],
+    ['UI end-to-end test (Chat view in Chromium)', 'node', ['--import', 'tsx', 'test/vscode/e2e-chat.mjs']],
+  );
+}
+const failed = [];
+for (const [name, cmd, args] of steps) {
+  console.log(`\n=== ${name}`);
+  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+  if (r.status !== 0) failed.push(name);
+}
+console.log(`\nnpm test: ${steps.length - failed.length} of ${steps.length} steps passed${failed.length ? `; failed: ${failed.join(', ')}` : ''}`);
+process.exit(failed.length ? 1 : 0);
