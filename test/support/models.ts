@@ -47,7 +47,9 @@ export async function testModel(name: keyof typeof PINNED | string): Promise<str
     fs.mkdirSync(cacheDir, { recursive: true });
     await deriveChatmlModel(await testModel('stories260K.gguf'), target);
   } else if (pin?.url) {
-    const response = await fetch(pin.url);
+    const response = await fetch(pin.url).catch((err: Error) => {
+      throw new Error(`Test model ${name} is not in ${candidates().join(', ')} and could not be downloaded from ${pin.url} (${err.cause ?? err.message}). Set NANOCHAT_TEST_MODELS to a folder that holds it.`);
+    });
     if (!response.ok) throw new Error(`Cannot download ${name} from ${pin.url}: HTTP ${response.status}`);
     fs.mkdirSync(cacheDir, { recursive: true });
     fs.writeFileSync(target + '.part', Buffer.from(await response.arrayBuffer()));
