@@ -19,7 +19,7 @@ fs.mkdirSync(results, { recursive: true });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-e2e-'));
 const t0 = Date.now();
 const log = (...a) => console.log(`[e2e +${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-let server, browser;
+let server, browser, page;
 
 async function finish(ok, detail = '') {
   if (detail) console.log(detail);
@@ -58,11 +58,11 @@ try {
     executablePath: env.CHROMIUM || '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(`http://${host}/?folder=${encodeURIComponent(path.join(tmp, 'ws'))}&payload=${encodeURIComponent(JSON.stringify(payload))}`);
   await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
   log('workbench loaded');
-  await page.locator('.statusbar').getByText('Nanochat').first().waitFor({ timeout: 60_000 });
+  await page.locator('.statusbar').getByText('stories260K').first().waitFor({ timeout: 60_000 });
   log('extension active');
   const input = page.locator('.interactive-input-part .chat-input-container').first();
   if (!(await input.isVisible().catch(() => false))) {
@@ -80,8 +80,15 @@ try {
     if (await item.waitFor({ timeout: 1500 }).then(() => true, () => false)) await item.click(); else await page.keyboard.press('Escape');
   }
   log('model selected');
-  await input.locator('.monaco-editor').first().click({ force: true });
-  await page.keyboard.type('@nanochat Once upon a time', { delay: 15 });
+  // The input editor takes keystrokes only once the view has settled: type until the text shows.
+  for (let attempt = 0; attempt < 10; attempt++) {
+    await input.locator('.monaco-editor').first().click({ force: true });
+    await page.keyboard.press('Control+A');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.type('@nanochat Once upon a time', { delay: 15 });
+    if (/Once upon a time/.test(await input.innerText().catch(() => ''))) break;
+    await page.waitForTimeout(1500);
+  }
   await page.keyboard.press('Enter');
   const response = page.locator('.interactive-response').last();
   await response.waitFor({ timeout: 60_000 });
@@ -95,5 +102,6 @@ try {
   await finish(ok, `reply: ${JSON.stringify(text.slice(0, 300))}`);
 } catch (err) {
   console.error(err);
+  await page?.screenshot({ path: path.join(results, 'chat-view-failure.png') }).catch(() => {});
   await finish(false);
 }

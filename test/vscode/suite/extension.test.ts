@@ -49,7 +49,8 @@ export function defineExtensionTests(): void {
       for (const c of ['openChatPanel', 'downloadModel', 'useLocalModel', 'selectModel', 'unloadModel', 'countTokens', 'runBenchmark', 'showLogs']) {
         assert.ok(commands.includes(`nanochat.${c}`), `command nanochat.${c}`);
       }
-      assert.match(api.statusBar.history[0], /Nanochat/);
+      assert.equal(api.statusBar.history[0], '$(hubot) stories260K', 'the selected model is shown before it loads');
+      assert.equal(api.services.models.state.kind, 'none', 'activation loads nothing');
     });
 
     it('offers the local model through vscode.lm and streams real model text', async () => {
