@@ -1,4 +1,4 @@
-import type { ChatHistoryItem, LlamaGrammar } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { ChatHistoryItem, ChatModelResponse, LlamaGrammar, TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { AsyncQueue } from './asyncQueue';
 import { Emitter, type Disposable } from './events';
 import { MessageTooLongError, NanochatError, PromptTooLongError, errorMessage } from './errors';
@@ -6,10 +6,19 @@ import { silentLogger, type Logger } from './log';
 import type { ModelManager } from './models';
 import type { PooledSequence } from './sequencePool';
 import type { Settings } from './settings';
+import { toChatModelFunctions, type ToolCall, type ToolDefinition } from './tools';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
-export interface ChatMessage { role: ChatRole; content: string }
-/** A conversation; its last message is the user's turn to answer. */
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+  /** Tools an assistant message called, with their results. */
+  toolCalls?: ToolCall[];
+}
+/**
+ * A conversation. It ends with the user's message to answer, or with an assistant message whose
+ * tool calls have results, which the model then continues.
+ */
 export interface Conversation { id: string; messages: readonly ChatMessage[] }
 
 export interface ReplyOptions {
@@ -25,6 +34,10 @@ export interface ReplyOptions {
   systemPrompt?: string | null;
   /** Constrains the output (used by tests and structured answers). */
   grammar?: LlamaGrammar;
+  /** Tools the model may call instead of answering; calls end the reply and are listed in its stats. */
+  tools?: readonly ToolDefinition[];
+  /** Biases sampling, re-read before every token when given as a function. */
+  tokenBias?: TokenBias | (() => TokenBias);
 }
 
 export type StopReason = 'done' | 'maxTokens' | 'cancelled' | 'timeout' | 'error';
@@ -42,6 +55,8 @@ export interface ReplyStats {
   stopReason: StopReason;
   /** Earlier messages left out because the context window could not hold them. */
   droppedMessages: number;
+  /** Tool calls the model made; the caller runs them and sends the results back. */
+  toolCalls?: ToolCall[];
   error?: string;
 }
 
@@ -98,7 +113,8 @@ export class ChatEngine implements Disposable {
     stop: AbortController, queue: AsyncQueue<string>): Promise<ReplyStats> {
     const settings = this.settings();
     const last = conversation.messages.at(-1);
-    if (!last || last.role !== 'user') throw new NanochatError('A conversation must end with a user message.');
+    const continuesTools = last?.role === 'assistant' && !!last.toolCalls?.length && last.toolCalls.every((c) => c.result !== undefined);
+    if (!last || (last.role !== 'user' && !continuesTools)) throw new NanochatError('A conversation must end with a user message, or with tool results.');
     for (const m of conversation.messages) {
       if (m.content.length > settings.maxMessageLength) throw new MessageTooLongError(m.content.length, settings.maxMessageLength);
     }
@@ -127,9 +143,14 @@ export class ChatEngine implements Disposable {
       if (dropped > 0) this.log.debug(`Conversation ${conversation.id}: ${dropped} earlier messages left out to fit the context.`);
       let stopReason: StopReason = 'done';
       let error: string | undefined;
+      let toolCalls: ToolCall[] | undefined;
       try {
         const seed = options.seed ?? settings.seed;
+        const toolsOrGrammar = options.tools?.length
+          ? { functions: toChatModelFunctions(options.tools), documentFunctionParams: true }
+          : { grammar: options.grammar };
         const response = await slot.chat.generateResponse(history, {
+          ...toolsOrGrammar,
           signal: stop.signal,
           stopOnAbortSignal: true,
           maxTokens,
@@ -139,7 +160,7 @@ export class ChatEngine implements Disposable {
           seed: seed >= 0 ? seed : undefined,
           repeatPenalty: (options.repeatPenalty ?? settings.repeatPenalty) > 1
             ? { penalty: options.repeatPenalty ?? settings.repeatPenalty } : false,
-          grammar: options.grammar,
+          tokenBias: options.tokenBias,
           onTextChunk: (text) => {
             if (!text) return;
             firstTokenAt ??= performance.now();
@@ -153,6 +174,9 @@ export class ChatEngine implements Disposable {
             }
           },
         });
+        if (response.functionCalls?.length) {
+          toolCalls = response.functionCalls.map((c) => ({ name: c.functionName, params: c.params }));
+        }
         const reason = response.metadata.stopReason;
         stopReason = reason === 'abort' ? (timedOut ? 'timeout' : 'cancelled') : reason === 'maxTokens' ? 'maxTokens' : 'done';
       } catch (err) {
@@ -178,6 +202,7 @@ export class ChatEngine implements Disposable {
         totalMs: Math.round(ended - started),
         stopReason,
         droppedMessages: dropped,
+        ...(toolCalls ? { toolCalls } : {}),
         ...(error ? { error } : {}),
       };
       this.log.info(`Reply in ${conversation.id}: ${stats.completionTokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tok/s, first token ${stats.timeToFirstTokenMs ?? '-'} ms, prompt ${stats.promptTokens} (${stats.evaluatedPromptTokens} evaluated), ${stats.stopReason}.`);
@@ -217,8 +242,9 @@ export class ChatEngine implements Disposable {
       ...(system ? [{ type: 'system', text: system } as ChatHistoryItem] : []),
       ...[...kept, current].map((m): ChatHistoryItem => m.role === 'user'
         ? { type: 'user', text: m.content }
-        : { type: 'model', response: [m.content] }),
-      { type: 'model', response: [] },
+        : { type: 'model', response: modelResponse(m) }),
+      // A reply to the user starts a new model turn; after tool results the model continues its own.
+      ...(current.role === 'user' ? [{ type: 'model', response: [] } as ChatHistoryItem] : []),
     ];
     const measure = (history: ChatHistoryItem[]) =>
       slot.chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(tokenizer).length;
@@ -240,6 +266,11 @@ export class ChatEngine implements Disposable {
     this.generating += delta;
     this.activityEmitter.fire({ generating: this.generating });
   }
+}
+
+function modelResponse(m: ChatMessage): ChatModelResponse['response'] {
+  const calls = (m.toolCalls ?? []).map((c) => ({ type: 'functionCall' as const, name: c.name, params: c.params, result: c.result ?? '' }));
+  return [...(m.content ? [m.content] : []), ...calls];
 }
 
 function emptyStats(model: string, stopReason: StopReason): ReplyStats {

@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
-import type { ChatMessage } from '../core/chat';
+import type { ChatMessage, Conversation } from '../core/chat';
+import type { ToolCall } from '../core/tools';
 import { Emitter } from '../core/events';
 import { NoModelError, errorMessage } from '../core/errors';
 import { formatBytes } from '../core/ggufCheck';
@@ -45,7 +46,7 @@ export function registerLanguageModelProvider(services: Services, tokens: TokenC
           id: modelId(m.path), name: m.name, family: m.architecture, version: '1', path: m.path,
           detail: `local · ${formatBytes(m.sizeBytes)}`, tooltip: m.path,
           maxInputTokens: context - output, maxOutputTokens: output,
-          // Agent mode hides models without tool calling; tools are answered in text (see provideLanguageModelChatResponse).
+          // Agent mode hides models without tool calling; tools become node-llama-cpp functions.
           capabilities: { toolCalling: true }, isUserSelectable: true,
         };
       });
@@ -60,15 +61,19 @@ export function registerLanguageModelProvider(services: Services, tokens: TokenC
         await services.settings.update('model', model.path);
         void services.models.load(model.path).catch(() => undefined);
       }
-      if (options.tools?.length) services.log.debug(`${options.tools.length} tools offered; the local model answers in text.`);
       const conversation = toConversation(messages);
+      const tools = options.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.inputSchema }));
       const controller = new AbortController();
       const cancel = token.onCancellationRequested(() => controller.abort());
       try {
-        const reply = services.chat.reply(conversation, {}, controller.signal);
+        const reply = services.chat.reply(conversation, { tools }, controller.signal);
         for await (const delta of reply) progress.report(new vscode.LanguageModelTextPart(delta));
         const stats = await reply.stats;
         if (stats.stopReason === 'error') throw new Error(stats.error ?? 'The local model stopped with an error.');
+        for (const call of stats.toolCalls ?? []) {
+          const input = call.params && typeof call.params === 'object' ? call.params as object : {};
+          progress.report(new vscode.LanguageModelToolCallPart(`nanochat-call-${randomUUID()}`, call.name, input));
+        }
       } finally {
         cancel.dispose();
       }
@@ -117,29 +122,51 @@ export function modelId(filePath: string): string {
   return `nanochat-${createHash('sha256').update(filePath).digest('hex').slice(0, 16)}`;
 }
 
-function messageText(message: vscode.LanguageModelChatRequestMessage): string {
-  return message.content.map((part) => {
-    if (part instanceof vscode.LanguageModelTextPart) return part.value;
-    if (part instanceof vscode.LanguageModelToolResultPart) {
-      return part.content.map((c) => (c instanceof vscode.LanguageModelTextPart ? c.value : '')).join('');
-    }
-    if (part instanceof vscode.LanguageModelToolCallPart) return `[tool call ${part.name} ${JSON.stringify(part.input)}]`;
-    return '';
-  }).join('');
+function partText(part: unknown): string {
+  if (part instanceof vscode.LanguageModelTextPart) return part.value;
+  if (part instanceof vscode.LanguageModelToolResultPart) return part.content.map(partText).join('');
+  return '';
 }
 
-/** VS Code's messages as a core conversation: roles mapped, runs of one role merged, ending with the user. */
-function toConversation(messages: readonly vscode.LanguageModelChatRequestMessage[]) {
+function messageText(message: vscode.LanguageModelChatRequestMessage): string {
+  return message.content.map(partText).join('');
+}
+
+/**
+ * VS Code's messages as a core conversation: roles mapped, runs of one role merged, tool calls and
+ * their results paired (a result comes back in the next user message, under the call's id).
+ */
+export function toConversation(messages: readonly vscode.LanguageModelChatRequestMessage[]): Conversation {
   const out: ChatMessage[] = [];
+  const calls = new Map<string, ToolCall>();
   for (const message of messages) {
     const role: ChatMessage['role'] = message.role === vscode.LanguageModelChatMessageRole.Assistant ? 'assistant'
       : message.role === vscode.LanguageModelChatMessageRole.User ? 'user' : 'system';
-    const content = messageText(message);
+    let content = '';
+    const toolCalls: ToolCall[] = [];
+    for (const part of message.content) {
+      if (part instanceof vscode.LanguageModelToolCallPart && role === 'assistant') {
+        const call: ToolCall = { id: part.callId, name: part.name, params: part.input };
+        calls.set(part.callId, call);
+        toolCalls.push(call);
+      } else if (part instanceof vscode.LanguageModelToolResultPart && calls.has(part.callId)) {
+        calls.get(part.callId)!.result = partText(part);
+      } else {
+        content += partText(part);
+      }
+    }
     const last = out.at(-1);
-    if (last && last.role === role) last.content += `\n\n${content}`;
-    else out.push({ role, content });
+    if (!content && toolCalls.length === 0) continue;
+    if (last && last.role === role) {
+      last.content = [last.content, content].filter(Boolean).join('\n\n');
+      if (toolCalls.length) last.toolCalls = [...(last.toolCalls ?? []), ...toolCalls];
+    } else {
+      out.push({ role, content, ...(toolCalls.length ? { toolCalls } : {}) });
+    }
   }
-  if (out.at(-1)?.role !== 'user') out.push({ role: 'user', content: 'Continue.' });
+  const last = out.at(-1);
+  const awaitsContinuation = last?.role === 'assistant' && !!last.toolCalls?.length && last.toolCalls.every((c) => c.result !== undefined);
+  if (last?.role !== 'user' && !awaitsContinuation) out.push({ role: 'user', content: 'Continue.' });
   const first = out.find((m) => m.role === 'user')?.content ?? '';
   return { id: `lm:${createHash('sha256').update(first).digest('hex').slice(0, 16)}`, messages: out };
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { activate } from '../../../src/extension';
+import { toConversation } from '../../../src/vscode/lmProvider';
 import type { HandledRequest } from '../../../src/vscode/participant';
 import { writeBadFiles } from '../../support/badFiles';
 
@@ -71,6 +72,28 @@ export function defineExtensionTests(): void {
       const count = await chat.countTokens('Once upon a time');
       const exact = api.services.models.model!.model.tokenize('Once upon a time', false).length;
       assert.equal(count, exact);
+    });
+
+    it('takes tools: answers in text when none is called, and continues after tool results', async () => {
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const tools: vscode.LanguageModelChatTool[] = [{ name: 'getWeather', description: 'Weather of a city', inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }];
+      const plain = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Once upon a time')], { tools }, token());
+      let text = '';
+      for await (const part of plain.stream) if (part instanceof vscode.LanguageModelTextPart) text += part.value;
+      assert.ok(text.length > 0);
+
+      const history = [
+        vscode.LanguageModelChatMessage.User('What is the weather in Paris?'),
+        vscode.LanguageModelChatMessage.Assistant([new vscode.LanguageModelToolCallPart('call-1', 'getWeather', { city: 'Paris' })]),
+        vscode.LanguageModelChatMessage.User([new vscode.LanguageModelToolResultPart('call-1', [new vscode.LanguageModelTextPart('sunny, 21 C')])]),
+      ];
+      const conversation = toConversation(history);
+      assert.deepEqual(conversation.messages.map((m) => m.role), ['user', 'assistant']);
+      assert.deepEqual(conversation.messages[1].toolCalls, [{ id: 'call-1', name: 'getWeather', params: { city: 'Paris' }, result: 'sunny, 21 C' }]);
+      const continued = await chat.sendRequest(history, { tools }, token());
+      let after = '';
+      for await (const part of continued.stream) if (part instanceof vscode.LanguageModelTextPart) after += part.value;
+      assert.ok(after.length > 0, 'the model continued after the tool result');
     });
 
     it('stops generating when the request is cancelled', async () => {
@@ -164,6 +187,15 @@ export function defineExtensionTests(): void {
       const r = await api.participant.handler(request('', 'explain'), { history: [] } as vscode.ChatContext, rec.stream, token());
       const stats = (r as vscode.ChatResult).metadata?.stats;
       assert.ok(stats && stats.promptTokens > 30, 'the selection went into the prompt');
+      // A #file reference goes into the prompt as well, even with no selection.
+      editor.selection = new vscode.Selection(0, 0, 0, 0);
+      const withFile = recordingStream();
+      const fileRef = { id: 'vscode.file', value: doc.uri } as unknown as vscode.ChatPromptReference;
+      const r2 = await api.participant.handler(request('What does this do?', undefined, [fileRef]), { history: [] } as vscode.ChatContext, withFile.stream, token());
+      assert.ok((r2 as vscode.ChatResult).metadata?.stats.promptTokens > stats.promptTokens - 40, 'the referenced file went into the prompt');
+      const plain = await api.participant.handler(request('What does this do?'), { history: [] } as vscode.ChatContext, recordingStream().stream, token());
+      assert.ok((r2 as vscode.ChatResult).metadata?.stats.promptTokens > (plain as vscode.ChatResult).metadata?.stats.promptTokens + 20);
+      editor.selection = new vscode.Selection(0, 0, 2, 16);
       const counted = await vscode.commands.executeCommand<{ tokens: number; scope: string }>('nanochat.countTokens');
       assert.equal(counted.scope, 'selection');
       assert.equal(counted.tokens, api.services.models.model!.model.tokenize(doc.getText(editor.selection), false).length);
