@@ -1,10 +1,13 @@
 import * as vscode from 'vscode';
+import path from 'node:path';
 import { ChatEngine } from './core/chat';
+import { Downloader } from './core/download';
 import { ModelLibrary } from './core/library';
 import { ModelManager } from './core/models';
 import { TokenCounter } from './core/tokenCounter';
 import { registerCommands } from './vscode/commands';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
+import { HF_TOKEN_SECRET, huggingFaceEndpoint, registerModelCommands } from './vscode/modelCommands';
 import { createLog } from './vscode/log';
 import { registerParticipant } from './vscode/participant';
 import type { Services } from './vscode/services';
@@ -20,7 +23,13 @@ export function activate(context: vscode.ExtensionContext) {
   const chat = new ChatEngine(models, () => settings.current, logger);
   const library = new ModelLibrary(context.globalState);
   const tokens = new TokenCounter(models, logger);
-  const services: Services = { context, settings, log: logger, logChannel: channel, models, chat, library };
+  const downloader = new Downloader({
+    modelsDir: () => settings.current.modelsFolder || path.join(context.globalStorageUri.fsPath, 'models'),
+    log: logger,
+    token: async () => context.secrets.get(HF_TOKEN_SECRET),
+    tokenHosts: [new URL(huggingFaceEndpoint()).hostname],
+  });
+  const services: Services = { context, settings, log: logger, logChannel: channel, models, chat, library, downloader };
 
   const participant = registerParticipant(services);
   const statusBar = new StatusBar(services);
@@ -28,6 +37,7 @@ export function activate(context: vscode.ExtensionContext) {
     channel, settings, library, participant, statusBar,
     registerLanguageModelProvider(services, tokens),
     ...registerCommands(services, tokens),
+    ...registerModelCommands(services),
     settings.onDidChange(() => models.onSettingsChanged()),
     models.onDidChangeState((s) => { if (s.kind === 'ready') void library.add(s.info.path, s.info).catch(() => undefined); }),
     { dispose: () => { chat.dispose(); void tokens.dispose(); void models.dispose(); } },

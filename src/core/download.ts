@@ -9,7 +9,8 @@ import { NanochatError, errorMessage } from './errors';
 import { checkModelFile, formatBytes } from './ggufCheck';
 import { silentLogger, type Logger } from './log';
 
-export type DownloadPhase = 'fetching' | 'downloading' | 'verifying' | 'done';
+/** `stopped`: the download failed or was cancelled (a partial file may remain for a resume). */
+export type DownloadPhase = 'fetching' | 'downloading' | 'verifying' | 'done' | 'stopped';
 
 export interface DownloadProgress {
   fileName: string;
@@ -37,7 +38,8 @@ export interface DownloadRequest {
 }
 
 export interface DownloaderOptions {
-  modelsDir: string;
+  /** The models folder, read at each download (it follows the nanochat.modelsFolder setting). */
+  modelsDir: string | (() => string);
   log?: Logger;
   /** Defaults to the global fetch, which VS Code routes through its proxy settings. */
   fetch?: typeof fetch;
@@ -71,24 +73,31 @@ export class Downloader {
     this.log = options.log ?? silentLogger;
   }
 
-  get modelsDir(): string { return this.options.modelsDir; }
+  get modelsDir(): string {
+    const dir = this.options.modelsDir;
+    return typeof dir === 'string' ? dir : dir();
+  }
 
   get inProgress(): string[] { return [...this.active.keys()]; }
 
   /** Where a partial download of `fileName` is kept. */
-  partialPath(fileName: string): string { return path.join(this.options.modelsDir, PARTIAL_DIR, `${fileName}.part`); }
+  partialPath(fileName: string): string { return path.join(this.modelsDir, PARTIAL_DIR, `${fileName}.part`); }
 
   download(request: DownloadRequest, options: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void } = {}): Promise<string> {
     if (!/^[^\\/]+\.gguf$/i.test(request.fileName) || request.fileName.startsWith('.')) {
       return Promise.reject(new DownloadError('invalid', `"${request.fileName}" is not a valid model file name.`));
     }
-    const target = path.join(this.options.modelsDir, request.fileName);
+    const target = path.join(this.modelsDir, request.fileName);
     let entry = this.active.get(target);
     if (!entry) {
       const listeners = new Set<(p: DownloadProgress) => void>();
-      const promise = this.run(request, target, options.signal, (p) => {
+      const report = (p: DownloadProgress) => {
         this.progressEmitter.fire(p);
         for (const l of listeners) l(p);
+      };
+      const promise = this.run(request, target, options.signal, report).catch((err) => {
+        report({ fileName: request.fileName, phase: 'stopped', receivedBytes: 0, bytesPerSecond: 0 });
+        throw err;
       }).finally(() => this.active.delete(target));
       entry = { promise, listeners };
       this.active.set(target, entry);
@@ -110,7 +119,7 @@ export class Downloader {
     try {
       await fsp.mkdir(path.dirname(partial), { recursive: true });
     } catch (err) {
-      throw writeError(this.options.modelsDir, err);
+      throw writeError(this.modelsDir, err);
     }
     const retries = this.options.retries ?? 4;
     let attempt = 0;
@@ -174,17 +183,17 @@ export class Downloader {
       sha256: request.sha256 ?? advertised.sha256 ?? meta?.sha256,
     };
     if (totalBytes !== undefined) {
-      const free = await (this.options.freeSpace ?? freeSpaceOf)(this.options.modelsDir);
+      const free = await (this.options.freeSpace ?? freeSpaceOf)(this.modelsDir);
       const needed = totalBytes - offset;
       if (free < needed + 50e6) {
         await response.body?.cancel();
-        throw new DownloadError('no-space', `Not enough disk space for ${request.fileName}: it needs ${formatBytes(needed)} more, and ${formatBytes(free)} is free in ${this.options.modelsDir}.`);
+        throw new DownloadError('no-space', `Not enough disk space for ${request.fileName}: it needs ${formatBytes(needed)} more, and ${formatBytes(free)} is free in ${this.modelsDir}.`);
       }
     }
     try {
       fs.writeFileSync(metaFile, JSON.stringify(meta));
     } catch (err) {
-      throw writeError(this.options.modelsDir, err);
+      throw writeError(this.modelsDir, err);
     }
     if (!response.body) throw new DownloadError('network', 'The server sent no data.');
 
@@ -205,13 +214,13 @@ export class Downloader {
       await new Promise<void>((resolve, reject) => { out.once('open', () => resolve()); out.once('error', reject); });
     } catch (err) {
       await response.body.cancel().catch(() => undefined);
-      throw writeError(this.options.modelsDir, err);
+      throw writeError(this.modelsDir, err);
     }
     try {
       await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), counter, out, { signal });
     } catch (err) {
       if (signal?.aborted) throw new DownloadError('cancelled', 'The download was cancelled. It resumes where it stopped next time.');
-      if (isWriteFailure(err)) throw writeError(this.options.modelsDir, err);
+      if (isWriteFailure(err)) throw writeError(this.modelsDir, err);
       throw new DownloadError('network', `The connection broke after ${formatBytes(received)}: ${errorMessage(err)}`, undefined, { cause: err });
     }
     if (totalBytes !== undefined && received < totalBytes) {
@@ -247,7 +256,7 @@ export class Downloader {
       await fsp.rename(partial, target);
       await fsp.rm(metaFile, { force: true });
     } catch (err) {
-      throw writeError(this.options.modelsDir, err);
+      throw writeError(this.modelsDir, err);
     }
     this.log.info(`Installed ${request.fileName} (${formatBytes(size)}${meta.sha256 ? ', sha256 verified' : ''}).`);
     report({ fileName: request.fileName, phase: 'done', receivedBytes: size, totalBytes: size, bytesPerSecond: 0 });

@@ -8,6 +8,8 @@ import { z } from 'zod';
 export const settingsShape = {
   model: z.string().trim().default('')
     .describe('Path to a GGUF file, or the id of an installed model. Empty: no model selected.'),
+  modelsFolder: z.string().trim().default('')
+    .describe('Folder for downloaded models. Empty: the extension\'s own storage.'),
   contextSize: z.number().int().min(256).max(131072).default(4096)
     .describe('Context window in tokens (capped at what the model was trained for).'),
   maxTokens: z.number().int().min(1).max(32768).default(1024)

@@ -1,66 +1,17 @@
 import * as vscode from 'vscode';
-import { ModelFileError, errorMessage } from '../core/errors';
-import { checkModelFile, formatBytes } from '../core/ggufCheck';
+import { errorMessage } from '../core/errors';
 import type { TokenCounter } from '../core/tokenCounter';
-import { knownModels } from './lmProvider';
 import { COMMANDS, type Services } from './services';
 
-/** Palette commands (category "Nanochat"). Each returns a value so tests and other extensions can use it. */
+/** Palette commands (category "Nanochat") other than model management (modelCommands.ts). Each returns a value so tests and other extensions can use it. */
 export function registerCommands(services: Services, tokens: TokenCounter): vscode.Disposable[] {
-  const { models, log, logChannel } = services;
+  const { models, logChannel } = services;
   const notYet = (what: string, issue: string) => () => {
-    void vscode.window.showInformationMessage(`${what} is not available in this version of nanochat yet (${issue}). Use "Nanochat: Use Local GGUF File…" meanwhile.`);
+    void vscode.window.showInformationMessage(`${what} is not available in this version of nanochat yet (${issue}).`);
     return undefined;
   };
 
-  /** Checks a file, registers it, selects it and loads it in the background. */
-  const useModelFile = async (filePath: string): Promise<string | undefined> => {
-    try {
-      const info = await checkModelFile(filePath);
-      await services.library.add(filePath, info);
-      await services.settings.update('model', filePath);
-      await services.library.touch(filePath);
-      log.info(`Selected ${info.name} (${filePath}).`);
-      void models.load(filePath).catch(() => undefined);
-      return filePath;
-    } catch (err) {
-      const message = err instanceof ModelFileError ? err.message : `Cannot use ${filePath}: ${errorMessage(err)}`;
-      log.warn(message);
-      void vscode.window.showErrorMessage(message);
-      return undefined;
-    }
-  };
-
   return [
-    vscode.commands.registerCommand(COMMANDS.useLocal, async (filePath?: string) => {
-      if (typeof filePath !== 'string') {
-        const picked = await vscode.window.showOpenDialog({
-          canSelectMany: false, openLabel: 'Use this model', title: 'Choose a GGUF model file',
-          filters: { 'GGUF models': ['gguf'], 'All files': ['*'] },
-        });
-        if (!picked?.[0]) return undefined;
-        filePath = picked[0].fsPath;
-      }
-      return useModelFile(filePath);
-    }),
-
-    vscode.commands.registerCommand(COMMANDS.select, async () => {
-      const current = models.selectedPath;
-      type Item = vscode.QuickPickItem & { run: () => Thenable<unknown> | unknown };
-      const items: Item[] = knownModels(services).map((m) => ({
-        label: `${m.path === current ? '$(check) ' : ''}${m.name}`,
-        description: `${formatBytes(m.sizeBytes)} · ${m.architecture}`,
-        detail: m.path,
-        run: () => useModelFile(m.path),
-      }));
-      items.push(
-        { label: '$(folder-opened) Use Local GGUF File…', run: () => vscode.commands.executeCommand(COMMANDS.useLocal) },
-        { label: '$(cloud-download) Download Model…', run: () => vscode.commands.executeCommand(COMMANDS.download) },
-      );
-      const choice = await vscode.window.showQuickPick(items, { title: 'Nanochat: Select Model', placeHolder: 'Model to chat with' });
-      return choice?.run();
-    }),
-
     vscode.commands.registerCommand(COMMANDS.unload, async () => {
       await models.unload('user');
       return models.state.kind;
@@ -88,7 +39,6 @@ export function registerCommands(services: Services, tokens: TokenCounter): vsco
     }),
 
     vscode.commands.registerCommand(COMMANDS.showLogs, () => logChannel.show(true)),
-    vscode.commands.registerCommand(COMMANDS.download, notYet('Downloading models', 'issue #5')),
     vscode.commands.registerCommand(COMMANDS.bench, notYet('The full benchmark report', 'issue #7; "@nanochat /bench" runs a quick one')),
     vscode.commands.registerCommand(COMMANDS.openPanel, notYet('The chat panel', 'issue #4; use @nanochat in the Chat view')),
 

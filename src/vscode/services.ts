@@ -1,5 +1,6 @@
 import type * as vscode from 'vscode';
 import type { ChatEngine } from '../core/chat';
+import type { Downloader } from '../core/download';
 import type { ModelLibrary } from '../core/library';
 import type { Logger } from '../core/log';
 import type { ModelManager } from '../core/models';
@@ -14,11 +15,14 @@ export interface Services {
   readonly models: ModelManager;
   readonly chat: ChatEngine;
   readonly library: ModelLibrary;
+  readonly downloader: Downloader;
 }
 
 export const COMMANDS = {
   openPanel: 'nanochat.openChatPanel',
   download: 'nanochat.downloadModel',
+  setToken: 'nanochat.setHuggingFaceToken',
+  deleteModel: 'nanochat.deleteModel',
   useLocal: 'nanochat.useLocalModel',
   select: 'nanochat.selectModel',
   unload: 'nanochat.unloadModel',

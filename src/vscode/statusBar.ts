@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { ChatActivity } from '../core/chat';
+import type { DownloadProgress } from '../core/download';
 import { formatBytes } from '../core/ggufCheck';
 import type { ModelState } from '../core/models';
 import { COMMANDS, type Services } from './services';
@@ -7,7 +8,12 @@ import { COMMANDS, type Services } from './services';
 export interface StatusView { text: string; tooltip: string; error: boolean }
 
 /** What the status bar shows for a model state and generation activity (pure, so tests can check it). */
-export function statusView(state: ModelState, activity: ChatActivity, selectedPath?: string): StatusView {
+export function statusView(state: ModelState, activity: ChatActivity, selectedPath?: string, download?: DownloadProgress): StatusView {
+  if (download && download.phase !== 'done' && download.phase !== 'stopped') {
+    const label = download.phase === 'fetching' ? 'fetching…' : download.phase === 'verifying' ? 'verifying…'
+      : `downloading ${download.totalBytes ? Math.floor((100 * download.receivedBytes) / download.totalBytes) : 0}%`;
+    return { text: `$(cloud-download) Nanochat: ${label}`, tooltip: `Downloading ${download.fileName}`, error: false };
+  }
   if (activity.generating > 0 && state.kind === 'ready') {
     const rate = activity.tokensPerSecond ? ` ${activity.tokensPerSecond.toFixed(0)} tok/s` : '';
     return { text: `$(sync~spin) Nanochat: generating${rate}`, tooltip: `${state.info.name} is generating`, error: false };
@@ -40,6 +46,7 @@ export function statusView(state: ModelState, activity: ChatActivity, selectedPa
 export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('nanochat.status', vscode.StatusBarAlignment.Right, 100);
   private activity: ChatActivity = { generating: 0 };
+  private download: DownloadProgress | undefined;
   private readonly subscriptions: vscode.Disposable[] = [];
   /** Every text shown, in order (tests read the transitions). */
   readonly history: string[] = [];
@@ -51,6 +58,10 @@ export class StatusBar implements vscode.Disposable {
       services.models.onDidChangeState(() => this.render()),
       services.chat.onDidChangeActivity((a) => { this.activity = a; this.render(); }),
       services.settings.onDidChange(() => this.render()),
+      services.downloader.onProgress((p) => {
+        this.download = p.phase === 'done' || p.phase === 'stopped' ? undefined : p;
+        this.render();
+      }),
     );
     this.render();
     this.item.show();
@@ -59,7 +70,7 @@ export class StatusBar implements vscode.Disposable {
   get text(): string { return this.item.text; }
 
   private render(): void {
-    const view = statusView(this.services.models.state, this.activity, this.services.models.selectedPath);
+    const view = statusView(this.services.models.state, this.activity, this.services.models.selectedPath, this.download);
     if (view.text === this.item.text) return;
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;

@@ -7,6 +7,7 @@ import type { activate } from '../../../src/extension';
 import { toConversation } from '../../../src/vscode/lmProvider';
 import type { HandledRequest } from '../../../src/vscode/participant';
 import { writeBadFiles } from '../../support/badFiles';
+import { ModelServer } from '../../support/modelServer';
 
 type Api = ReturnType<typeof activate>;
 
@@ -241,6 +242,42 @@ export function defineExtensionTests(): void {
       } finally {
         await vscode.workspace.getConfiguration('nanochat').update('model', model, vscode.ConfigurationTarget.Global);
         fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('downloads a model from a Hugging Face-like server, selects it, and deletes it', async () => {
+      const server = await new ModelServer({ 'stories260K.gguf': fs.readFileSync(model) }).start();
+      const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-ext-models-'));
+      const config = vscode.workspace.getConfiguration('nanochat');
+      process.env.HF_ENDPOINT = server.origin;
+      await config.update('modelsFolder', folder, vscode.ConfigurationTarget.Global);
+      const seenBefore = api.statusBar.history.length;
+      try {
+        const file = await vscode.commands.executeCommand<string>('nanochat.downloadModel', 'hf:owner/repo/stories260K.gguf');
+        assert.equal(file, path.join(folder, 'stories260K.gguf'));
+        assert.ok(fs.readFileSync(file).equals(fs.readFileSync(model)));
+        assert.deepEqual(fs.readdirSync(folder).filter((f) => !f.startsWith('.')), ['stories260K.gguf']);
+        assert.equal(api.services.settings.current.model, file, 'the downloaded model is selected');
+        assert.ok(api.services.library.find(file), 'and listed');
+        const shown = api.statusBar.history.slice(seenBefore);
+        assert.ok(shown.some((t) => /Nanochat: (fetching|downloading|verifying)/.test(t)), `status bar: ${shown.join(' | ')}`);
+        const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+        assert.ok(chat);
+
+        assert.equal(await vscode.commands.executeCommand('nanochat.downloadModel', 'hf:owner/repo/missing.gguf'), undefined);
+        assert.deepEqual(fs.readdirSync(folder).filter((f) => !f.startsWith('.')), ['stories260K.gguf'], 'a failed download installs nothing');
+        assert.doesNotMatch(api.statusBar.text, /downloading|fetching/);
+
+        assert.equal(await vscode.commands.executeCommand('nanochat.deleteModel', file, { confirmed: true }), true);
+        assert.ok(!fs.existsSync(file), 'the downloaded file is deleted');
+        assert.equal(api.services.library.find(file), undefined);
+        assert.equal(api.services.settings.current.model, '');
+      } finally {
+        delete process.env.HF_ENDPOINT;
+        await config.update('modelsFolder', undefined, vscode.ConfigurationTarget.Global);
+        await config.update('model', model, vscode.ConfigurationTarget.Global);
+        await server.close();
+        fs.rmSync(folder, { recursive: true, force: true });
       }
     });
 
