@@ -31,7 +31,8 @@ if (fs.existsSync('webview/main.ts')) {
     target: 'es2022',
     sourcemap: !production,
     minify: production,
-    loader: { '.css': 'css' },
+    loader: { '.css': 'css', '.ttf': 'file' },
+    assetNames: '[name]',
     logLevel: 'warning',
   });
 }

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import path from 'node:path';
 import { ChatEngine } from './core/chat';
+import { ConversationStore } from './core/conversations';
 import { Downloader } from './core/download';
 import { ModelLibrary } from './core/library';
 import { ModelManager } from './core/models';
@@ -9,8 +10,9 @@ import { registerCommands } from './vscode/commands';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
 import { HF_TOKEN_SECRET, huggingFaceEndpoint, registerModelCommands } from './vscode/modelCommands';
 import { createLog } from './vscode/log';
+import { ChatPanel } from './vscode/panel';
 import { registerParticipant } from './vscode/participant';
-import type { Services } from './vscode/services';
+import { COMMANDS, type Services } from './vscode/services';
 import { SettingsSource } from './vscode/settings';
 import { StatusBar } from './vscode/statusBar';
 
@@ -33,8 +35,10 @@ export function activate(context: vscode.ExtensionContext) {
 
   const participant = registerParticipant(services);
   const statusBar = new StatusBar(services);
+  const panel = new ChatPanel(services, new ConversationStore(context.globalState));
   context.subscriptions.push(
-    channel, settings, library, participant, statusBar,
+    channel, settings, library, participant, statusBar, panel,
+    vscode.commands.registerCommand(COMMANDS.openPanel, () => { panel.show(); }),
     registerLanguageModelProvider(services, tokens),
     ...registerCommands(services, tokens),
     ...registerModelCommands(services),
@@ -44,7 +48,7 @@ export function activate(context: vscode.ExtensionContext) {
   );
   logger.info(`nanochat activated in ${Math.round(performance.now() - started)} ms.`);
   // The surface tests and other extensions use.
-  return { services, statusBar, participant, tokens };
+  return { services, statusBar, participant, tokens, panel };
 }
 
 export function deactivate() {}

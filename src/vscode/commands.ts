@@ -40,7 +40,6 @@ export function registerCommands(services: Services, tokens: TokenCounter): vsco
 
     vscode.commands.registerCommand(COMMANDS.showLogs, () => logChannel.show(true)),
     vscode.commands.registerCommand(COMMANDS.bench, notYet('The full benchmark report', 'issue #7; "@nanochat /bench" runs a quick one')),
-    vscode.commands.registerCommand(COMMANDS.openPanel, notYet('The chat panel', 'issue #4; use @nanochat in the Chat view')),
 
     vscode.commands.registerCommand(COMMANDS.statusMenu, async () => {
       const state = models.state;

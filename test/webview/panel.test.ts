@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { PanelMessage, ToWebview } from '../../src/protocol';
+import { panelHtml } from '../../webview/html';
+import { REPO_ROOT } from '../support/models';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** The XSS payloads model output might carry; none may run script or load anything. */
+const XSS = [
+  '<script>window.__xss = 1</script>',
+  '<img src=x onerror="window.__xss = 2">',
+  '[click me](javascript:window.__xss=3)',
+  '<svg onload="window.__xss = 4"><circle r="1"/></svg>',
+  '![tracker](https://evil.example/pixel.png)',
+  '[data](data:text/html,<script>window.__xss=5</script>)',
+  '<a href="javascript:window.__xss=6">html link</a>',
+  '<iframe src="https://evil.example/"></iframe>',
+  '<style>body { display: none }</style>',
+  '<div style="background:url(https://evil.example/bg.png)">styled</div>',
+  '[ref link][r]\n\n[r]: javascript:window.__xss=7',
+  '<javascript:window.__xss=8>',
+  '[entity](jav&#x61;script:window.__xss=9)',
+  '<details open ontoggle="window.__xss=10">x</details>',
+  '```html\n<script>window.__xss = 11</script>\n```',
+];
+
+describe('chat panel webview in headless Chromium', function () {
+  this.timeout(60_000);
+  let browser: Browser;
+  let server: http.Server;
+  let origin: string;
+  let page: Page;
+  const external: string[] = [];
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) this.skip();
+    execFileSync('node', ['esbuild.mjs'], { cwd: REPO_ROOT, stdio: 'inherit' });
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/') {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(panelHtml({ cspSource: origin, nonce: 'test-nonce-123', scriptUri: `${origin}/dist/webview.js`, styleUri: `${origin}/dist/webview.css` }));
+        return;
+      }
+      const file = path.join(REPO_ROOT, 'dist', path.basename(url.pathname));
+      if (!url.pathname.startsWith('/dist/') || !fs.existsSync(file)) { res.writeHead(404); res.end(); return; }
+      const type = file.endsWith('.js') ? 'text/javascript' : file.endsWith('.css') ? 'text/css' : 'font/ttf';
+      res.writeHead(200, { 'content-type': type });
+      fs.createReadStream(file).pipe(res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  });
+  after(async () => { await browser?.close(); server?.close(); });
+
+  beforeEach(async () => {
+    page = await browser.newPage();
+    // A string, not a function: tsx's keep-names helper would not exist inside the page.
+    await page.addInitScript(`
+      window.__posted = [];
+      window.__violations = [];
+      window.acquireVsCodeApi = function () {
+        return {
+          postMessage: function (m) { window.__posted.push(m); },
+          getState: function () { return window.__state; },
+          setState: function (s) { window.__state = s; },
+        };
+      };
+      document.addEventListener('securitypolicyviolation', function (e) { window.__violations.push(e.violatedDirective + ' ' + e.blockedURI + ' at ' + e.sourceFile + ':' + e.lineNumber + ':' + e.columnNumber); });
+    `);
+    page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) external.push(r.url()); });
+    await page.goto(origin);
+    await waitForPosted(page, 'ready');
+  });
+  afterEach(async () => { await page.close(); });
+
+  const send = (message: ToWebview) => page.evaluate((m) => window.postMessage(m, '*'), message);
+  const posted = () => page.evaluate(() => (window as unknown as { __posted: Array<Record<string, unknown>> }).__posted);
+  const state = (messages: PanelMessage[], extra: Partial<Extract<ToWebview, { type: 'state' }>> = {}) => send({
+    type: 'state', activeId: 'c1', generating: false, contextUsed: 0, messages,
+    conversations: [{ id: 'c1', title: 'First chat', updatedAt: 2 }, { id: 'c2', title: 'Second chat', updatedAt: 1 }], ...extra,
+  });
+  const msg = (role: 'user' | 'assistant', content: string): PanelMessage => ({ role, content, createdAt: 1 });
+
+  it('offers download and local-file buttons when there is no model', async () => {
+    await send({ type: 'model', model: { kind: 'none' } });
+    await page.getByRole('button', { name: 'Download a model' }).click();
+    await page.getByRole('button', { name: 'Use a local GGUF file…' }).click();
+    const commands = (await posted()).filter((m) => m.type === 'command').map((m) => m.command);
+    assert.deepEqual(commands, ['download', 'useLocal']);
+    await send({ type: 'model', model: { kind: 'error', error: 'model.gguf is truncated' } });
+    assert.match(await page.locator('#banner').innerText(), /truncated/);
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await send({ type: 'model', model: { kind: 'ready', name: 'stories260K', contextSize: 1024 } });
+    assert.equal(await page.locator('#banner').isHidden(), true);
+    assert.equal(await page.locator('#model-state').innerText(), 'stories260K');
+  });
+
+  it('streams deltas into one message with a cursor, without re-rendering the earlier ones', async () => {
+    await send({ type: 'model', model: { kind: 'ready', name: 'm', contextSize: 1000 } });
+    await state([msg('user', 'Hi'), msg('assistant', 'Hello *there*'), msg('user', 'Tell me a story')], { generating: true, contextUsed: 250 });
+    await page.evaluate(() => { (document.querySelector('.message.assistant') as HTMLElement & { marker?: number }).marker = 42; });
+    for (const text of ['Once upon ', 'a **ti', 'me**, a cat ', 'sat.']) await send({ type: 'delta', conversationId: 'c1', text });
+    const streaming = page.locator('.message.streaming');
+    await streaming.locator('strong', { hasText: 'time' }).waitFor({ timeout: 2000 });
+    assert.match(await streaming.innerText(), /Once upon a time, a cat sat\./);
+    assert.equal(await streaming.locator('.cursor').count(), 1);
+    assert.equal(await page.evaluate(() => (document.querySelector('.message.assistant') as HTMLElement & { marker?: number }).marker), 42, 'earlier messages are not re-rendered');
+    assert.equal(await page.locator('#messages').getAttribute('aria-live'), 'polite');
+    assert.equal(await page.locator('#context-label').innerText(), '250 / 1,000');
+    await page.locator('#stop').click();
+    await page.keyboard.press('Escape');
+    assert.equal((await posted()).filter((m) => m.type === 'stop').length, 2);
+    await state([msg('user', 'Tell me a story'), { ...msg('assistant', 'Once upon a time'), stats: { model: 'm', promptTokens: 10, completionTokens: 4, timeToFirstTokenMs: 12, tokensPerSecond: 99.5, totalMs: 50, stopReason: 'cancelled' } }]);
+    assert.equal(await page.locator('.message.streaming').count(), 0);
+    assert.match(await page.locator('.message.assistant .stats').innerText(), /4 tokens · first token 12 ms · 99\.5 tok\/s · m · stopped/);
+  });
+
+  it('sends with Enter, keeps Shift+Enter for new lines, and edits or regenerates', async () => {
+    await state([msg('user', 'First'), msg('assistant', 'Answer')]);
+    await page.locator('#input').click();
+    await page.keyboard.type('line one');
+    await page.keyboard.press('Shift+Enter');
+    await page.keyboard.type('line two');
+    assert.equal((await posted()).filter((m) => m.type === 'send').length, 0);
+    await page.keyboard.press('Enter');
+    const sent = (await posted()).filter((m) => m.type === 'send');
+    assert.deepEqual(sent, [{ type: 'send', conversationId: 'c1', text: 'line one\nline two' }]);
+    assert.equal(await page.locator('#input').inputValue(), '');
+    await page.getByRole('button', { name: 'Regenerate' }).click();
+    await page.getByRole('button', { name: 'Edit and resend' }).click();
+    await page.locator('textarea.edit').fill('First, edited');
+    await page.locator('textarea.edit').press('Enter');
+    const actions = (await posted()).filter((m) => m.type === 'regenerate' || m.type === 'edit');
+    assert.deepEqual(actions, [{ type: 'regenerate', conversationId: 'c1' }, { type: 'edit', conversationId: 'c1', index: 0, text: 'First, edited' }]);
+  });
+
+  it('switches, renames and deletes conversations', async () => {
+    await state([]);
+    await page.locator('.conversation', { hasText: 'Second chat' }).locator('.title').click();
+    await page.locator('.conversation', { hasText: 'First chat' }).locator('.title').dblclick();
+    await page.locator('input.rename').fill('Renamed');
+    await page.locator('input.rename').press('Enter');
+    const remove = page.locator('.conversation').nth(1).getByRole('button', { name: 'Delete' });
+    await remove.click();
+    assert.equal((await posted()).filter((m) => m.type === 'deleteConversation').length, 0, 'the first click only arms');
+    await page.locator('.conversation').nth(1).locator('button.armed').click();
+    await page.locator('#new-chat').click();
+    const ops = (await posted()).filter((m) => /Conversation$/.test(String(m.type)));
+    assert.deepEqual(ops, [
+      { type: 'switchConversation', conversationId: 'c2' },
+      { type: 'renameConversation', conversationId: 'c1', title: 'Renamed' },
+      { type: 'deleteConversation', conversationId: 'c2' },
+      { type: 'newConversation' },
+    ]);
+  });
+
+  it('renders markdown with highlighted code blocks and their Copy / Insert / Open buttons', async () => {
+    const code = 'def add(a, b):\n    return a + b  # <b>not bold</b>';
+    await state([msg('user', 'code please'), msg('assistant', `Here:\n\n\`\`\`python\n${code}\n\`\`\`\n\n| a | b |\n|---|---|\n| 1 | 2 |`)]);
+    const block = page.locator('.code-block');
+    assert.equal(await block.getAttribute('data-language'), 'python');
+    assert.ok(await block.locator('.hljs-keyword').count() > 0, 'highlighted');
+    assert.equal(await page.locator('.message.assistant table td').count(), 2);
+    for (const name of ['Copy', 'Insert at cursor', 'Open in new editor']) await block.getByRole('button', { name }).click();
+    const actions = (await posted()).filter((m) => m.type === 'code');
+    assert.deepEqual(actions.map((a) => a.action), ['copy', 'insert', 'open']);
+    for (const a of actions) { assert.equal(a.code, code); assert.equal(a.language, 'python'); }
+  });
+
+  it('renders every XSS payload inert: no script runs, nothing loads', async () => {
+    await state([msg('user', XSS.join('\n\n')), msg('assistant', XSS.join('\n\n'))]);
+    await page.waitForTimeout(300);
+    const report = await page.evaluate(() => {
+      const root = document.getElementById('messages')!;
+      const all = [...root.querySelectorAll('*')];
+      return {
+        xss: (window as unknown as { __xss?: number }).__xss,
+        dangerous: all.filter((e) => /^(SCRIPT|IMG|IFRAME|SVG|STYLE|OBJECT|EMBED|FORM)$/i.test(e.tagName)).map((e) => e.tagName),
+        handlers: all.flatMap((e) => [...e.attributes].filter((a) => /^on/i.test(a.name)).map((a) => `${e.tagName}.${a.name}`)),
+        styled: all.filter((e) => e.hasAttribute('style')).length,
+        hrefs: [...root.querySelectorAll('a[href]')].map((a) => a.getAttribute('href')),
+        text: root.innerText,
+      };
+    });
+    assert.equal(report.xss, undefined, 'a payload ran');
+    assert.deepEqual(report.dangerous, []);
+    assert.deepEqual(report.handlers, []);
+    assert.equal(report.styled, 0);
+    for (const href of report.hrefs) assert.match(href!, /^(https?:|mailto:|#)/, `link ${href}`);
+    assert.match(report.text, /<script>window.__xss = 1<\/script>/, 'raw HTML is shown as text');
+    await page.locator('.message.assistant a').first().click({ trial: true }).catch(() => undefined);
+    assert.deepEqual(external, [], `external requests: ${external.join(', ')}`);
+  });
+
+  it('drops malformed messages from the host and keeps working', async () => {
+    const warnings: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    await page.evaluate(() => {
+      window.postMessage({ type: 'delta' }, '*');
+      window.postMessage({ type: 'bogus', x: 1 }, '*');
+      window.postMessage('not even an object', '*');
+      window.postMessage({ type: 'state', activeId: 'c1', messages: [{ role: 'hacker', content: 1 }] }, '*');
+    });
+    await state([msg('user', 'still works')]);
+    assert.match(await page.locator('.message.user').innerText(), /still works/);
+    assert.ok(warnings.filter((w) => /dropped a malformed message/.test(w)).length >= 4, warnings.join('\n'));
+    const violations = await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations);
+    assert.deepEqual(violations, [], 'the page itself obeys its CSP');
+  });
+});
+
+async function waitForPosted(page: Page, type: string): Promise<void> {
+  // The page's CSP forbids eval, so the predicate is a plain function with its argument.
+  await page.waitForFunction((t) => (window as unknown as { __posted: Array<{ type: string }> }).__posted.some((m) => m.type === t), type, { timeout: 10_000 });
+}

@@ -1,0 +1,59 @@
+/**
+ * The panel's HTML. A strict Content-Security-Policy: scripts only with this page's nonce, styles and
+ * fonts only from the extension's own files, images only from there or data: URIs, no network.
+ */
+export interface PanelHtmlOptions { cspSource: string; nonce: string; scriptUri: string; styleUri: string }
+
+export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOptions): string {
+  const csp = [
+    "default-src 'none'",
+    `img-src ${cspSource} data:`,
+    `font-src ${cspSource}`,
+    `style-src ${cspSource}`,
+    `script-src 'nonce-${nonce}'`,
+  ].join('; ');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${escapeAttr(styleUri)}">
+<title>Nanochat</title>
+</head>
+<body>
+<div id="app">
+  <aside id="sidebar" aria-label="Conversations">
+    <button id="new-chat" class="wide"><span class="codicon codicon-add"></span> New chat</button>
+    <ul id="conversations" role="listbox" aria-label="Conversations"></ul>
+  </aside>
+  <main id="main">
+    <header id="header">
+      <span id="model-state" class="model-state" role="status"></span>
+      <span class="spacer"></span>
+      <span id="context-meter" class="meter" title="Context used"><span id="context-fill"></span></span>
+      <span id="context-label" class="muted"></span>
+      <button id="toggle-settings" class="icon" title="Generation settings" aria-expanded="false"><span class="codicon codicon-settings-gear"></span></button>
+    </header>
+    <section id="settings" hidden aria-label="Generation settings">
+      <label>Temperature <input id="set-temperature" type="number" min="0" max="2" step="0.05"></label>
+      <label>Max tokens <input id="set-max-tokens" type="number" min="1" max="32768" step="1"></label>
+      <label class="grow">System prompt <textarea id="set-system-prompt" rows="3"></textarea></label>
+    </section>
+    <section id="banner" hidden></section>
+    <section id="messages" role="log" aria-live="polite" aria-label="Conversation"></section>
+    <form id="composer">
+      <textarea id="input" rows="3" placeholder="Ask the local model… (Enter sends, Shift+Enter for a new line)" aria-label="Message"></textarea>
+      <button id="send" type="submit" title="Send (Enter)"><span class="codicon codicon-send"></span></button>
+      <button id="stop" type="button" title="Stop (Esc)" hidden><span class="codicon codicon-debug-stop"></span></button>
+    </form>
+  </main>
+</div>
+<script nonce="${nonce}" src="${escapeAttr(scriptUri)}"></script>
+</body>
+</html>`;
+}
+
+function escapeAttr(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+}
