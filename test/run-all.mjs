@@ -1,17 +1,18 @@
 // npm test: every suite, in order — type check, build, unit tests on the real models (mocha),
-// tests inside the real VS Code extension host, and the UI end-to-end test in Chromium.
+// tests inside the real VS Code extension host, and the UI end-to-end tests in Chromium.
 // NANOCHAT_SKIP_VSCODE=1 runs only the first three (for a quick loop).
 import { spawnSync } from 'node:child_process';
 
 const steps = [
   ['type check', 'npx', ['tsc', '-p', '.']],
   ['build', 'node', ['esbuild.mjs']],
-  ['unit tests (mocha, real models)', 'npx', ['mocha']],
+  ['unit and webview tests (mocha: real models, loopback server, headless Chromium)', 'npx', ['mocha']],
 ];
 if (process.env.NANOCHAT_SKIP_VSCODE !== '1') {
   steps.push(
     ['extension host tests (VS Code 1.139 via code-server)', 'node', ['--import', 'tsx', 'test/vscode/run-ext-tests.mjs']],
-    ['UI end-to-end test (Chat view in Chromium)', 'node', ['--import', 'tsx', 'test/vscode/e2e-chat.mjs']],
+    ['UI end-to-end test: Chat view (Chromium)', 'node', ['--import', 'tsx', 'test/vscode/e2e-chat.mjs']],
+    ['UI end-to-end test: chat panel (Chromium)', 'node', ['--import', 'tsx', 'test/vscode/e2e-panel.mjs']],
   );
 }
 const failed = [];

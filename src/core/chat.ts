@@ -131,6 +131,7 @@ export class ChatEngine implements Disposable {
     const timer = timeoutMs > 0 ? setTimeout(() => { timedOut = true; stop.abort('timeout'); }, timeoutMs) : undefined;
     const onAbort = () => stop.abort('cancelled');
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort(); // stopped while the model was loading or a sequence was busy
 
     const modelName = lease.model.info.name;
     let firstTokenAt: number | undefined;

@@ -65,6 +65,22 @@ for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
       assert.ok(next.text.length > 0);
     });
 
+    it('honours a stop that comes while the model is still loading', async () => {
+      const fresh = new ModelManager({ settings: () => settings, sequences: 1 });
+      const freshChat = new ChatEngine(fresh, () => settings);
+      try {
+        const controller = new AbortController();
+        const reply = freshChat.reply({ id: 'early-stop', messages: [user('Once upon a time')] }, { maxTokens: 1000, grammar: undefined }, controller.signal);
+        await new Promise<void>((resolve) => fresh.onDidChangeState((s) => { if (s.kind === 'loading') { controller.abort(); resolve(); } }));
+        const { stats } = await collect(reply);
+        assert.equal(stats.stopReason, 'cancelled');
+        assert.ok(stats.completionTokens <= 1, `${stats.completionTokens} tokens after a stop during loading`);
+      } finally {
+        freshChat.dispose();
+        await fresh.dispose();
+      }
+    });
+
     it('stops a consumer that leaves the loop early', async () => {
       const reply = chat.reply({ id: 'break', messages: [user('Once upon a time')] }, { maxTokens: 1000, grammar: await endlessGrammar(manager) });
       for await (const d of reply) if (d) break;
