@@ -9,8 +9,8 @@ const production = process.argv.includes('--production');
 /** @type {esbuild.BuildOptions[]} */
 const builds = [
   {
-    entryPoints: ['src/extension.ts'],
-    outfile: 'dist/extension.js',
+    entryPoints: { extension: 'src/extension.ts', tokenWorker: 'src/core/tokenWorker.ts' },
+    outdir: 'dist',
     bundle: true,
     platform: 'node',
     format: 'cjs',

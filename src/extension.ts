@@ -14,7 +14,7 @@ import { ChatPanel } from './vscode/panel';
 import { registerParticipant } from './vscode/participant';
 import { COMMANDS, type Services } from './vscode/services';
 import { SettingsSource } from './vscode/settings';
-import { StatusBar } from './vscode/statusBar';
+import { SelectionTokenCount, StatusBar } from './vscode/statusBar';
 
 /** Wires the core services to the VS Code surfaces. Nothing heavy happens here: llama.cpp loads on first use. */
 export function activate(context: vscode.ExtensionContext) {
@@ -24,23 +24,23 @@ export function activate(context: vscode.ExtensionContext) {
   const models = new ModelManager({ settings: () => settings.current, log: logger });
   const chat = new ChatEngine(models, () => settings.current, logger);
   const library = new ModelLibrary(context.globalState);
-  const tokens = new TokenCounter(models, logger);
+  const tokens = new TokenCounter({ models, log: logger, workerScript: path.join(context.extensionUri.fsPath, 'dist', 'tokenWorker.js') });
   const downloader = new Downloader({
     modelsDir: () => settings.current.modelsFolder || path.join(context.globalStorageUri.fsPath, 'models'),
     log: logger,
     token: async () => context.secrets.get(HF_TOKEN_SECRET),
     tokenHosts: [new URL(huggingFaceEndpoint()).hostname],
   });
-  const services: Services = { context, settings, log: logger, logChannel: channel, models, chat, library, downloader };
+  const services: Services = { context, settings, log: logger, logChannel: channel, models, chat, library, downloader, tokens };
 
   const participant = registerParticipant(services);
   const statusBar = new StatusBar(services);
   const panel = new ChatPanel(services, new ConversationStore(context.globalState));
   context.subscriptions.push(
-    channel, settings, library, participant, statusBar, panel,
+    channel, settings, library, participant, statusBar, panel, new SelectionTokenCount(services),
     vscode.commands.registerCommand(COMMANDS.openPanel, () => { panel.show(); }),
-    registerLanguageModelProvider(services, tokens),
-    ...registerCommands(services, tokens),
+    registerLanguageModelProvider(services),
+    ...registerCommands(services),
     ...registerModelCommands(services),
     settings.onDidChange(() => models.onSettingsChanged()),
     models.onDidChangeState((s) => { if (s.kind === 'ready') void library.add(s.info.path, s.info).catch(() => undefined); }),

@@ -1,57 +1,166 @@
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { errorMessage } from './errors';
 import { checkModelFile } from './ggufCheck';
 import { getLlamaFor } from './llama';
 import { silentLogger, type Logger } from './log';
 import type { ModelManager } from './models';
+import { loadJsTokenizer, UnsupportedTokenizerError, type JsTokenizer } from './tokenizer';
+import type { WorkerCall, WorkerRequest, WorkerResponse } from './tokenWorker';
 
-export type TokenizerEngine = 'llama';
+type Kind = JsTokenizer['kind'];
+type Pending = { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void };
+
+export type TokenizerEngine = 'js' | 'llama';
+export interface TokenCount { tokens: number; engine: TokenizerEngine }
+
+export interface TokenCounterOptions {
+  models?: ModelManager;
+  log?: Logger;
+  /** The counting worker (dist/tokenWorker.js). With it, JS tokenizers are built and run on that thread only. */
+  workerScript?: string;
+}
 
 /**
- * Exact token counts for any model file without loading its weights: the loaded model's own
- * tokenizer when it is that file, else a vocabulary-only load of the file (checked first), kept
- * for reuse. Recent counts are cached, since VS Code asks for the same texts again and again.
+ * Exact token counts for any model file, never loading its weights. The `auto` engine is the JS
+ * tokenizer (@huggingface/tokenizers rebuilt from the GGUF; instant, cached per chunk) for byte-level
+ * and SentencePiece BPE models, where it matches llama.cpp token for token; WordPiece and anything it
+ * cannot reproduce are counted by llama.cpp itself (a vocabulary-only load). Given a worker script,
+ * the JS tokenizer lives on that worker thread, so the extension host never stalls on it.
  */
 export class TokenCounter {
+  private readonly js = new Map<string, Promise<JsTokenizer | undefined>>();
+  private readonly kinds = new Map<string, Promise<Kind | undefined>>();
   private readonly vocabs = new Map<string, Promise<LlamaModel>>();
-  private readonly cache = new Map<string, number>();
-  private static readonly CACHE_ENTRIES = 2000;
+  private readonly llamaCache = new Map<string, number>();
+  private worker: { worker: Worker; pending: Map<number, Pending>; next: number } | undefined;
+  private readonly log: Logger;
 
-  constructor(private readonly models: ModelManager, private readonly log: Logger = silentLogger) {}
+  constructor(private readonly options: TokenCounterOptions = {}) {
+    this.log = options.log ?? silentLogger;
+  }
 
-  readonly engine: TokenizerEngine = 'llama';
+  /** The engine `auto` uses for this model. */
+  async engineFor(modelPath: string): Promise<TokenizerEngine> {
+    const kind = await this.jsKind(modelPath);
+    return kind && kind !== 'wordpiece' ? 'js' : 'llama';
+  }
 
-  async count(modelPath: string, text: string): Promise<number> {
-    const key = `${modelPath}\u0000${text}`;
-    const hit = this.cache.get(key);
-    if (hit !== undefined) {
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      return hit;
+  async count(modelPath: string, text: string, engine: TokenizerEngine | 'auto' = 'auto'): Promise<TokenCount> {
+    const chosen = engine === 'auto' ? await this.engineFor(modelPath) : engine;
+    if (chosen === 'llama') return { tokens: await this.countWithLlama(modelPath, text), engine: 'llama' };
+    if (!await this.jsKind(modelPath)) {
+      throw new UnsupportedTokenizerError(`The JS tokenizer cannot reproduce the tokenizer of ${path.basename(modelPath)}; use the llama engine.`);
     }
-    const tokenizer = await this.tokenizerFor(modelPath);
+    if (this.options.workerScript) {
+      const { tokens } = await this.ask({ op: 'count', modelPath, text });
+      return { tokens: tokens!, engine: 'js' };
+    }
+    return { tokens: (await this.jsTokenizer(modelPath))!.count(text), engine: 'js' };
+  }
+
+  /** The JS tokenizer's family for a model, or undefined when only llama.cpp can count it. */
+  private jsKind(modelPath: string): Promise<Kind | undefined> {
+    let kind = this.kinds.get(modelPath);
+    if (!kind) {
+      kind = (async () => {
+        await checkModelFile(modelPath, { allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
+        if (!this.options.workerScript) return (await this.jsTokenizer(modelPath))?.kind;
+        const started = performance.now();
+        const response = await this.ask({ op: 'kind', modelPath }).catch((err: Error & { unsupported?: boolean }) => {
+          if (!err.unsupported) throw err;
+          this.log.info(`${err.message} Counting ${path.basename(modelPath)} with llama.cpp.`);
+          return undefined;
+        });
+        if (response) this.log.info(`JS tokenizer for ${path.basename(modelPath)} (${response.kind}) ready in ${Math.round(performance.now() - started)} ms on the worker.`);
+        return response?.kind;
+      })();
+      this.kinds.set(modelPath, kind);
+      kind.catch(() => this.kinds.delete(modelPath));
+    }
+    return kind;
+  }
+
+  private jsTokenizer(modelPath: string): Promise<JsTokenizer | undefined> {
+    let pending = this.js.get(modelPath);
+    if (!pending) {
+      pending = (async () => {
+        await checkModelFile(modelPath, { allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
+        try {
+          const started = performance.now();
+          const tokenizer = await loadJsTokenizer(modelPath);
+          this.log.info(`JS tokenizer for ${path.basename(modelPath)} (${tokenizer.kind}, from ${tokenizer.source}) ready in ${Math.round(performance.now() - started)} ms.`);
+          return tokenizer;
+        } catch (err) {
+          if (!(err instanceof UnsupportedTokenizerError)) throw err;
+          this.log.info(`${errorMessage(err)} Counting ${path.basename(modelPath)} with llama.cpp.`);
+          return undefined;
+        }
+      })();
+      this.js.set(modelPath, pending);
+      pending.catch(() => this.js.delete(modelPath));
+    }
+    return pending;
+  }
+
+  private async countWithLlama(modelPath: string, text: string): Promise<number> {
+    const key = `${modelPath}\u0000${text}`;
+    const hit = this.llamaCache.get(key);
+    if (hit !== undefined) return hit;
+    const loaded = this.options.models?.model;
+    let tokenizer: LlamaModel['tokenizer'];
+    if (loaded && !loaded.disposed && loaded.info.path === modelPath) {
+      tokenizer = loaded.model.tokenizer;
+    } else {
+      let vocab = this.vocabs.get(modelPath);
+      if (!vocab) {
+        vocab = (async () => {
+          const llama = await getLlamaFor('off', this.log);
+          await checkModelFile(modelPath, { llama, allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
+          return llama.loadModel({ modelPath, vocabOnly: true });
+        })();
+        this.vocabs.set(modelPath, vocab);
+        vocab.catch(() => this.vocabs.delete(modelPath));
+      }
+      tokenizer = (await vocab).tokenizer;
+    }
     const count = tokenizer(text, false).length;
-    this.cache.set(key, count);
-    if (this.cache.size > TokenCounter.CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    if (this.llamaCache.size >= 2000) this.llamaCache.delete(this.llamaCache.keys().next().value!);
+    this.llamaCache.set(key, count);
     return count;
   }
 
-  async tokenizerFor(modelPath: string): Promise<LlamaModel['tokenizer']> {
-    const loaded = this.models.model;
-    if (loaded && !loaded.disposed && loaded.info.path === modelPath) return loaded.model.tokenizer;
-    let vocab = this.vocabs.get(modelPath);
-    if (!vocab) {
-      vocab = (async () => {
-        const llama = await getLlamaFor('off', this.log);
-        await checkModelFile(modelPath, { llama, allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
-        return llama.loadModel({ modelPath, vocabOnly: true });
-      })();
-      this.vocabs.set(modelPath, vocab);
-      vocab.catch(() => this.vocabs.delete(modelPath));
+  private ask(request: WorkerCall): Promise<WorkerResponse> {
+    if (!this.worker) {
+      const worker = new Worker(this.options.workerScript!);
+      const state = { worker, pending: new Map<number, Pending>(), next: 0 };
+      worker.on('message', (response: WorkerResponse) => {
+        const waiter = state.pending.get(response.id);
+        state.pending.delete(response.id);
+        if (response.error === undefined) waiter?.resolve(response);
+        else waiter?.reject(Object.assign(new Error(response.error), { unsupported: response.unsupported }));
+      });
+      worker.on('error', (err) => {
+        for (const w of state.pending.values()) w.reject(err);
+        state.pending.clear();
+        if (this.worker === state) this.worker = undefined;
+      });
+      worker.unref();
+      this.worker = state;
     }
-    return (await vocab).tokenizer;
+    const state = this.worker;
+    const id = state.next++;
+    return new Promise((resolve, reject) => {
+      state.pending.set(id, { resolve, reject });
+      const message: WorkerRequest = { ...request, id };
+      state.worker.postMessage(message);
+    });
   }
 
   async dispose(): Promise<void> {
+    await this.worker?.worker.terminate();
+    this.worker = undefined;
     const vocabs = [...this.vocabs.values()];
     this.vocabs.clear();
     for (const v of vocabs) await v.then((m) => m.dispose(), () => undefined);

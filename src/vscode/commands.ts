@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
-import type { TokenCounter } from '../core/tokenCounter';
 import { COMMANDS, type Services } from './services';
 
 /** Palette commands (category "Nanochat") other than model management (modelCommands.ts). Each returns a value so tests and other extensions can use it. */
-export function registerCommands(services: Services, tokens: TokenCounter): vscode.Disposable[] {
+export function registerCommands(services: Services): vscode.Disposable[] {
+  const { tokens } = services;
   const { models, logChannel } = services;
   const notYet = (what: string, issue: string) => () => {
     void vscode.window.showInformationMessage(`${what} is not available in this version of nanochat yet (${issue}).`);
@@ -25,12 +25,12 @@ export function registerCommands(services: Services, tokens: TokenCounter): vsco
       const scope = editor.selection.isEmpty ? 'document' : 'selection';
       const text = editor.document.getText(editor.selection.isEmpty ? undefined : editor.selection);
       try {
-        const count = await tokens.count(modelPath, text);
+        const { tokens: count, engine } = await tokens.count(modelPath, text);
         const state = models.state;
         const contextSize = state.kind === 'ready' ? state.info.contextSize : services.settings.current.contextSize;
-        const result = { tokens: count, characters: text.length, scope, contextSize, engine: tokens.engine };
+        const result = { tokens: count, characters: text.length, scope, contextSize, engine };
         void vscode.window.showInformationMessage(
-          `${count.toLocaleString()} tokens in the ${scope} · ${count ? (text.length / count).toFixed(2) : '0'} characters per token · ${(100 * count / contextSize).toFixed(1)}% of the ${contextSize}-token context`);
+          `${count.toLocaleString()} tokens in the ${scope} · ${count ? (text.length / count).toFixed(2) : '0'} characters per token · ${(100 * count / contextSize).toFixed(1)}% of the ${contextSize}-token context (${engine === 'js' ? 'JS tokenizer' : 'llama.cpp tokenizer'})`);
         return result;
       } catch (err) {
         void vscode.window.showErrorMessage(`Cannot count tokens: ${errorMessage(err)}`);

@@ -7,7 +7,6 @@ import { NoModelError, errorMessage } from '../core/errors';
 import { formatBytes } from '../core/ggufCheck';
 import type { InstalledModel } from '../core/library';
 import type { Services } from './services';
-import type { TokenCounter } from '../core/tokenCounter';
 
 export const VENDOR = 'nanochat';
 const NO_MODEL_ID = 'nanochat-no-model';
@@ -22,7 +21,7 @@ interface NanochatModelInformation extends vscode.LanguageModelChatInformation {
  * chat participant can use them, and VS Code has a model to attach to @nanochat requests even
  * without Copilot. With no model installed, one placeholder entry answers with what to do.
  */
-export function registerLanguageModelProvider(services: Services, tokens: TokenCounter): vscode.Disposable {
+export function registerLanguageModelProvider(services: Services): vscode.Disposable {
   const changed = new Emitter<void>();
   const provider: vscode.LanguageModelChatProvider<NanochatModelInformation> = {
     onDidChangeLanguageModelChatInformation: changed.event,
@@ -82,7 +81,7 @@ export function registerLanguageModelProvider(services: Services, tokens: TokenC
     async provideTokenCount(model, text) {
       const value = typeof text === 'string' ? text : messageText(text);
       if (!model.path) return Math.ceil(value.length / 4);
-      return tokens.count(model.path, value);
+      return (await services.tokens.count(model.path, value)).tokens;
     },
   };
   const registration = vscode.lm.registerLanguageModelChatProvider(VENDOR, provider);

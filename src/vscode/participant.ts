@@ -61,7 +61,8 @@ async function answer(services: Services, request: vscode.ChatRequest, context: 
   if (services.models.state.kind !== 'ready') stream.progress('Loading model…');
   const lease = await services.models.acquire();
   try {
-    const references = await collectReferences(request, lease.model.model.tokenizer, Math.floor(lease.model.info.contextSize / 3));
+    const count = (text: string) => services.tokens.count(lease.model.info.path, text).then((c) => c.tokens);
+    const references = await collectReferences(request, count, Math.floor(lease.model.info.contextSize / 3));
     let prompt = request.prompt.trim();
     if (request.command === 'explain') {
       if (!references.text) {
@@ -162,27 +163,27 @@ async function describeModel(services: Services, stream: vscode.ChatResponseStre
 }
 
 async function countPromptTokens(services: Services, request: vscode.ChatRequest, stream: vscode.ChatResponseStream): Promise<void> {
-  if (!services.models.selectedPath) throw new NoModelError();
-  const lease = await services.models.acquire();
-  try {
-    const tokenizer = lease.model.model.tokenizer;
-    const references = await collectReferences(request, tokenizer, Number.MAX_SAFE_INTEGER);
-    const rows = [['Prompt', request.prompt], ...references.parts.map((p) => [p.label, p.text])].filter(([, t]) => t.length > 0);
-    if (rows.length === 0) {
-      stream.markdown('Nothing to count: type some text after `/tokens`, select code, or reference a file with `#file`.');
-      return;
-    }
-    const counted = rows.map(([label, t]) => ({ label, chars: t.length, tokens: tokenizer(t, false).length }));
-    const total = counted.reduce((n, r) => n + r.tokens, 0);
-    stream.markdown([
-      `| Source | Tokens | Characters |`, '|---|---:|---:|',
-      ...counted.map((r) => `| ${r.label} | ${r.tokens} | ${r.chars} |`),
-      `| **Total** | **${total}** | ${counted.reduce((n, r) => n + r.chars, 0)} |`, '',
-      `${(100 * total / lease.model.info.contextSize).toFixed(1)}% of the ${lease.model.info.contextSize}-token context, counted with the tokenizer of ${lease.model.info.name} (llama.cpp).`,
-    ].join('\n'));
-  } finally {
-    lease.dispose();
+  const modelPath = services.models.selectedPath;
+  if (!modelPath) throw new NoModelError();
+  // Counting needs the tokenizer only: the model's weights are not loaded for it.
+  const count = async (text: string) => (await services.tokens.count(modelPath, text)).tokens;
+  const references = await collectReferences(request, count, Number.MAX_SAFE_INTEGER);
+  const rows = [['Prompt', request.prompt], ...references.parts.map((p) => [p.label, p.text])].filter(([, t]) => t.length > 0);
+  if (rows.length === 0) {
+    stream.markdown('Nothing to count: type some text after `/tokens`, select code, or reference a file with `#file`.');
+    return;
   }
+  const counted = await Promise.all(rows.map(async ([label, t]) => ({ label, chars: t.length, tokens: await count(t) })));
+  const total = counted.reduce((n, r) => n + r.tokens, 0);
+  const engine = await services.tokens.engineFor(modelPath);
+  const state = services.models.state;
+  const contextSize = state.kind === 'ready' ? state.info.contextSize : services.settings.current.contextSize;
+  stream.markdown([
+    `| Source | Tokens | Characters |`, '|---|---:|---:|',
+    ...counted.map((r) => `| ${r.label} | ${r.tokens} | ${r.chars} |`),
+    `| **Total** | **${total}** | ${counted.reduce((n, r) => n + r.chars, 0)} |`, '',
+    `${(100 * total / contextSize).toFixed(1)}% of the ${contextSize}-token context, counted with the ${engine === 'js' ? 'JS' : 'llama.cpp'} tokenizer of ${modelPath.split(/[\\/]/).pop()}.`,
+  ].join('\n'));
 }
 
 async function quickBench(services: Services, stream: vscode.ChatResponseStream, token: vscode.CancellationToken): Promise<void> {

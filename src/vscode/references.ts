@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 
-type Tokenize = (text: string, specialTokens?: boolean) => readonly unknown[];
+type Count = (text: string) => Promise<number>;
 
 export interface CollectedReferences {
   /** The referenced code, fenced and labelled, ready to append to the prompt. */
@@ -13,7 +13,7 @@ export interface CollectedReferences {
  * The user's references (#file, #selection, other variables) or, without any, the active editor's
  * selection, cut so that together they stay within `budgetTokens`.
  */
-export async function collectReferences(request: vscode.ChatRequest, tokenize: Tokenize, budgetTokens: number): Promise<CollectedReferences> {
+export async function collectReferences(request: vscode.ChatRequest, count: Count, budgetTokens: number): Promise<CollectedReferences> {
   const parts: Array<{ label: string; text: string; language: string; location?: vscode.Location }> = [];
   for (const ref of request.references) {
     const value = ref.value;
@@ -41,7 +41,7 @@ export async function collectReferences(request: vscode.ChatRequest, tokenize: T
   for (const part of parts) {
     if (remaining <= 0) break;
     let text = part.text;
-    let tokens = tokenize(text, false).length;
+    let tokens = await count(text);
     if (tokens > remaining) {
       text = text.slice(0, Math.floor(text.length * (remaining / tokens)));
       text += '\n… (cut to fit the context window)';

@@ -4,6 +4,7 @@ import type { Downloader } from '../core/download';
 import type { ModelLibrary } from '../core/library';
 import type { Logger } from '../core/log';
 import type { ModelManager } from '../core/models';
+import type { TokenCounter } from '../core/tokenCounter';
 import type { SettingsSource } from './settings';
 
 /** The core services every adapter is a view of. */
@@ -16,6 +17,7 @@ export interface Services {
   readonly chat: ChatEngine;
   readonly library: ModelLibrary;
   readonly downloader: Downloader;
+  readonly tokens: TokenCounter;
 }
 
 export const COMMANDS = {

@@ -84,3 +84,59 @@ export class StatusBar implements vscode.Disposable {
     this.item.dispose();
   }
 }
+
+/**
+ * The token count of the current selection, next to the model item. Debounced, so it never slows
+ * typing; long selections are counted on the counter's worker thread.
+ */
+export class SelectionTokenCount implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('nanochat.selectionTokens', vscode.StatusBarAlignment.Right, 99);
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private generation = 0;
+
+  constructor(private readonly services: Services) {
+    this.item.name = 'Nanochat: Selection Tokens';
+    this.item.command = COMMANDS.countTokens;
+    this.subscriptions.push(
+      vscode.window.onDidChangeTextEditorSelection(() => this.schedule()),
+      vscode.window.onDidChangeActiveTextEditor(() => this.schedule()),
+      services.settings.onDidChange(() => this.schedule()),
+    );
+    this.schedule();
+  }
+
+  get text(): string | undefined { return this.item.text || undefined; }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.update(), 300);
+  }
+
+  private async update(): Promise<void> {
+    const run = ++this.generation;
+    const editor = vscode.window.activeTextEditor;
+    const modelPath = this.services.models.selectedPath;
+    if (!editor || !modelPath || editor.selections.every((s) => s.isEmpty)) {
+      this.item.hide();
+      return;
+    }
+    const text = editor.selections.map((s) => editor.document.getText(s)).join('\n');
+    try {
+      const { tokens, engine } = await this.services.tokens.count(modelPath, text);
+      if (run !== this.generation) return;
+      this.item.text = `$(symbol-number) ${tokens.toLocaleString()} tokens`;
+      this.item.tooltip = `${tokens.toLocaleString()} tokens in the selection (${text.length.toLocaleString()} characters), ${engine === 'js' ? 'JS' : 'llama.cpp'} tokenizer. Click for details.`;
+      this.item.show();
+    } catch (err) {
+      this.services.log.debug(`Selection count failed: ${err instanceof Error ? err.message : err}`);
+      this.item.hide();
+    }
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.subscriptions.forEach((s) => s.dispose());
+    this.item.dispose();
+  }
+}

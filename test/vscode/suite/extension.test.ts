@@ -196,7 +196,7 @@ export function defineExtensionTests(): void {
       const fileRef = { id: 'vscode.file', value: doc.uri } as unknown as vscode.ChatPromptReference;
       const r2 = await api.participant.handler(request('What does this do?', undefined, [fileRef]), { history: [] } as vscode.ChatContext, withFile.stream, token());
       const plain = await api.participant.handler(request('What does this do?'), { history: [] } as vscode.ChatContext, recordingStream().stream, token());
-      assert.ok((r2 as vscode.ChatResult).metadata?.stats.promptTokens > (plain as vscode.ChatResult).metadata?.stats.promptTokens + 20, 'the referenced file went into the prompt');
+      assert.ok((r2 as vscode.ChatResult).metadata?.stats.promptTokens > (plain as vscode.ChatResult).metadata?.stats.promptTokens + 20, `the referenced file went into the prompt: ${withFile.text().slice(0, 300)}`);
       editor.selection = new vscode.Selection(0, 0, 2, 16);
       const counted = await vscode.commands.executeCommand<{ tokens: number; scope: string }>('nanochat.countTokens');
       assert.equal(counted.scope, 'selection');

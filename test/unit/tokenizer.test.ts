@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { getLlamaFor } from '../../src/core/llama';
+import { silentLogger } from '../../src/core/log';
+import { TokenCounter } from '../../src/core/tokenCounter';
+import { countingChunks, loadJsTokenizer } from '../../src/core/tokenizer';
+import { CORPUS_PIECES, corpusOfSize } from '../support/corpus';
+import { REPO_ROOT, testModel, vocabDir } from '../support/models';
+
+const run = promisify(execFile);
+
+/** llama.cpp's tokenizer test vectors: `.inp` strings separated by a marker, `.out` ids per line. */
+function vectors(gguf: string): Array<{ text: string; ids: number[] }> {
+  const inputs = fs.readFileSync(`${gguf}.inp`, 'utf8').split('\n__ggml_vocab_test__\n');
+  if (inputs.at(-1) === '' || inputs.at(-1) === '\n') inputs.pop();
+  const outputs = fs.readFileSync(`${gguf}.out`, 'utf8').split('\n');
+  return inputs.map((text, i) => ({ text, ids: outputs[i].trim() ? outputs[i].trim().split(/\s+/).map(Number) : [] }));
+}
+
+const vocabFiles = (() => {
+  const dir = vocabDir();
+  return dir ? fs.readdirSync(dir).filter((f) => f.endsWith('.gguf')).sort().map((f) => path.join(dir, f)) : [];
+})();
+
+describe('JS tokenizer rebuilt from the GGUF (@huggingface/tokenizers)', () => {
+  let llama: Llama;
+  before(async function () {
+    if (vocabFiles.length === 0) this.skip(); // the vocab GGUFs come with ../shared/models only
+    llama = await getLlamaFor('off', silentLogger);
+  });
+
+  it('covers the eleven vocabularies of llama.cpp\'s tokenizer tests', () => {
+    assert.deepEqual(vocabFiles.map((f) => path.basename(f).replace(/^ggml-vocab-|\.gguf$/g, '')),
+      ['bert-bge', 'deepseek-coder', 'deepseek-llm', 'falcon', 'gpt-2', 'llama-bpe', 'llama-spm', 'mpt', 'phi-3', 'refact', 'starcoder']);
+  });
+
+  for (const file of vocabFiles) {
+    const name = path.basename(file);
+    it(`reproduces every test vector of ${name}`, async () => {
+      const tokenizer = await loadJsTokenizer(file);
+      const cases = vectors(file);
+      assert.equal(cases.length, 46);
+      const failures = cases.filter((c) => JSON.stringify(tokenizer.encode(c.text)) !== JSON.stringify(c.ids)).map((c) => JSON.stringify(c.text));
+      assert.deepEqual(failures, [], `${46 - failures.length}/46`);
+    });
+  }
+
+  for (const file of [...vocabFiles]) {
+    const name = path.basename(file);
+    const wordPiece = name.includes('bert');
+    it(`agrees with llama.cpp's own tokenizer on a mixed corpus: ${name}`, async () => {
+      const js = await loadJsTokenizer(file);
+      const model = await llama.loadModel({ modelPath: file, vocabOnly: true });
+      try {
+        const differing = CORPUS_PIECES.filter((piece) => JSON.stringify(js.encode(piece)) !== JSON.stringify([...model.tokenize(piece, false)]));
+        if (wordPiece) {
+          // llama.cpp's WordPiece departs from the reference BERT tokenizer on emoji keycaps, kana voicing
+          // marks, Hangul and some combining marks; auto counting uses llama.cpp for WordPiece models.
+          assert.deepEqual(differing.map((p) => p.split(':')[0]), ['Emoji', 'CJK', 'Combining']);
+          assert.equal(js.kind, 'wordpiece');
+        } else {
+          assert.deepEqual(differing, []);
+          const all = corpusOfSize(60_000);
+          assert.deepEqual(js.encode(all), [...model.tokenize(all, false)]);
+        }
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
+
+  it('counts in cached chunks exactly as a whole-text encode, also after an edit', async () => {
+    for (const file of vocabFiles.filter((f) => /llama-bpe|llama-spm|deepseek-llm/.test(f))) {
+      const js = await loadJsTokenizer(file);
+      const text = corpusOfSize(120_000);
+      assert.ok(countingChunks(text).length > 20);
+      assert.equal(countingChunks(text).join(''), text);
+      assert.equal(js.count(text), js.encode(text).length, path.basename(file));
+      const edited = `${text.slice(0, 50_000)}Inserted words, and\n  an indented line.\n${text.slice(50_000)}`;
+      assert.equal(js.count(edited), js.encode(edited).length, `${path.basename(file)} after an edit`);
+    }
+  });
+});
+
+describe('TokenCounter and `npm run tokens`', () => {
+  let story: string;
+  before(async () => { story = await testModel('stories260K.gguf'); });
+
+  it('counts a real model\'s text with the JS engine, exactly as llama.cpp does', async () => {
+    const counter = new TokenCounter();
+    try {
+      assert.equal(await counter.engineFor(story), 'js');
+      const text = corpusOfSize(20_000);
+      const js = await counter.count(story, text);
+      const llama = await counter.count(story, text, 'llama');
+      assert.deepEqual(js, { tokens: llama.tokens, engine: 'js' });
+      assert.equal(llama.engine, 'llama');
+    } finally {
+      await counter.dispose();
+    }
+  });
+
+  it('counts on a worker thread (the bundled dist/tokenWorker.js) with the same result', async () => {
+    execFileSync(process.execPath, ['esbuild.mjs'], { cwd: REPO_ROOT });
+    const counter = new TokenCounter({ workerScript: path.join(REPO_ROOT, 'dist', 'tokenWorker.js') });
+    try {
+      const text = corpusOfSize(50_000);
+      const viaWorker = await counter.count(story, text);
+      const direct = await new TokenCounter().count(story, text);
+      assert.deepEqual(viaWorker, direct);
+      assert.equal(await counter.engineFor(story), 'js');
+      const bert = vocabFiles.find((f) => f.includes('bert'));
+      if (bert) assert.equal(await counter.engineFor(bert), 'llama', 'the worker reports WordPiece too');
+    } finally {
+      await counter.dispose();
+    }
+  });
+
+  it('uses llama.cpp for WordPiece models and says which engine counted', async function () {
+    const bert = vocabFiles.find((f) => f.includes('bert'));
+    if (!bert) this.skip();
+    const counter = new TokenCounter();
+    try {
+      assert.equal(await counter.engineFor(bert!), 'llama');
+      assert.equal((await counter.count(bert!, 'Hello world')).engine, 'llama');
+    } finally {
+      await counter.dispose();
+    }
+  });
+
+  it('prints exactly one JSON object, and a one-line error for a bad model', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-tokens-'));
+    try {
+      const a = path.join(dir, 'a.txt');
+      const b = path.join(dir, 'b.py');
+      fs.writeFileSync(a, 'Once upon a time, there was a little cat.');
+      fs.writeFileSync(b, 'def add(a, b):\n    return a + b\n');
+      const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'tokens.ts')];
+      const { stdout } = await run(process.execPath, [...cli, '--model', story, '--json', a, b], { cwd: REPO_ROOT });
+      const report = JSON.parse(stdout);
+      assert.deepEqual(Object.keys(report), ['model', 'engine', 'files']);
+      assert.equal(report.engine, 'js');
+      const counter = new TokenCounter();
+      assert.deepEqual(report.files, [
+        { path: a, tokens: (await counter.count(story, fs.readFileSync(a, 'utf8'), 'llama')).tokens, chars: 41 },
+        { path: b, tokens: (await counter.count(story, fs.readFileSync(b, 'utf8'), 'llama')).tokens, chars: 32 },
+      ]);
+      await counter.dispose();
+      const llama = JSON.parse((await run(process.execPath, [...cli, '--model', story, '--engine', 'llama', '--json', a], { cwd: REPO_ROOT })).stdout);
+      assert.equal(llama.engine, 'llama');
+      assert.equal(llama.files[0].tokens, report.files[0].tokens);
+
+      const bad = path.join(dir, 'bad.gguf');
+      fs.writeFileSync(bad, 'not a model');
+      await assert.rejects(run(process.execPath, [...cli, '--model', bad, '--json', a], { cwd: REPO_ROOT }), (err: { code: number; stdout: string; stderr: string }) => {
+        assert.equal(err.code, 1);
+        assert.equal(err.stdout, '');
+        assert.equal(err.stderr.trim().split('\n').length, 1, err.stderr);
+        assert.match(err.stderr, /not a GGUF model/);
+        return true;
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
