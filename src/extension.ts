@@ -36,8 +36,9 @@ export function activate(context: vscode.ExtensionContext) {
   const participant = registerParticipant(services);
   const statusBar = new StatusBar(services);
   const panel = new ChatPanel(services, new ConversationStore(context.globalState));
+  const selectionTokens = new SelectionTokenCount(services);
   context.subscriptions.push(
-    channel, settings, library, participant, statusBar, panel, new SelectionTokenCount(services),
+    channel, settings, library, participant, statusBar, panel, selectionTokens,
     vscode.commands.registerCommand(COMMANDS.openPanel, () => { panel.show(); }),
     registerLanguageModelProvider(services),
     ...registerCommands(services),
@@ -48,7 +49,7 @@ export function activate(context: vscode.ExtensionContext) {
   );
   logger.info(`nanochat activated in ${Math.round(performance.now() - started)} ms.`);
   // The surface tests and other extensions use.
-  return { services, statusBar, participant, tokens, panel };
+  return { services, statusBar, participant, tokens, panel, selectionTokens };
 }
 
 export function deactivate() {}

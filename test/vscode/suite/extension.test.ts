@@ -33,6 +33,18 @@ function request(prompt: string, command?: string, references: vscode.ChatPrompt
 
 const token = () => new vscode.CancellationTokenSource().token;
 
+/** Sets a selection and waits until the workbench stops sending older selection events back. */
+async function select(editor: vscode.TextEditor, selection: vscode.Selection): Promise<void> {
+  let stable = 0;
+  for (let i = 0; i < 50 && stable < 3; i++) {
+    const active = vscode.window.activeTextEditor;
+    if (active?.document === editor.document && active.selection.isEqual(selection)) stable++;
+    else { stable = 0; (active?.document === editor.document ? active : editor).selection = selection; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(vscode.window.activeTextEditor?.selection.isEqual(selection), 'the selection was set');
+}
+
 export function defineExtensionTests(): void {
   describe('nanochat in the real VS Code extension host', () => {
     let api: Api;
@@ -185,21 +197,25 @@ export function defineExtensionTests(): void {
       const folder = vscode.workspace.workspaceFolders![0].uri;
       const doc = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder, 'sample.py'));
       const editor = await vscode.window.showTextDocument(doc);
-      editor.selection = new vscode.Selection(0, 0, 2, 16);
+      await select(editor, new vscode.Selection(0, 0, 2, 16));
       const rec = recordingStream();
       const r = await api.participant.handler(request('', 'explain'), { history: [] } as vscode.ChatContext, rec.stream, token());
       const stats = (r as vscode.ChatResult).metadata?.stats;
       assert.ok(stats && stats.promptTokens > 30, 'the selection went into the prompt');
       // A #file reference goes into the prompt as well, even with no selection.
-      editor.selection = new vscode.Selection(0, 0, 0, 0);
+      await select(editor, new vscode.Selection(0, 0, 0, 0));
       const withFile = recordingStream();
       const fileRef = { id: 'vscode.file', value: doc.uri } as unknown as vscode.ChatPromptReference;
       const r2 = await api.participant.handler(request('What does this do?', undefined, [fileRef]), { history: [] } as vscode.ChatContext, withFile.stream, token());
       const plain = await api.participant.handler(request('What does this do?'), { history: [] } as vscode.ChatContext, recordingStream().stream, token());
       assert.ok((r2 as vscode.ChatResult).metadata?.stats.promptTokens > (plain as vscode.ChatResult).metadata?.stats.promptTokens + 20, `the referenced file went into the prompt: ${withFile.text().slice(0, 300)}`);
-      editor.selection = new vscode.Selection(0, 0, 2, 16);
+      await select(editor, new vscode.Selection(0, 0, 2, 16));
       const counted = await vscode.commands.executeCommand<{ tokens: number; scope: string }>('nanochat.countTokens');
-      assert.equal(counted.scope, 'selection');
+      assert.equal(counted.scope, "selection", JSON.stringify(counted));
+      assert.ok(counted.tokens > 0, JSON.stringify(counted));
+      let shown: string | undefined;
+      for (let i = 0; i < 40 && shown !== `$(symbol-number) ${counted.tokens} tokens`; i++) { await new Promise((r) => setTimeout(r, 100)); shown = api.selectionTokens.text; }
+      assert.equal(shown, `$(symbol-number) ${counted.tokens} tokens`, 'the status bar counts the selection');
       assert.equal(counted.tokens, api.services.models.model!.model.tokenize(doc.getText(editor.selection), false).length);
     });
 
