@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ChatEngine } from '../../src/core/chat';
+import { ModelFileError } from '../../src/core/errors';
+import { checkModelFile } from '../../src/core/ggufCheck';
+import { getLlamaFor } from '../../src/core/llama';
+import { silentLogger } from '../../src/core/log';
+import { ModelManager } from '../../src/core/models';
+import { makeSyntheticModel } from '../../src/core/synthetic/generate';
+import { typeBytes } from '../../src/core/synthetic/quantize';
+import { SHAPES, parameterCount, type ShapeName } from '../../src/core/synthetic/shapes';
+import { sha256File, vocabDir } from '../support/models';
+import { testSettings } from '../support/settings';
+
+describe('synthetic GGUF models of realistic size', function () {
+  this.timeout(300_000);
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-synthetic-')); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  for (const shapeName of Object.keys(SHAPES) as ShapeName[]) {
+    it(`${shapeName} (q4_0): loads in llama.cpp, generates, and has the real parameter count and size`, async () => {
+      const shape = SHAPES[shapeName];
+      const file = path.join(dir, `${shapeName}.gguf`);
+      const report = await makeSyntheticModel({ shape: shapeName, type: 'q4_0', out: file, seed: 3, vocabDir: vocabDir() });
+      try {
+        const info = await checkModelFile(file, { llama: await getLlamaFor('off', silentLogger) });
+        assert.equal(info.architecture, shape.architecture);
+        assert.equal(info.parameters, parameterCount(shape));
+        assert.equal(report.parameters, parameterCount(shape));
+        // Every 2-D weight is q4_0 (18 bytes per 32 values); norms and biases stay f32.
+        const vectors = shape.embedding * (1 + 2 * shape.layers) + (shape.qkvBias ? shape.layers * (shape.embedding + 2 * (shape.embedding / shape.heads) * shape.kvHeads) : 0);
+        const expected = typeBytes('q4_0', parameterCount(shape) - vectors) + typeBytes('f32', vectors);
+        assert.equal(info.tensorBytes, expected);
+        const overhead = fs.statSync(file).size - expected;
+        assert.ok(overhead > 0 && overhead < 12_000_000, `header and alignment: ${overhead} bytes`);
+
+        const settings = testSettings({ model: file, contextSize: 256 });
+        const manager = new ModelManager({ settings: () => settings, sequences: 1 });
+        const chat = new ChatEngine(manager, () => settings);
+        try {
+          const reply = chat.reply({ id: 'synthetic', messages: [{ role: 'user', content: 'Hello' }] }, { maxTokens: 4, systemPrompt: null });
+          for await (const _ of reply) { /* random weights, random text */ }
+          const stats = await reply.stats;
+          assert.equal(stats.completionTokens, 4, JSON.stringify(stats));
+          assert.equal(stats.stopReason, 'maxTokens');
+        } finally {
+          chat.dispose();
+          await manager.dispose();
+        }
+      } finally {
+        fs.rmSync(file, { force: true });
+      }
+    });
+  }
+
+  it('is byte-identical for the same seed and different for another', async () => {
+    const a = path.join(dir, 'a.gguf'), b = path.join(dir, 'b.gguf'), c = path.join(dir, 'c.gguf');
+    await makeSyntheticModel({ shape: 'smollm2-135m', type: 'q8_0', out: a, seed: 7, vocabDir: vocabDir(), overrides: { layers: 4 } });
+    await makeSyntheticModel({ shape: 'smollm2-135m', type: 'q8_0', out: b, seed: 7, vocabDir: vocabDir(), overrides: { layers: 4 } });
+    await makeSyntheticModel({ shape: 'smollm2-135m', type: 'q8_0', out: c, seed: 8, vocabDir: vocabDir(), overrides: { layers: 4 } });
+    assert.equal(sha256File(a), sha256File(b));
+    assert.notEqual(sha256File(a), sha256File(c));
+    assert.equal(fs.statSync(a).size, fs.statSync(c).size);
+    for (const f of [a, b, c]) fs.rmSync(f);
+  });
+
+  it('writes f16 too, with a vocabulary generated when no vocab file is at hand', async () => {
+    const file = path.join(dir, 'f16.gguf');
+    const report = await makeSyntheticModel({ shape: 'smollm2-135m', type: 'f16', out: file, seed: 1, overrides: { layers: 2 } });
+    assert.equal(report.vocabulary, 'generated');
+    const info = await checkModelFile(file, { llama: await getLlamaFor('off', silentLogger) });
+    assert.equal(info.tensorBytes, parameterCount({ ...SHAPES['smollm2-135m'], layers: 2 }) * 2 - (576 * 5) * 2 + 576 * 5 * 4);
+    fs.rmSync(file);
+  });
+
+  it('lets the lifecycle refuse a header that claims more memory than the machine has', async () => {
+    const file = path.join(dir, 'huge.gguf');
+    await makeSyntheticModel({ shape: 'llama-3.2-1b', type: 'f16', out: file, headerOnly: true, overrides: { feedForward: 1_048_576 } });
+    assert.ok(fs.statSync(file).size < 10_000_000, 'only a header');
+    const settings = testSettings({ model: file });
+    const manager = new ModelManager({ settings: () => settings });
+    try {
+      await assert.rejects(manager.load(), (err: unknown) => {
+        assert.ok(err instanceof ModelFileError);
+        assert.equal(err.problem, 'too-large');
+        assert.match(err.message, /needs about \d+ GB of memory but only .* is free/);
+        return true;
+      });
+      assert.equal(manager.state.kind, 'error');
+    } finally {
+      await manager.dispose();
+    }
+  });
+});
