@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { getLlamaFor } from '../core/llama';
 import { silentLogger } from '../core/log';
 import { loadJsTokenizer } from '../core/tokenizer';
-import { corpusOfSize } from '../../test/support/corpus';
+import { corpusOfSize } from '../core/benchCorpus';
 import { testModel } from '../../test/support/models';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

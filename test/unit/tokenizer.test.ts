@@ -9,7 +9,8 @@ import { getLlamaFor } from '../../src/core/llama';
 import { silentLogger } from '../../src/core/log';
 import { TokenCounter } from '../../src/core/tokenCounter';
 import { countingChunks, loadJsTokenizer } from '../../src/core/tokenizer';
-import { CORPUS_PIECES, corpusOfSize } from '../support/corpus';
+import { CORPUS_PIECES, corpusOfSize } from '../../src/core/benchCorpus';
+import { assertOneLineFailure } from '../support/cli';
 import { REPO_ROOT, testModel, vocabDir } from '../support/models';
 
 const run = promisify(execFile);
@@ -157,13 +158,7 @@ describe('TokenCounter and `npm run tokens`', () => {
 
       const bad = path.join(dir, 'bad.gguf');
       fs.writeFileSync(bad, 'not a model');
-      await assert.rejects(run(process.execPath, [...cli, '--model', bad, '--json', a], { cwd: REPO_ROOT }), (err: { code: number; stdout: string; stderr: string }) => {
-        assert.equal(err.code, 1);
-        assert.equal(err.stdout, '');
-        assert.equal(err.stderr.trim().split('\n').length, 1, err.stderr);
-        assert.match(err.stderr, /not a GGUF model/);
-        return true;
-      });
+      await assertOneLineFailure(run(process.execPath, [...cli, '--model', bad, '--json', a], { cwd: REPO_ROOT }), /not a GGUF model/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

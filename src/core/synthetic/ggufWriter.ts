@@ -52,20 +52,8 @@ export function writeGguf(file: string, metadata: Record<string, MetadataValue>,
       case 'bool': head.u32(GgufType.BOOL); head.push(Buffer.from([entry.value ? 1 : 0])); break;
       case 'string': head.u32(GgufType.STRING); head.str(entry.value); break;
       case 'string[]': head.u32(GgufType.ARRAY); head.u32(GgufType.STRING); head.u64(entry.value.length); for (const s of entry.value) head.str(s); break;
-      case 'i32[]': {
-        head.u32(GgufType.ARRAY); head.u32(GgufType.INT32); head.u64(entry.value.length);
-        const b = Buffer.alloc(entry.value.length * 4);
-        for (let i = 0; i < entry.value.length; i++) b.writeInt32LE(entry.value[i], i * 4);
-        head.push(b);
-        break;
-      }
-      case 'f32[]': {
-        head.u32(GgufType.ARRAY); head.u32(GgufType.FLOAT32); head.u64(entry.value.length);
-        const b = Buffer.alloc(entry.value.length * 4);
-        for (let i = 0; i < entry.value.length; i++) b.writeFloatLE(entry.value[i], i * 4);
-        head.push(b);
-        break;
-      }
+      case 'i32[]': head.u32(GgufType.ARRAY); numberArray(head, GgufType.INT32, entry.value, (b, v, at) => b.writeInt32LE(v, at)); break;
+      case 'f32[]': head.u32(GgufType.ARRAY); numberArray(head, GgufType.FLOAT32, entry.value, (b, v, at) => b.writeFloatLE(v, at)); break;
     }
   }
   let offset = 0;
@@ -99,6 +87,14 @@ export function writeGguf(file: string, metadata: Record<string, MetadataValue>,
     fs.closeSync(fd);
   }
   return { bytes: written };
+}
+
+function numberArray(head: ByteBuffer, type: number, values: ArrayLike<number>, write: (b: Buffer, v: number, at: number) => void): void {
+  head.u32(type);
+  head.u64(values.length);
+  const b = Buffer.alloc(values.length * 4);
+  for (let i = 0; i < values.length; i++) write(b, values[i], i * 4);
+  head.push(b);
 }
 
 function align(n: number): number {

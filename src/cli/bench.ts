@@ -1,0 +1,30 @@
+// npm run bench -- --model FILE [--runs N] [--quick] [--json]
+// Benchmarks a model in this process; with --json, stdout is exactly one report object.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runBenchmark } from '../core/bench';
+import { errorMessage } from '../core/errors';
+import { formatBytes } from '../core/ggufCheck';
+import { testModel } from '../../test/support/models';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { model: { type: 'string' }, runs: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
+  const modelPath = path.resolve(values.model ?? await testModel('stories260K.gguf'));
+  const report = await runBenchmark({
+    modelPath, quick: values.quick, runs: values.runs ? Number(values.runs) : undefined,
+    onProgress: values.json ? undefined : (step) => process.stderr.write(`… ${step}\n`),
+  });
+  if (values.json) { process.stdout.write(JSON.stringify(report) + '\n'); return; }
+  const r = report;
+  console.log(`${r.model.name} (${r.model.architecture}, ${formatBytes(r.memory.modelBytes)}) on ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.backend}; medians of ${r.runs} runs${r.quick ? ' (quick)' : ''}`);
+  console.log(`  load ${r.load.totalMs} ms (import ${r.load.importMs}, llama ${r.load.llamaMs}, model ${r.load.modelMs}, context ${r.load.contextMs})`);
+  console.log(`  first token: ${r.firstTokenMs.short.median} ms (${r.promptTokens.short}-token prompt), ${r.firstTokenMs.long.median} ms (${r.promptTokens.long} tokens)`);
+  console.log(`  prompt ${r.promptTokensPerSecond.median} tok/s; generation ${r.generationTokensPerSecond.median} tok/s (p95 ${r.generationTokensPerSecond.p95})`);
+  console.log(`  multi-turn first token at turn ${r.multiTurn.turns}: ${r.multiTurn.withReuseMs} ms with KV reuse, ${r.multiTurn.withoutReuseMs} ms without (${r.multiTurn.speedup}×)`);
+  console.log(`  cancel latency ${r.cancelLatencyMs.median} ms; request latency p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms; ${r.concurrentLatencyMs.requests} concurrent: ${r.concurrentLatencyMs.p50}/${r.concurrentLatencyMs.p95}/${r.concurrentLatencyMs.p99} ms`);
+  console.log(`  tokenizer: JS ${r.tokenizer.jsTokensPerSecond} tok/s, llama.cpp ${r.tokenizer.llamaTokensPerSecond} tok/s`);
+  console.log(`  memory: RSS ${formatBytes(r.memory.rssBeforeBytes)} → ${formatBytes(r.memory.rssAfterBytes)}; bandwidth ${formatBytes(r.machine.bandwidthBytesPerSecond)}/s, utilisation ${(100 * r.bandwidthUtilisation).toFixed(1)}%`);
+  console.log(`  threads: ${r.threads.map((x) => `${x.threads}: ${x.tokensPerSecond} (${x.underLoadTokensPerSecond} under load)`).join(', ')} tok/s; default ${r.defaultThreads}${r.defaultThreadsWithin80PercentUnderLoad ? '' : ' — NOT within 80% of the best under load'}`);
+}
+
+main().catch((err) => { process.stderr.write(`nanochat bench: ${errorMessage(err).split('\n')[0]}\n`); process.exit(1); });

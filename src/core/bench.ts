@@ -1,0 +1,277 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { z } from 'zod';
+import { corpusOfSize } from './benchCorpus';
+import { ChatEngine, type ReplyStats } from './chat';
+import { NanochatError } from './errors';
+import { checkModelFile } from './ggufCheck';
+import { backendOf, importNodeLlamaCpp } from './llama';
+import { silentLogger, type Logger } from './log';
+import { ModelManager } from './models';
+import { defaultSettings, resolveThreads, type Settings } from './settings';
+import { loadJsTokenizer } from './tokenizer';
+
+const stat = z.object({ median: z.number().nonnegative(), p95: z.number().nonnegative() });
+const latency = z.object({ p50: z.number().nonnegative(), p95: z.number().nonnegative(), p99: z.number().nonnegative() });
+
+/** The benchmark report; `npm run bench -- --json` prints exactly this object. */
+export const benchReportSchema = z.object({
+  version: z.literal(1),
+  createdAt: z.string(),
+  model: z.object({ path: z.string(), name: z.string(), architecture: z.string(), parameters: z.number().optional() }),
+  quick: z.boolean(),
+  runs: z.number().int().positive(),
+  load: z.object({ importMs: z.number(), llamaMs: z.number(), modelMs: z.number(), contextMs: z.number(), totalMs: z.number() }),
+  firstTokenMs: z.object({ short: stat, long: stat }),
+  promptTokens: z.object({ short: z.number(), long: z.number() }),
+  promptTokensPerSecond: stat,
+  generationTokensPerSecond: stat,
+  multiTurn: z.object({ turns: z.number(), withReuseMs: z.number(), withoutReuseMs: z.number(), speedup: z.number(), firstTokenMsByTurn: z.array(z.number()) }),
+  cancelLatencyMs: stat,
+  latencyMs: latency,
+  concurrentLatencyMs: latency.extend({ requests: z.number() }),
+  tokenizer: z.object({ bytes: z.number(), tokens: z.number(), jsTokensPerSecond: z.number(), llamaTokensPerSecond: z.number(), ratio: z.number() }),
+  memory: z.object({ rssBeforeBytes: z.number(), rssAfterBytes: z.number(), modelBytes: z.number() }),
+  threads: z.array(z.object({ threads: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() })),
+  defaultThreads: z.number().int().positive(),
+  defaultThreadsWithin80PercentUnderLoad: z.boolean(),
+  machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
+  bandwidthUtilisation: z.number().nonnegative(),
+});
+export type BenchReport = z.infer<typeof benchReportSchema>;
+
+export interface BenchOptions {
+  modelPath: string;
+  /** Runs per measurement after a warm-up (default 5; 2 with quick). */
+  runs?: number;
+  /** Fewer and shorter runs: under a minute on a small model. */
+  quick?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (step: string, fraction: number) => void;
+  log?: Logger;
+}
+
+export class BenchCancelledError extends NanochatError {
+  constructor() { super('The benchmark was cancelled.'); }
+}
+
+const percentile = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0; };
+const summary = (xs: number[]) => ({ median: round(percentile(xs, 0.5)), p95: round(percentile(xs, 0.95)) });
+const latencies = (xs: number[]) => ({ p50: round(percentile(xs, 0.5)), p95: round(percentile(xs, 0.95)), p99: round(percentile(xs, 0.99)) });
+const round = (n: number) => Math.round(n * 10) / 10;
+const LONG_PROMPT = 'Summarize the following notes in two sentences. ' + 'The team met to plan the next release of the editor extension; they reviewed open issues, agreed on priorities, and assigned owners. '.repeat(12);
+
+/**
+ * Measures a model the way a user feels it: cold start, time to first token, prompt and generation
+ * speed, KV-cache reuse across turns, cancellation, request latency alone and under concurrency,
+ * tokenizer speed, memory, thread scaling (also with a competing CPU load), and how close generation
+ * comes to the machine's memory bandwidth.
+ */
+export async function runBenchmark(options: BenchOptions): Promise<BenchReport> {
+  const quick = options.quick ?? false;
+  const runs = options.runs ?? (quick ? 2 : 5);
+  const maxTokens = quick ? 24 : 64;
+  const steps = 9;
+  let step = 0;
+  const progress = (name: string) => {
+    if (options.signal?.aborted) throw new BenchCancelledError();
+    options.onProgress?.(name, step++ / steps);
+  };
+  const log = options.log ?? silentLogger;
+
+  progress('Checking the model');
+  let t = performance.now();
+  const { getLlama, LlamaCompletion } = await importNodeLlamaCpp();
+  const importMs = performance.now() - t;
+  const file = await checkModelFile(options.modelPath);
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  const defaultThreads = resolveThreads(0, cores);
+  const settings: Settings = { ...defaultSettings(), model: options.modelPath, threads: defaultThreads, gpu: 'auto', temperature: 0, seed: 1, contextSize: 2048, maxTokens, idleUnloadMinutes: 0 };
+  const rssBeforeBytes = process.memoryUsage().rss;
+
+  progress('Loading');
+  t = performance.now();
+  const llama = await getLlama({ build: 'never', gpu: 'auto', logger: () => {} }).catch(() => getLlama({ build: 'never', gpu: false, logger: () => {} }));
+  const llamaMs = performance.now() - t;
+  t = performance.now();
+  const model = await llama.loadModel({ modelPath: options.modelPath });
+  const modelMs = performance.now() - t;
+  t = performance.now();
+  const context = await model.createContext({ contextSize: 512, threads: defaultThreads });
+  const contextMs = performance.now() - t;
+  await context.dispose();
+  const rssAfterBytes = process.memoryUsage().rss;
+
+  const manager = new ModelManager({ settings: () => settings, sequences: 4, log });
+  const chat = new ChatEngine(manager, () => settings, log);
+  let conversation = 0;
+  const reply = async (messages: Array<{ role: 'user' | 'assistant'; content: string }>, id = `bench-${conversation++}`, extra: { maxTokens?: number } = {}, signal?: AbortSignal) => {
+    const r = chat.reply({ id, messages }, { maxTokens: extra.maxTokens ?? maxTokens, systemPrompt: null }, signal);
+    for await (const _ of r) { /* drain */ }
+    return r.stats;
+  };
+  try {
+    await reply([{ role: 'user', content: 'Warm up.' }], 'warm-up', { maxTokens: 4 });
+    chat.forget('warm-up');
+
+    progress('Time to first token');
+    const short: ReplyStats[] = [], long: ReplyStats[] = [];
+    for (let i = 0; i < runs; i++) {
+      const id = `bench-${conversation++}`;
+      short.push(await reply([{ role: 'user', content: 'Hello! Tell me a story.' }], id));
+      chat.forget(id);
+      const longId = `bench-${conversation++}`;
+      long.push(await reply([{ role: 'user', content: LONG_PROMPT }], longId, { maxTokens: 2 }));
+      chat.forget(longId);
+    }
+    const generation = short.map((s) => s.tokensPerSecond).filter((x) => x > 0);
+
+    progress('Multi-turn with and without KV-cache reuse');
+    const turns = quick ? 3 : 5;
+    const history: Array<{ role: 'user' | 'assistant'; content: string }> = [];
+    const firstTokenMsByTurn: number[] = [];
+    let withReuseMs = 0;
+    for (let turn = 0; turn < turns; turn++) {
+      history.push({ role: 'user', content: `Turn ${turn + 1}: ${LONG_PROMPT.slice(0, 200)}` });
+      const stats = await reply(history, 'multi-turn');
+      firstTokenMsByTurn.push(stats.timeToFirstTokenMs ?? 0);
+      withReuseMs = stats.timeToFirstTokenMs ?? 0;
+      history.push({ role: 'assistant', content: `Answer ${turn + 1}.` });
+    }
+    history.pop();
+    chat.forget('multi-turn');
+    const fresh = await reply(history, 'multi-turn-fresh');
+    chat.forget('multi-turn-fresh');
+    const withoutReuseMs = fresh.timeToFirstTokenMs ?? 0;
+
+    progress('Cancellation latency');
+    const cancel: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const controller = new AbortController();
+      const id = `bench-${conversation++}`;
+      const r = chat.reply({ id, messages: [{ role: 'user', content: 'Write a very long story.' }] }, { maxTokens: 100_000, systemPrompt: null }, controller.signal);
+      let abortedAt = 0;
+      for await (const _ of r) { if (!abortedAt) { abortedAt = performance.now(); controller.abort(); } }
+      await r.stats;
+      cancel.push(performance.now() - (abortedAt || performance.now()));
+      chat.forget(id);
+    }
+
+    progress('Request latency');
+    const requests = quick ? 4 : 20;
+    const single: number[] = [];
+    for (let i = 0; i < requests; i++) {
+      const id = `bench-${conversation++}`;
+      single.push((await reply([{ role: 'user', content: `Request ${i}` }], id, { maxTokens: 16 })).totalMs);
+      chat.forget(id);
+    }
+    const concurrency = 10;
+    const started = performance.now();
+    const concurrent = await Promise.all(Array.from({ length: concurrency }, async (_, i) => {
+      const id = `bench-${conversation++}`;
+      await reply([{ role: 'user', content: `Concurrent request ${i}` }], id, { maxTokens: 16 });
+      chat.forget(id);
+      return performance.now() - started;
+    }));
+
+    progress('Tokenizer');
+    const text = corpusOfSize(quick ? 200_000 : 1_000_000);
+    const js = await loadJsTokenizer(options.modelPath).catch(() => undefined);
+    let jsMs = Number.POSITIVE_INFINITY;
+    let tokens = 0;
+    if (js) { t = performance.now(); tokens = js.encode(text).length; jsMs = performance.now() - t; }
+    t = performance.now();
+    const llamaTokens = model.tokenize(text, false).length;
+    const llamaTokMs = performance.now() - t;
+
+    progress('Threads, alone and under load');
+    const threadCounts = [...new Set(quick ? [1, cores] : Array.from({ length: cores }, (_, i) => i + 1))];
+    const threads: BenchReport['threads'] = [];
+    for (const count of threadCounts) {
+      const alone = await completionSpeed(model, LlamaCompletion, count, maxTokens);
+      const load = startCpuLoad(cores);
+      const underLoad = await completionSpeed(model, LlamaCompletion, count, maxTokens).finally(() => load.stop());
+      threads.push({ threads: count, tokensPerSecond: round(alone), underLoadTokensPerSecond: round(underLoad) });
+    }
+    const bestUnderLoad = Math.max(...threads.map((x) => x.underLoadTokensPerSecond));
+    const defaultUnderLoad = threads.find((x) => x.threads === defaultThreads)?.underLoadTokensPerSecond
+      ?? (await completionSpeed(model, LlamaCompletion, defaultThreads, maxTokens));
+
+    progress('Memory bandwidth');
+    const bandwidth = measureCopyBandwidth(quick ? 64 : 256);
+    const genMedian = percentile(generation, 0.5);
+    options.onProgress?.('Done', 1);
+
+    const report: BenchReport = {
+      version: 1,
+      createdAt: new Date().toISOString(),
+      model: { path: options.modelPath, name: file.name, architecture: file.architecture, parameters: file.parameters },
+      quick, runs,
+      load: { importMs: round(importMs), llamaMs: round(llamaMs), modelMs: round(modelMs), contextMs: round(contextMs), totalMs: round(importMs + llamaMs + modelMs + contextMs) },
+      firstTokenMs: { short: summary(short.map((s) => s.timeToFirstTokenMs ?? 0)), long: summary(long.map((s) => s.timeToFirstTokenMs ?? 0)) },
+      promptTokens: { short: short[0]?.promptTokens ?? 0, long: long[0]?.promptTokens ?? 0 },
+      promptTokensPerSecond: summary(long.map((s) => (s.timeToFirstTokenMs ? s.promptTokens / (s.timeToFirstTokenMs / 1000) : 0))),
+      generationTokensPerSecond: summary(generation),
+      multiTurn: { turns, withReuseMs: round(withReuseMs), withoutReuseMs: round(withoutReuseMs), speedup: round(withoutReuseMs / Math.max(1, withReuseMs)), firstTokenMsByTurn },
+      cancelLatencyMs: summary(cancel),
+      latencyMs: latencies(single),
+      concurrentLatencyMs: { ...latencies(concurrent), requests: concurrency },
+      tokenizer: { bytes: Buffer.byteLength(text), tokens: llamaTokens, jsTokensPerSecond: js ? Math.round(tokens / (jsMs / 1000)) : 0, llamaTokensPerSecond: Math.round(llamaTokens / (llamaTokMs / 1000)), ratio: js ? round(llamaTokMs / jsMs) : 0 },
+      memory: { rssBeforeBytes, rssAfterBytes, modelBytes: file.sizeBytes },
+      threads,
+      defaultThreads,
+      defaultThreadsWithin80PercentUnderLoad: defaultUnderLoad >= 0.8 * bestUnderLoad,
+      machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores, backend: backendOf(llama), bandwidthBytesPerSecond: Math.round(bandwidth), node: process.version },
+      bandwidthUtilisation: Number(((file.tensorBytes * genMedian) / bandwidth).toFixed(4)),
+    };
+    return benchReportSchema.parse(report);
+  } finally {
+    chat.dispose();
+    await manager.dispose();
+    await model.dispose();
+  }
+}
+
+/** Generation tokens per second of a plain completion with a given thread count. */
+async function completionSpeed(model: import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaModel,
+  Completion: typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaCompletion, threads: number, maxTokens: number): Promise<number> {
+  const context = await model.createContext({ contextSize: 512, threads });
+  try {
+    const completion = new Completion({ contextSequence: context.getSequence() });
+    let first = 0;
+    let count = 0;
+    await completion.generateCompletion('Once upon a time', { maxTokens, temperature: 0, onToken: () => { count++; first ||= performance.now(); } });
+    const seconds = (performance.now() - first) / 1000;
+    return count > 1 && seconds > 0 ? (count - 1) / seconds : 0;
+  } finally {
+    await context.dispose();
+  }
+}
+
+/** Busy worker threads on every core, as an editor compiling or indexing would be. */
+function startCpuLoad(cores: number): { stop: () => void } {
+  const workers = Array.from({ length: cores }, () => new Worker('const end = Date.now() + 600000; while (Date.now() < end) {}', { eval: true }));
+  return { stop: () => { for (const w of workers) void w.terminate(); } };
+}
+
+/** Memory bandwidth from a plain buffer copy: bytes read plus bytes written, per second. */
+export function measureCopyBandwidth(megabytes: number): number {
+  const source = Buffer.alloc(megabytes * 1024 * 1024, 1);
+  const target = Buffer.alloc(source.length);
+  source.copy(target);
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now();
+    source.copy(target);
+    samples.push((2 * source.length) / ((performance.now() - started) / 1000));
+  }
+  return percentile(samples, 0.5);
+}
+
+/** Writes a report to a history file (JSON lines) and returns the previous report for comparison. */
+export function appendHistory(file: string, report: BenchReport): BenchReport | undefined {
+  const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => benchReportSchema.safeParse(JSON.parse(l))).filter((r) => r.success).map((r) => r.data) : [];
+  fs.appendFileSync(file, JSON.stringify(report) + '\n');
+  return [...previous].reverse().find((r) => r.model.path === report.model.path);
+}
