@@ -1,5 +1,7 @@
 // npm run bench -- --model FILE [--runs N] [--quick] [--json]
 // Benchmarks a model in this process; with --json, stdout is exactly one report object.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runBenchmark } from '../core/bench';
@@ -7,14 +9,42 @@ import { errorMessage } from '../core/errors';
 import { formatBytes } from '../core/ggufCheck';
 import { testModel } from '../../test/support/models';
 
+/**
+ * llama.cpp prints some warnings straight to the process's stdout, where JS cannot filter them. With
+ * --json the benchmark therefore runs in a child process whose stdout goes to stderr, and the report
+ * comes back on a pipe of its own: stdout holds exactly one JSON object.
+ */
+function runIsolated(): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      env: { ...process.env, NANOCHAT_BENCH_REPORT_FD: '3' }, stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+    });
+    child.stdout!.pipe(process.stderr);
+    let report = '';
+    (child.stdio[3] as NodeJS.ReadableStream).on('data', (d) => { report += d; });
+    child.on('close', (code) => {
+      if (code === 0 && report) process.stdout.write(report);
+      resolve(code ?? 1);
+    });
+  });
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--json') && !process.env.NANOCHAT_BENCH_REPORT_FD) {
+    process.exitCode = await runIsolated();
+    return;
+  }
   const { values } = parseArgs({ options: { model: { type: 'string' }, runs: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
   const modelPath = path.resolve(values.model ?? await testModel('stories260K.gguf'));
   const report = await runBenchmark({
     modelPath, quick: values.quick, runs: values.runs ? Number(values.runs) : undefined,
     onProgress: values.json ? undefined : (step) => process.stderr.write(`… ${step}\n`),
   });
-  if (values.json) { process.stdout.write(JSON.stringify(report) + '\n'); return; }
+  if (values.json) {
+    const fd = Number(process.env.NANOCHAT_BENCH_REPORT_FD);
+    fs.writeSync(Number.isInteger(fd) ? fd : 1, JSON.stringify(report) + '\n');
+    return;
+  }
   const r = report;
   console.log(`${r.model.name} (${r.model.architecture}, ${formatBytes(r.memory.modelBytes)}) on ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.backend}; medians of ${r.runs} runs${r.quick ? ' (quick)' : ''}`);
   console.log(`  load ${r.load.totalMs} ms (import ${r.load.importMs}, llama ${r.load.llamaMs}, model ${r.load.modelMs}, context ${r.load.contextMs})`);

@@ -135,15 +135,15 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     for (let turn = 0; turn < turns; turn++) {
       history.push({ role: 'user', content: `Turn ${turn + 1}: ${LONG_PROMPT.slice(0, 200)}` });
       const stats = await reply(history, 'multi-turn');
-      firstTokenMsByTurn.push(stats.timeToFirstTokenMs ?? 0);
-      withReuseMs = stats.timeToFirstTokenMs ?? 0;
+      firstTokenMsByTurn.push(firstTokenMs(stats));
+      withReuseMs = firstTokenMs(stats);
       history.push({ role: 'assistant', content: `Answer ${turn + 1}.` });
     }
     history.pop();
     chat.forget('multi-turn');
     const fresh = await reply(history, 'multi-turn-fresh');
     chat.forget('multi-turn-fresh');
-    const withoutReuseMs = fresh.timeToFirstTokenMs ?? 0;
+    const withoutReuseMs = firstTokenMs(fresh);
 
     progress('Cancellation latency');
     const cancel: number[] = [];
@@ -209,9 +209,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       model: { path: options.modelPath, name: file.name, architecture: file.architecture, parameters: file.parameters },
       quick, runs,
       load: { importMs: round(importMs), llamaMs: round(llamaMs), modelMs: round(modelMs), contextMs: round(contextMs), totalMs: round(importMs + llamaMs + modelMs + contextMs) },
-      firstTokenMs: { short: summary(short.map((s) => s.timeToFirstTokenMs ?? 0)), long: summary(long.map((s) => s.timeToFirstTokenMs ?? 0)) },
+      firstTokenMs: { short: summary(short.map(firstTokenMs)), long: summary(long.map(firstTokenMs)) },
       promptTokens: { short: short[0]?.promptTokens ?? 0, long: long[0]?.promptTokens ?? 0 },
-      promptTokensPerSecond: summary(long.map((s) => (s.timeToFirstTokenMs ? s.promptTokens / (s.timeToFirstTokenMs / 1000) : 0))),
+      promptTokensPerSecond: summary(long.map((s) => s.promptTokens / (Math.max(1, firstTokenMs(s)) / 1000))),
       generationTokensPerSecond: summary(generation),
       multiTurn: { turns, withReuseMs: round(withReuseMs), withoutReuseMs: round(withoutReuseMs), speedup: round(withoutReuseMs / Math.max(1, withReuseMs)), firstTokenMsByTurn },
       cancelLatencyMs: summary(cancel),
@@ -231,6 +231,14 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     await manager.dispose();
     await model.dispose();
   }
+}
+
+/**
+ * Time until the first token was sampled. A model that samples end-of-generation first (random
+ * weights can) produces no text token: then the reply's end is that moment.
+ */
+function firstTokenMs(stats: ReplyStats): number {
+  return stats.timeToFirstTokenMs ?? stats.totalMs;
 }
 
 /** Generation tokens per second of a plain completion with a given thread count. */

@@ -61,6 +61,9 @@ describe('benchmark', function () {
 
   it('npm run bench: one JSON object on stdout, and a one-line error for a bad model', async () => {
     const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'bench.ts')];
+    const { stdout } = await run(process.execPath, [...cli, '--model', model, '--quick', '--json'], { cwd: REPO_ROOT, maxBuffer: 1e7 });
+    assert.equal(stdout.trim().split('\n').length, 1, 'nothing but the report on stdout');
+    assert.ok(benchReportSchema.safeParse(JSON.parse(stdout)).success);
     const bad = path.join(os.tmpdir(), `nanochat-bad-${process.pid}.gguf`);
     fs.writeFileSync(bad, Buffer.alloc(100));
     try {

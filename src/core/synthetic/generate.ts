@@ -160,8 +160,11 @@ async function vocabulary(shape: ModelShape, vocabDir?: string): Promise<Vocabul
   while (tokens.length < shape.vocabSize) { tokens.push(`<|extra_${tokens.length}|>`); types.push(3); }
   const known = new Set(tokens);
   merges = merges.filter((m) => { const [a, b] = m.split(' '); return known.has(a) && known.has(b) && known.has(a + b); });
-  const eos = tokens.indexOf('<|im_end|>') >= 0 ? tokens.indexOf('<|im_end|>') : tokens.indexOf('<|endoftext|>');
-  return { tokens, types, merges, bos: tokens.indexOf('<|endoftext|>') >= 0 ? tokens.indexOf('<|endoftext|>') : eos, eos, pre: shape.vocab.pre, source };
+  // The vocabulary's own markers where it has them (Llama 3 is full at 128,256 and has no ChatML ones).
+  const first = (names: string[]) => Math.max(0, ...names.map((n) => tokens.indexOf(n)).filter((i) => i >= 0).slice(0, 1));
+  const eos = first(['<|im_end|>', '<|eot_id|>', '<|end_of_text|>', '<|endoftext|>']);
+  const bos = first(['<|begin_of_text|>', '<|endoftext|>', '<|im_start|>']);
+  return { tokens, types, merges, bos, eos, pre: shape.vocab.pre, source };
 }
 
 function byteSymbol(byte: number): string {
