@@ -28,6 +28,7 @@ export function activate(context: vscode.ExtensionContext) {
   const downloader = new Downloader({
     modelsDir: () => settings.current.modelsFolder || path.join(context.globalStorageUri.fsPath, 'models'),
     log: logger,
+    fetch: globalThis.fetch, // VS Code's: it applies the editor's proxy settings
     token: async () => context.secrets.get(HF_TOKEN_SECRET),
     tokenHosts: [new URL(huggingFaceEndpoint()).hostname],
   });

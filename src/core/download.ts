@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
 import { Emitter } from './events';
 import { NanochatError, errorMessage } from './errors';
 import { checkModelFile, formatBytes } from './ggufCheck';
@@ -41,7 +42,10 @@ export interface DownloaderOptions {
   /** The models folder, read at each download (it follows the nanochat.modelsFolder setting). */
   modelsDir: string | (() => string);
   log?: Logger;
-  /** Defaults to the global fetch, which VS Code routes through its proxy settings. */
+  /**
+   * The fetch to use. The extension passes VS Code's (it applies the editor's proxy settings);
+   * the default honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY, which Node's own fetch ignores.
+   */
   fetch?: typeof fetch;
   /** A Hugging Face token, sent only to the Hugging Face host. */
   token?: () => Promise<string | undefined>;
@@ -265,7 +269,7 @@ export class Downloader {
 
   /** GETs a URL following redirects by hand, to read Hugging Face's x-linked-* headers and keep the token on its host. */
   private async request(url: string, offset: number, signal: AbortSignal | undefined): Promise<{ response: Response; advertised: { sha256?: string; size?: number } }> {
-    const doFetch = this.options.fetch ?? fetch;
+    const doFetch = this.options.fetch ?? environmentFetch();
     const tokenHosts = this.options.tokenHosts ?? ['huggingface.co'];
     const advertised: { sha256?: string; size?: number } = {};
     let current = new URL(url);
@@ -297,6 +301,14 @@ export class Downloader {
     }
     throw new DownloadError('http', `Too many redirects for ${url}.`);
   }
+}
+
+/** fetch that goes through the proxy named by the usual environment variables, when one is set. */
+export function environmentFetch(env: NodeJS.ProcessEnv = process.env): typeof fetch {
+  if (!['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'].some((k) => env[k])) return fetch;
+  const dispatcher = new EnvHttpProxyAgent();
+  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+    undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as typeof fetch;
 }
 
 /** A pass-through stream that counts the bytes flowing to disk. */

@@ -8,7 +8,8 @@ import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' }
 import { getLlamaFor } from '../../src/core/llama';
 import { silentLogger } from '../../src/core/log';
 import { TokenCounter } from '../../src/core/tokenCounter';
-import { countingChunks, loadJsTokenizer } from '../../src/core/tokenizer';
+import { countingChunks, loadJsTokenizer, tokenizerFromGgufMetadata } from '../../src/core/tokenizer';
+import { importNodeLlamaCpp } from '../../src/core/llama';
 import { CORPUS_PIECES, corpusOfSize } from '../../src/core/benchCorpus';
 import { assertOneLineFailure } from '../support/cli';
 import { REPO_ROOT, testModel, vocabDir } from '../support/models';
@@ -74,6 +75,27 @@ describe('JS tokenizer rebuilt from the GGUF (@huggingface/tokenizers)', () => {
       }
     });
   }
+
+  it('prefers a tokenizer.json beside the model over the GGUF vocabulary', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-tokjson-'));
+    try {
+      const story = await testModel('stories260K.gguf');
+      const copy = path.join(dir, 'model.gguf');
+      fs.copyFileSync(story, copy);
+      // Put GPT-2's tokenizer beside the story model: the counts must follow the tokenizer.json.
+      const gpt2 = vocabFiles.find((f) => f.includes('gpt-2'))!;
+      const { readGgufFileInfo } = await importNodeLlamaCpp();
+      const meta = (await readGgufFileInfo(gpt2, { logWarnings: false, readTensorInfo: false })).metadata as unknown as { tokenizer: { ggml: Parameters<typeof tokenizerFromGgufMetadata>[0] } };
+      fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizerFromGgufMetadata(meta.tokenizer.ggml).json));
+      const beside = await loadJsTokenizer(copy);
+      assert.equal(beside.source, 'tokenizer.json');
+      const text = 'Hello world, a tokenizer.json beside the model wins.';
+      assert.deepEqual(beside.encode(text), (await loadJsTokenizer(gpt2)).encode(text));
+      assert.notDeepEqual(beside.encode(text), (await loadJsTokenizer(story)).encode(text));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('counts in cached chunks exactly as a whole-text encode, also after an edit', async () => {
     for (const file of vocabFiles.filter((f) => /llama-bpe|llama-spm|deepseek-llm/.test(f))) {
