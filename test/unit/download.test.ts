@@ -50,7 +50,7 @@ describe('model downloads (loopback server)', () => {
     await assert.rejects(downloader().download({ url, fileName: FILE }), (e: DownloadError) => e.problem === 'network');
     assert.deepEqual(listing(), [`.partial/${FILE}.part`, `.partial/${FILE}.part.json`]);
     const saved = fs.statSync(path.join(dir, '.partial', `${FILE}.part`)).size;
-    assert.ok(saved >= 300_000 && saved <= 400_000, `saved ${saved} bytes`);
+    assert.ok(saved > 0 && saved <= 400_000, `saved ${saved} bytes (the server cut the connection at 400,000)`);
     const file = await downloader().download({ url, fileName: FILE });
     assert.equal(server.fileRequests().at(-1)!.range, `bytes=${saved}-`);
     assert.ok(fs.readFileSync(file).equals(data));
