@@ -8,8 +8,3 @@ export interface Logger {
 }
 
 export const silentLogger: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-
-export function consoleLogger(prefix = '[nanochat]'): Logger {
-  const out = (level: string) => (m: string | Error) => console.error(`${prefix} ${level} ${m instanceof Error ? m.stack ?? m.message : m}`);
-  return { trace() {}, debug() {}, info: out('info'), warn: out('warn'), error: out('error') };
-}

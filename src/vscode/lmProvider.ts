@@ -90,18 +90,22 @@ export function registerLanguageModelProvider(services: Services): vscode.Dispos
   setTimeout(fire, 0);
   const subscriptions = [
     services.library.onDidChange(fire),
-    services.settings.onDidChange(fire),
+    services.settings.onDidChange(() => { refusedPaths.clear(); fire(); }),
   ];
   return { dispose: () => { registration.dispose(); subscriptions.forEach((s) => s.dispose()); changed.dispose(); } };
 }
 
+/** Configured paths already refused, so that VS Code's frequent model queries do not check them again. */
+const refusedPaths = new Set<string>();
+
 /** A model path set by hand in the settings joins the library once its header checks out. */
 async function registerConfiguredModel(services: Services): Promise<void> {
   const configured = services.settings.current.model;
-  if (!configured || services.library.find(configured)) return;
+  if (!configured || services.library.find(configured) || refusedPaths.has(configured)) return;
   try {
     await services.library.add(configured);
   } catch (err) {
+    refusedPaths.add(configured);
     services.log.warn(`The configured model is not usable: ${errorMessage(err)}`);
   }
 }
