@@ -9,7 +9,7 @@ const production = process.argv.includes('--production');
 /** @type {esbuild.BuildOptions[]} */
 const builds = [
   {
-    entryPoints: { extension: 'src/extension.ts', tokenWorker: 'src/core/tokenWorker.ts' },
+    entryPoints: { extension: 'src/extension.ts', tokenWorker: 'src/core/tokenWorker.ts', benchWorker: 'src/core/benchWorker.ts' },
     outdir: 'dist',
     bundle: true,
     platform: 'node',
@@ -21,10 +21,10 @@ const builds = [
     logLevel: 'warning',
   },
 ];
-if (fs.existsSync('webview/main.ts')) {
+for (const [entry, out] of [['webview/main.ts', 'webview'], ['webview/bench.ts', 'bench']]) {
   builds.push({
-    entryPoints: ['webview/main.ts'],
-    outfile: 'dist/webview.js',
+    entryPoints: { [out]: entry },
+    outdir: 'dist',
     bundle: true,
     platform: 'browser',
     format: 'iife',
@@ -42,6 +42,7 @@ if (watch) {
 } else {
   await Promise.all(builds.map((options) => esbuild.build(options)));
   // esbuild must leave import('node-llama-cpp') alone: a require() of that ESM package fails in the extension host.
-  const bundle = fs.readFileSync('dist/extension.js', 'utf8');
-  if (/require\(["']node-llama-cpp["']\)/.test(bundle)) throw new Error('dist/extension.js requires node-llama-cpp instead of importing it');
+  for (const file of ['dist/extension.js', 'dist/benchWorker.js']) {
+    if (/require\(["']node-llama-cpp["']\)/.test(fs.readFileSync(file, 'utf8'))) throw new Error(`${file} requires node-llama-cpp instead of importing it`);
+  }
 }

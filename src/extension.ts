@@ -6,6 +6,7 @@ import { Downloader } from './core/download';
 import { ModelLibrary } from './core/library';
 import { ModelManager } from './core/models';
 import { TokenCounter } from './core/tokenCounter';
+import { Benchmarks } from './vscode/bench';
 import { registerCommands } from './vscode/commands';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
 import { HF_TOKEN_SECRET, huggingFaceEndpoint, registerModelCommands } from './vscode/modelCommands';
@@ -34,12 +35,13 @@ export function activate(context: vscode.ExtensionContext) {
   });
   const services: Services = { context, settings, log: logger, logChannel: channel, models, chat, library, downloader, tokens };
 
-  const participant = registerParticipant(services);
+  const bench = new Benchmarks(services);
+  const participant = registerParticipant(services, bench);
   const statusBar = new StatusBar(services);
   const panel = new ChatPanel(services, new ConversationStore(context.globalState));
   const selectionTokens = new SelectionTokenCount(services);
   context.subscriptions.push(
-    channel, settings, library, participant, statusBar, panel, selectionTokens,
+    channel, settings, library, bench, participant, statusBar, panel, selectionTokens,
     vscode.commands.registerCommand(COMMANDS.openPanel, () => { panel.show(); }),
     registerLanguageModelProvider(services),
     ...registerCommands(services),
@@ -48,9 +50,10 @@ export function activate(context: vscode.ExtensionContext) {
     models.onDidChangeState((s) => { if (s.kind === 'ready') void library.add(s.info.path, s.info).catch(() => undefined); }),
     { dispose: () => { chat.dispose(); void tokens.dispose(); void models.dispose(); } },
   );
-  logger.info(`nanochat activated in ${Math.round(performance.now() - started)} ms.`);
+  bench.activationMs = performance.now() - started;
+  logger.info(`nanochat activated in ${Math.round(bench.activationMs)} ms.`);
   // The surface tests and other extensions use.
-  return { services, statusBar, participant, tokens, panel, selectionTokens };
+  return { services, statusBar, participant, tokens, panel, selectionTokens, bench };
 }
 
 export function deactivate() {}

@@ -4,14 +4,18 @@
  */
 export interface PanelHtmlOptions { cspSource: string; nonce: string; scriptUri: string; styleUri: string }
 
-export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOptions): string {
-  const csp = [
+function policy(cspSource: string, nonce: string): string {
+  return [
     "default-src 'none'",
     `img-src ${cspSource} data:`,
     `font-src ${cspSource}`,
     `style-src ${cspSource}`,
     `script-src 'nonce-${nonce}'`,
   ].join('; ');
+}
+
+export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOptions): string {
+  const csp = policy(cspSource, nonce);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -49,6 +53,47 @@ export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOp
     </form>
   </main>
 </div>
+<script nonce="${nonce}" src="${escapeAttr(scriptUri)}"></script>
+</body>
+</html>`;
+}
+
+/** The benchmark report's HTML, under the same policy as the chat panel. */
+export function benchHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOptions): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${policy(cspSource, nonce)}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${escapeAttr(styleUri)}">
+<title>Nanochat Benchmark</title>
+</head>
+<body>
+<main id="report" aria-busy="true">
+  <header>
+    <h1 id="title">Nanochat benchmark</h1>
+    <p id="subtitle" class="muted">Waiting for a report…</p>
+    <div class="actions">
+      <button id="run-again"><span class="codicon codicon-refresh"></span> Run again</button>
+      <button id="export" class="secondary"><span class="codicon codicon-markdown"></span> Export as Markdown…</button>
+      <button id="copy" class="secondary"><span class="codicon codicon-copy"></span> Copy Markdown</button>
+    </div>
+  </header>
+  <section id="summary" class="cards" aria-label="Summary"></section>
+  <section class="charts">
+    <figure><figcaption>Throughput (tokens/s)</figcaption><div class="chart"><canvas id="throughput-chart" role="img" aria-label="Throughput bar chart"></canvas></div></figure>
+    <figure><figcaption>Generation by threads (tokens/s)</figcaption><div class="chart"><canvas id="threads-chart" role="img" aria-label="Threads bar chart"></canvas></div></figure>
+    <figure><figcaption>Tokenizer (tokens/s)</figcaption><div class="chart"><canvas id="tokenizer-chart" role="img" aria-label="Tokenizer bar chart"></canvas></div></figure>
+    <figure><figcaption>Multi-turn: time to first token by turn (ms)</figcaption><div class="chart"><canvas id="turns-chart" role="img" aria-label="Multi-turn line chart"></canvas></div></figure>
+    <figure><figcaption>History: generation tokens/s per run</figcaption><div class="chart"><canvas id="history-chart" role="img" aria-label="History line chart"></canvas></div></figure>
+  </section>
+  <section aria-label="All measurements">
+    <h2>All measurements</h2>
+    <table id="table"><thead></thead><tbody></tbody></table>
+    <p id="footnote" class="muted"></p>
+  </section>
+</main>
 <script nonce="${nonce}" src="${escapeAttr(scriptUri)}"></script>
 </body>
 </html>`;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { z } from 'zod';
 import { corpusOfSize } from './benchCorpus';
 import { ChatEngine, type ReplyStats } from './chat';
 import { NanochatError } from './errors';
@@ -11,35 +11,9 @@ import { silentLogger, type Logger } from './log';
 import { ModelManager } from './models';
 import { defaultSettings, resolveThreads, type Settings } from './settings';
 import { loadJsTokenizer } from './tokenizer';
+import { benchReportSchema, type BenchReport } from './benchSchema';
 
-const stat = z.object({ median: z.number().nonnegative(), p95: z.number().nonnegative() });
-const latency = z.object({ p50: z.number().nonnegative(), p95: z.number().nonnegative(), p99: z.number().nonnegative() });
-
-/** The benchmark report; `npm run bench -- --json` prints exactly this object. */
-export const benchReportSchema = z.object({
-  version: z.literal(1),
-  createdAt: z.string(),
-  model: z.object({ path: z.string(), name: z.string(), architecture: z.string(), parameters: z.number().optional() }),
-  quick: z.boolean(),
-  runs: z.number().int().positive(),
-  load: z.object({ importMs: z.number(), llamaMs: z.number(), modelMs: z.number(), contextMs: z.number(), totalMs: z.number() }),
-  firstTokenMs: z.object({ short: stat, long: stat }),
-  promptTokens: z.object({ short: z.number(), long: z.number() }),
-  promptTokensPerSecond: stat,
-  generationTokensPerSecond: stat,
-  multiTurn: z.object({ turns: z.number(), withReuseMs: z.number(), withoutReuseMs: z.number(), speedup: z.number(), firstTokenMsByTurn: z.array(z.number()) }),
-  cancelLatencyMs: stat,
-  latencyMs: latency,
-  concurrentLatencyMs: latency.extend({ requests: z.number() }),
-  tokenizer: z.object({ bytes: z.number(), tokens: z.number(), jsTokensPerSecond: z.number(), llamaTokensPerSecond: z.number(), ratio: z.number() }),
-  memory: z.object({ rssBeforeBytes: z.number(), rssAfterBytes: z.number(), modelBytes: z.number() }),
-  threads: z.array(z.object({ threads: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() })),
-  defaultThreads: z.number().int().positive(),
-  defaultThreadsWithin80PercentUnderLoad: z.boolean(),
-  machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
-  bandwidthUtilisation: z.number().nonnegative(),
-});
-export type BenchReport = z.infer<typeof benchReportSchema>;
+export { benchReportSchema, type BenchReport } from './benchSchema';
 
 export interface BenchOptions {
   modelPath: string;
@@ -277,9 +251,34 @@ export function measureCopyBandwidth(megabytes: number): number {
   return percentile(samples, 0.5);
 }
 
-/** Writes a report to a history file (JSON lines) and returns the previous report for comparison. */
-export function appendHistory(file: string, report: BenchReport): BenchReport | undefined {
-  const previous = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => benchReportSchema.safeParse(JSON.parse(l))).filter((r) => r.success).map((r) => r.data) : [];
-  fs.appendFileSync(file, JSON.stringify(report) + '\n');
-  return [...previous].reverse().find((r) => r.model.path === report.model.path);
+/** Reports in a history file (JSON lines), oldest first; broken lines are skipped. */
+export function readHistory(file: string): BenchReport[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((line) => {
+    try {
+      const parsed = benchReportSchema.safeParse(JSON.parse(line));
+      return parsed.success ? [parsed.data] : [];
+    } catch { return []; }
+  });
+}
+
+/** The most recent report of the same model in a history, before `report` when it is given. */
+export function previousRun(history: BenchReport[], modelPath: string, before?: BenchReport): BenchReport | undefined {
+  const end = before ? history.findIndex((r) => r.createdAt === before.createdAt && r.model.path === before.model.path) : -1;
+  return (end >= 0 ? history.slice(0, end) : [...history]).reverse().find((r) => r.model.path === modelPath);
+}
+
+/**
+ * Writes a report to a history file (JSON lines, the newest `keep` kept) and returns the previous
+ * report of the same model for comparison.
+ */
+export function appendHistory(file: string, report: BenchReport, keep = 200): BenchReport | undefined {
+  const history = readHistory(file);
+  const previous = previousRun(history, report.model.path);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const kept = [...history, report].slice(-keep);
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, kept.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  fs.renameSync(temporary, file);
+  return previous;
 }

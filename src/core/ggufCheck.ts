@@ -5,6 +5,10 @@ import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' }
 import { ModelFileError, errorMessage, type ModelFileProblem } from './errors';
 import { importNodeLlamaCpp } from './llama';
 
+import { formatBytes } from './format';
+
+export { formatBytes };
+
 /** What we know about a model file after checking it, without loading its weights. */
 export interface ModelFileInfo {
   path: string;
@@ -177,9 +181,3 @@ function numberOrUndefined(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes, unit = 0;
-  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
-  return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
-}

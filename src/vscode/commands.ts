@@ -2,14 +2,10 @@ import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { COMMANDS, type Services } from './services';
 
-/** Palette commands (category "Nanochat") other than model management (modelCommands.ts). Each returns a value so tests and other extensions can use it. */
+/** Palette commands (category "Nanochat") other than model management (modelCommands.ts) and benchmarks (bench.ts). Each returns a value so tests and other extensions can use it. */
 export function registerCommands(services: Services): vscode.Disposable[] {
   const { tokens } = services;
   const { models, logChannel } = services;
-  const notYet = (what: string, issue: string) => () => {
-    void vscode.window.showInformationMessage(`${what} is not available in this version of nanochat yet (${issue}).`);
-    return undefined;
-  };
 
   return [
     vscode.commands.registerCommand(COMMANDS.unload, async () => {
@@ -39,7 +35,6 @@ export function registerCommands(services: Services): vscode.Disposable[] {
     }),
 
     vscode.commands.registerCommand(COMMANDS.showLogs, () => logChannel.show(true)),
-    vscode.commands.registerCommand(COMMANDS.bench, notYet('The full benchmark report', 'issue #7; "@nanochat /bench" runs a quick one')),
 
     vscode.commands.registerCommand(COMMANDS.statusMenu, async () => {
       const state = models.state;

@@ -5,13 +5,15 @@ import { NanochatError, NoModelError, errorMessage } from '../core/errors';
 import { formatBytes } from '../core/ggufCheck';
 import { COMMANDS, type Services } from './services';
 import { collectReferences } from './references';
+import type { Benchmarks } from './bench';
+import { benchRows, benchTitle, formatChange, formatValue } from '../core/benchReport';
 
 export const PARTICIPANT_ID = 'nanochat.chat';
 
 export interface HandledRequest { prompt: string; command?: string; text: string; stats?: ReplyStats; error?: string }
 
 /** @nanochat: streams the local model's reply into the Chat view, with slash commands. */
-export function registerParticipant(services: Services): { participant: vscode.ChatParticipant; handler: vscode.ChatRequestHandler; onDidHandle: vscode.Event<HandledRequest> } & vscode.Disposable {
+export function registerParticipant(services: Services, bench: Benchmarks): { participant: vscode.ChatParticipant; handler: vscode.ChatRequestHandler; onDidHandle: vscode.Event<HandledRequest> } & vscode.Disposable {
   const handled = new Emitter<HandledRequest>();
   const handler: vscode.ChatRequestHandler = async (request, context, stream, token) => {
     let text = '';
@@ -20,7 +22,7 @@ export function registerParticipant(services: Services): { participant: vscode.C
       switch (request.command) {
         case 'model': await describeModel(services, stream); break;
         case 'tokens': await countPromptTokens(services, request, stream); break;
-        case 'bench': await quickBench(services, stream, token); break;
+        case 'bench': await quickBench(services, bench, stream, token); break;
         default: {
           const stats = await answer(services, request, context, stream, sink, token);
           handled.fire({ prompt: request.prompt, command: request.command, text, stats });
@@ -186,33 +188,20 @@ async function countPromptTokens(services: Services, request: vscode.ChatRequest
   ].join('\n'));
 }
 
-async function quickBench(services: Services, stream: vscode.ChatResponseStream, token: vscode.CancellationToken): Promise<void> {
+/** `/bench`: the quick benchmark of the shared core, in its own process; the numbers that matter, and the full report a click away. */
+async function quickBench(services: Services, bench: Benchmarks, stream: vscode.ChatResponseStream, token: vscode.CancellationToken): Promise<void> {
   if (!services.models.selectedPath) throw new NoModelError();
-  stream.progress('Running a quick benchmark…');
-  const controller = new AbortController();
-  const cancel = token.onCancellationRequested(() => controller.abort());
-  try {
-    const runs: ReplyStats[] = [];
-    for (let i = 0; i < 3 && !token.isCancellationRequested; i++) {
-      const reply = services.chat.reply({ id: `bench-${i}`, messages: [{ role: 'user', content: 'Write a short story about a robot.' }] },
-        { maxTokens: 64, temperature: 0, seed: 1 }, controller.signal);
-      for await (const _ of reply) { /* drain */ }
-      runs.push(await reply.stats);
-      services.chat.forget(`bench-${i}`);
-    }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-    const state = services.models.state;
-    stream.markdown([
-      `| Measure (median of ${runs.length}) | Value |`, '|---|---:|',
-      `| Time to first token | ${median(runs.map((r) => r.timeToFirstTokenMs ?? 0))} ms |`,
-      `| Generation | ${median(runs.map((r) => r.tokensPerSecond)).toFixed(1)} tok/s |`,
-      `| Prompt | ${median(runs.map((r) => r.promptTokens))} tokens |`,
-      ...(state.kind === 'ready' ? [`| Model load | ${state.info.loadMs} ms |`, `| Threads / backend | ${state.info.threads} / ${state.info.backend} |`] : []),
-      '', '*Run "Nanochat: Run Benchmark" for the full report.*',
-    ].join('\n'));
-  } finally {
-    cancel.dispose();
-  }
+  stream.progress('Running a quick benchmark in a separate process…');
+  const { report, previous } = await bench.run({ quick: true }, token, (step) => stream.progress(`Benchmark: ${step}…`));
+  const wanted = new Set(['Total', 'Generation (median)', 'Prompt processing', 'Speed-up from reuse', 'Cancel (median)', 'JS ÷ llama.cpp', 'RSS after load']);
+  const rows = benchRows(report, previous).filter((r) => wanted.has(r.label) || r.label.startsWith('First token, short'));
+  stream.markdown([
+    `**${benchTitle(report)}**, medians of ${report.runs} runs${previous ? ', compared with the previous run' : ''}:`, '',
+    previous ? '| Measurement | Value | Change |' : '| Measurement | Value |', previous ? '|---|---:|---|' : '|---|---:|',
+    ...rows.map((r) => `| ${r.section === 'Cold start' ? 'Cold start' : r.label} | ${formatValue(r.value, r.unit)} |${previous ? ` ${formatChange(r)} |` : ''}`),
+    '',
+  ].join('\n'));
+  stream.button({ command: COMMANDS.showBenchReport, title: 'Open the full report' });
 }
 
 function formatCount(n: number): string {

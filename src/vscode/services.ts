@@ -30,6 +30,7 @@ export const COMMANDS = {
   unload: 'nanochat.unloadModel',
   countTokens: 'nanochat.countTokens',
   bench: 'nanochat.runBenchmark',
+  showBenchReport: 'nanochat.showBenchmarkReport',
   showLogs: 'nanochat.showLogs',
   statusMenu: 'nanochat.statusMenu',
 } as const;

@@ -4,7 +4,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { appendHistory, BenchCancelledError, benchReportSchema, runBenchmark, type BenchReport } from '../../src/core/bench';
+import { appendHistory, BenchCancelledError, benchReportSchema, previousRun, readHistory, runBenchmark, type BenchReport } from '../../src/core/bench';
+import { benchMarkdown, benchRows, formatChange } from '../../src/core/benchReport';
+import { runBenchmarkInChild } from '../../src/core/benchRunner';
+import { NanochatError } from '../../src/core/errors';
+import { fixtureReport } from '../support/benchFixture';
 import { assertOneLineFailure } from '../support/cli';
 import { REPO_ROOT, testModel } from '../support/models';
 
@@ -54,8 +58,14 @@ describe('benchmark', function () {
     const second = { ...report, createdAt: new Date(Date.parse(report.createdAt) + 1000).toISOString() };
     const previous = appendHistory(file, second);
     assert.equal(previous?.createdAt, report.createdAt);
-    fs.appendFileSync(file, '{"not": "a report"}\n');
+    fs.appendFileSync(file, '{"not": "a report"}\nnot even JSON\n');
     assert.equal(appendHistory(file, { ...second, model: { ...second.model, path: '/elsewhere.gguf' } }), undefined, 'other models and broken lines are skipped');
+    const history = readHistory(file);
+    assert.equal(history.length, 3);
+    assert.equal(previousRun(history, report.model.path, second)?.createdAt, report.createdAt, 'the run before a given one');
+    assert.equal(previousRun(history, report.model.path)?.createdAt, second.createdAt, 'the newest run');
+    for (let i = 0; i < 5; i++) appendHistory(file, { ...report, createdAt: new Date(i).toISOString() }, 4);
+    assert.equal(readHistory(file).length, 4, 'only the newest runs are kept');
     fs.rmSync(path.dirname(file), { recursive: true, force: true });
   });
 
@@ -72,4 +82,71 @@ describe('benchmark', function () {
       fs.rmSync(bad, { force: true });
     }
   });
+
+  describe('in a child process (as the extension runs it)', () => {
+    const worker = { workerScript: path.join(REPO_ROOT, 'src', 'core', 'benchWorker.ts'), execArgv: ['--import', 'tsx'] };
+
+    it('is cancelled at once, and the child process is gone', async () => {
+      const controller = new AbortController();
+      const steps: string[] = [];
+      let pid = 0;
+      const started = runBenchmarkInChild({ ...worker, modelPath: model, quick: true, signal: controller.signal, onStart: (p) => { pid = p; },
+        onProgress: (step) => { steps.push(step); if (step === 'Time to first token') controller.abort(); } });
+      await assert.rejects(started, BenchCancelledError);
+      assert.ok(steps.includes('Loading'), steps.join(', '));
+      assert.ok(pid > 0);
+      await waitFor(() => !alive(pid));
+    });
+
+    it('reports a bad model file as one clear error', async () => {
+      const bad = path.join(os.tmpdir(), `nanochat-bad-child-${process.pid}.gguf`);
+      fs.writeFileSync(bad, Buffer.concat([Buffer.from('GGUF'), Buffer.alloc(20)]));
+      try {
+        const error = await runBenchmarkInChild({ ...worker, modelPath: bad, quick: true }).then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof NanochatError && !(error instanceof BenchCancelledError), String(error));
+        assert.match(error.message, /nanochat-bad-child/);
+        assert.doesNotMatch(error.message, /\n/);
+      } finally {
+        fs.rmSync(bad, { force: true });
+      }
+    });
+  });
+
+  describe('report as rows and Markdown', () => {
+    it('has a row for every measurement, with the change from the previous run in the right direction', () => {
+      const current = fixtureReport();
+      const previous = fixtureReport((r) => { r.generationTokensPerSecond.median /= 2; r.load.totalMs *= 2; r.firstTokenMs.short.median = 6; });
+      const rows = benchRows(current, previous);
+      const row = (label: RegExp) => rows.find((r) => label.test(r.label))!;
+      assert.equal(formatChange(row(/^Generation \(median\)/)), '+100.0% better');
+      assert.equal(formatChange(row(/^Total$/)), '−50.0% better');
+      assert.equal(formatChange(row(/^First token, short/)), '+100.0% worse');
+      assert.equal(formatChange(row(/^Load model$/)), '+0.0%');
+      assert.ok(row(/^Extension activation$/), 'activation time from the extension');
+      assert.equal(rows.filter((r) => r.section === 'Threads').length, 2 * current.threads.length);
+      assert.ok(rows.every((r) => r.previous !== undefined));
+      assert.ok(benchRows(current).every((r) => r.previous === undefined));
+
+      const markdown = benchMarkdown(current, previous);
+      const tableLines = markdown.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| Section'));
+      assert.equal(tableLines.length, rows.length);
+      assert.match(markdown, /^# nanochat benchmark: stories260K$/m);
+      assert.match(markdown, /\| Speed \| Generation \(median\) \| 626\.3 tok\/s \| 313\.2 tok\/s \| \+100\.0% better \|/);
+      assert.doesNotMatch(benchMarkdown(current), /Previous/);
+      const piped = fixtureReport((r) => { r.model.name = 'a|b'; });
+      assert.match(benchMarkdown(piped), /a\\\|b/, 'table cells escape pipes');
+    });
+  });
 });
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { PanelMessage, ToWebview } from '../../src/protocol';
 import { panelHtml } from '../../webview/html';
-import { REPO_ROOT } from '../support/models';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+import { CHROMIUM, posted as postedBy, violations, WebviewHarness } from '../support/webviewHarness';
 
 /** The XSS payloads model output might carry; none may run script or load anything. */
 const XSS = [
@@ -32,57 +26,20 @@ const XSS = [
 
 describe('chat panel webview in headless Chromium', function () {
   this.timeout(60_000);
-  let browser: Browser;
-  let server: http.Server;
-  let origin: string;
+  const harness = new WebviewHarness(panelHtml, 'webview.js', 'webview.css');
+  const external = harness.external;
   let page: Page;
-  const external: string[] = [];
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) this.skip();
-    execFileSync('node', ['esbuild.mjs'], { cwd: REPO_ROOT, stdio: 'inherit' });
-    server = http.createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname === '/') {
-        res.writeHead(200, { 'content-type': 'text/html' });
-        res.end(panelHtml({ cspSource: origin, nonce: 'test-nonce-123', scriptUri: `${origin}/dist/webview.js`, styleUri: `${origin}/dist/webview.css` }));
-        return;
-      }
-      const file = path.join(REPO_ROOT, 'dist', path.basename(url.pathname));
-      if (!url.pathname.startsWith('/dist/') || !fs.existsSync(file)) { res.writeHead(404); res.end(); return; }
-      const type = file.endsWith('.js') ? 'text/javascript' : file.endsWith('.css') ? 'text/css' : 'font/ttf';
-      res.writeHead(200, { 'content-type': type });
-      fs.createReadStream(file).pipe(res);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    await harness.start();
   });
-  after(async () => { await browser?.close(); server?.close(); });
-
-  beforeEach(async () => {
-    page = await browser.newPage();
-    // A string, not a function: tsx's keep-names helper would not exist inside the page.
-    await page.addInitScript(`
-      window.__posted = [];
-      window.__violations = [];
-      window.acquireVsCodeApi = function () {
-        return {
-          postMessage: function (m) { window.__posted.push(m); },
-          getState: function () { return window.__state; },
-          setState: function (s) { window.__state = s; },
-        };
-      };
-      document.addEventListener('securitypolicyviolation', function (e) { window.__violations.push(e.violatedDirective + ' ' + e.blockedURI + ' at ' + e.sourceFile + ':' + e.lineNumber + ':' + e.columnNumber); });
-    `);
-    page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) external.push(r.url()); });
-    await page.goto(origin);
-    await waitForPosted(page, 'ready');
-  });
+  after(() => harness.stop());
+  beforeEach(async () => { page = await harness.open(); });
   afterEach(async () => { await page.close(); });
 
   const send = (message: ToWebview) => page.evaluate((m) => window.postMessage(m, '*'), message);
-  const posted = () => page.evaluate(() => (window as unknown as { __posted: Array<Record<string, unknown>> }).__posted);
+  const posted = () => postedBy(page);
   const state = (messages: PanelMessage[], extra: Partial<Extract<ToWebview, { type: 'state' }>> = {}) => send({
     type: 'state', activeId: 'c1', generating: false, contextUsed: 0, messages,
     conversations: [{ id: 'c1', title: 'First chat', updatedAt: 2 }, { id: 'c2', title: 'Second chat', updatedAt: 1 }], ...extra,
@@ -212,12 +169,6 @@ describe('chat panel webview in headless Chromium', function () {
     await state([msg('user', 'still works')]);
     assert.match(await page.locator('.message.user').innerText(), /still works/);
     assert.ok(warnings.filter((w) => /dropped a malformed message/.test(w)).length >= 4, warnings.join('\n'));
-    const violations = await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations);
-    assert.deepEqual(violations, [], 'the page itself obeys its CSP');
+    assert.deepEqual(await violations(page), [], 'the page itself obeys its CSP');
   });
 });
-
-async function waitForPosted(page: Page, type: string): Promise<void> {
-  // The page's CSP forbids eval, so the predicate is a plain function with its argument.
-  await page.waitForFunction((t) => (window as unknown as { __posted: Array<{ type: string }> }).__posted.some((m) => m.type === t), type, { timeout: 10_000 });
-}

@@ -1,0 +1,116 @@
+import type { BenchReport } from './benchSchema';
+import { formatBytes } from './format';
+
+/** One line of the report's table: a measured value, the previous run's, and which way is better. */
+export interface BenchRow {
+  section: string;
+  label: string;
+  value: number;
+  unit: 'ms' | 'tok/s' | 'bytes' | 'bytes/s' | '%' | '×' | '';
+  /** The same measurement in the previous run of this model, when there is one. */
+  previous?: number;
+  better: 'higher' | 'lower' | 'none';
+}
+
+/** Every number of a report as table rows, in reading order, each paired with the previous run's. */
+export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const add = (section: string, label: string, pick: (r: BenchReport) => number | undefined, unit: BenchRow['unit'], better: BenchRow['better']) => {
+    const value = pick(report);
+    if (value === undefined) return;
+    const before = previous ? pick(previous) : undefined;
+    rows.push({ section, label, value, unit, better, ...(before === undefined ? {} : { previous: before }) });
+  };
+  const load = 'Cold start';
+  if (report.extension) add(load, 'Extension activation', (r) => r.extension?.activationMs, 'ms', 'lower');
+  add(load, 'Import node-llama-cpp', (r) => r.load.importMs, 'ms', 'lower');
+  add(load, 'Start llama.cpp', (r) => r.load.llamaMs, 'ms', 'lower');
+  add(load, 'Load model', (r) => r.load.modelMs, 'ms', 'lower');
+  add(load, 'Create context', (r) => r.load.contextMs, 'ms', 'lower');
+  add(load, 'Total', (r) => r.load.totalMs, 'ms', 'lower');
+
+  const speed = 'Speed';
+  add(speed, `First token, short prompt (${report.promptTokens.short} tokens)`, (r) => r.firstTokenMs.short.median, 'ms', 'lower');
+  add(speed, `First token, long prompt (${report.promptTokens.long} tokens)`, (r) => r.firstTokenMs.long.median, 'ms', 'lower');
+  add(speed, 'Prompt processing', (r) => r.promptTokensPerSecond.median, 'tok/s', 'higher');
+  add(speed, 'Generation (median)', (r) => r.generationTokensPerSecond.median, 'tok/s', 'higher');
+  add(speed, 'Generation (p95)', (r) => r.generationTokensPerSecond.p95, 'tok/s', 'higher');
+  add(speed, 'Memory-bandwidth utilisation', (r) => Math.round(r.bandwidthUtilisation * 10000) / 100, '%', 'higher');
+
+  const turns = 'Multi-turn';
+  add(turns, `First token at turn ${report.multiTurn.turns}, KV cache reused`, (r) => r.multiTurn.withReuseMs, 'ms', 'lower');
+  add(turns, `First token at turn ${report.multiTurn.turns}, history re-evaluated`, (r) => r.multiTurn.withoutReuseMs, 'ms', 'lower');
+  add(turns, 'Speed-up from reuse', (r) => r.multiTurn.speedup, '×', 'higher');
+
+  const latency = 'Latency';
+  add(latency, 'Cancel (median)', (r) => r.cancelLatencyMs.median, 'ms', 'lower');
+  for (const p of ['p50', 'p95', 'p99'] as const) add(latency, `Request ${p}`, (r) => r.latencyMs[p], 'ms', 'lower');
+  for (const p of ['p50', 'p95', 'p99'] as const) add(latency, `${report.concurrentLatencyMs.requests} concurrent requests ${p}`, (r) => r.concurrentLatencyMs[p], 'ms', 'lower');
+
+  const tok = 'Tokenizer';
+  add(tok, 'JS (@huggingface/tokenizers)', (r) => r.tokenizer.jsTokensPerSecond || undefined, 'tok/s', 'higher');
+  add(tok, 'llama.cpp', (r) => r.tokenizer.llamaTokensPerSecond, 'tok/s', 'higher');
+  add(tok, 'JS ÷ llama.cpp', (r) => r.tokenizer.ratio || undefined, '×', 'higher');
+
+  const threads = 'Threads';
+  for (const t of report.threads) {
+    add(threads, `${t.threads} thread${t.threads === 1 ? '' : 's'}`, (r) => r.threads.find((x) => x.threads === t.threads)?.tokensPerSecond, 'tok/s', 'higher');
+    add(threads, `${t.threads} thread${t.threads === 1 ? '' : 's'}, under load`, (r) => r.threads.find((x) => x.threads === t.threads)?.underLoadTokensPerSecond, 'tok/s', 'higher');
+  }
+
+  const memory = 'Memory and machine';
+  add(memory, 'RSS before load', (r) => r.memory.rssBeforeBytes, 'bytes', 'none');
+  add(memory, 'RSS after load', (r) => r.memory.rssAfterBytes, 'bytes', 'lower');
+  add(memory, 'Model file', (r) => r.memory.modelBytes, 'bytes', 'none');
+  add(memory, 'Memory bandwidth (copy)', (r) => r.machine.bandwidthBytesPerSecond, 'bytes/s', 'none');
+  return rows;
+}
+
+export function formatValue(value: number, unit: BenchRow['unit']): string {
+  switch (unit) {
+    case 'bytes': return formatBytes(value);
+    case 'bytes/s': return `${formatBytes(value)}/s`;
+    case '×': return `${value}×`;
+    case '%': return `${value}%`;
+    case '': return String(value);
+    default: return `${value.toLocaleString('en-US', { maximumFractionDigits: 1 })} ${unit}`;
+  }
+}
+
+/** The change from the previous run, e.g. "+12.5% better"; empty without a previous value. */
+export function formatChange(row: BenchRow): string {
+  if (row.previous === undefined) return '';
+  if (row.previous === 0) return row.value === 0 ? '±0%' : 'new';
+  const change = (row.value - row.previous) / row.previous;
+  const percent = `${change >= 0 ? '+' : '−'}${Math.abs(change * 100).toFixed(1)}%`;
+  if (row.better === 'none' || Math.abs(change) < 0.005) return percent;
+  const improved = row.better === 'higher' ? change > 0 : change < 0;
+  return `${percent} ${improved ? 'better' : 'worse'}`;
+}
+
+/** One line saying what was measured where, for titles and exports. */
+export function benchTitle(report: BenchReport): string {
+  const m = report.machine;
+  return `${report.model.name} (${report.model.architecture}, ${formatBytes(report.memory.modelBytes)}) on ${m.cpu}, ${m.cores} cores, ${m.backend.toUpperCase()}`;
+}
+
+/** The report as a Markdown document: a summary line and one table, with a comparison column when a previous run exists. */
+export function benchMarkdown(report: BenchReport, previous?: BenchReport): string {
+  const rows = benchRows(report, previous);
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  const lines = [
+    `# nanochat benchmark: ${cell(report.model.name)}`,
+    '',
+    `${cell(benchTitle(report))}. ${report.quick ? 'Quick run' : 'Full run'}: medians of ${report.runs} runs after a warm-up, ${new Date(report.createdAt).toISOString()}, Node ${report.machine.node}.`,
+    ...(previous ? ['', `Compared with the previous run of this model on ${new Date(previous.createdAt).toISOString()}.`] : []),
+    '',
+    previous ? '| Section | Measurement | Value | Previous | Change |' : '| Section | Measurement | Value |',
+    previous ? '|---|---|--:|--:|---|' : '|---|---|--:|',
+  ];
+  for (const row of rows) {
+    const base = `| ${cell(row.section)} | ${cell(row.label)} | ${formatValue(row.value, row.unit)} |`;
+    lines.push(previous ? `${base} ${row.previous === undefined ? '' : formatValue(row.previous, row.unit)} | ${formatChange(row)} |` : base);
+  }
+  lines.push('', `Default threads: ${report.defaultThreads}${report.defaultThreadsWithin80PercentUnderLoad ? ' (within 80% of the best setting under load)' : ' (NOT within 80% of the best setting under load)'}.`, '');
+  return lines.join('\n');
+}

@@ -1,0 +1,32 @@
+import { z } from 'zod';
+
+const stat = z.object({ median: z.number().nonnegative(), p95: z.number().nonnegative() });
+const latency = z.object({ p50: z.number().nonnegative(), p95: z.number().nonnegative(), p99: z.number().nonnegative() });
+
+/** The benchmark report; `npm run bench -- --json` prints exactly this object. */
+export const benchReportSchema = z.object({
+  version: z.literal(1),
+  createdAt: z.string(),
+  model: z.object({ path: z.string(), name: z.string(), architecture: z.string(), parameters: z.number().optional() }),
+  quick: z.boolean(),
+  runs: z.number().int().positive(),
+  load: z.object({ importMs: z.number(), llamaMs: z.number(), modelMs: z.number(), contextMs: z.number(), totalMs: z.number() }),
+  firstTokenMs: z.object({ short: stat, long: stat }),
+  promptTokens: z.object({ short: z.number(), long: z.number() }),
+  promptTokensPerSecond: stat,
+  generationTokensPerSecond: stat,
+  multiTurn: z.object({ turns: z.number(), withReuseMs: z.number(), withoutReuseMs: z.number(), speedup: z.number(), firstTokenMsByTurn: z.array(z.number()) }),
+  cancelLatencyMs: stat,
+  latencyMs: latency,
+  concurrentLatencyMs: latency.extend({ requests: z.number() }),
+  tokenizer: z.object({ bytes: z.number(), tokens: z.number(), jsTokensPerSecond: z.number(), llamaTokensPerSecond: z.number(), ratio: z.number() }),
+  memory: z.object({ rssBeforeBytes: z.number(), rssAfterBytes: z.number(), modelBytes: z.number() }),
+  threads: z.array(z.object({ threads: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() })),
+  defaultThreads: z.number().int().positive(),
+  defaultThreadsWithin80PercentUnderLoad: z.boolean(),
+  machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
+  bandwidthUtilisation: z.number().nonnegative(),
+  /** Added when the benchmark runs from the extension: how long nanochat took to activate. */
+  extension: z.object({ activationMs: z.number().nonnegative() }).optional(),
+});
+export type BenchReport = z.infer<typeof benchReportSchema>;
