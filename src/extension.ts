@@ -50,10 +50,23 @@ export function activate(context: vscode.ExtensionContext) {
     models.onDidChangeState((s) => { if (s.kind === 'ready') void library.add(s.info.path, s.info).catch(() => undefined); }),
     { dispose: () => { chat.dispose(); void tokens.dispose(); void models.dispose(); } },
   );
+  const modelSelected = () => void vscode.commands.executeCommand('setContext', 'nanochat.modelSelected', Boolean(models.selectedPath));
+  modelSelected();
+  context.subscriptions.push(settings.onDidChange(modelSelected));
+  void offerWalkthrough(context, models);
   bench.activationMs = performance.now() - started;
   logger.info(`nanochat activated in ${Math.round(bench.activationMs)} ms.`);
   // The surface tests and other extensions use.
   return { services, statusBar, participant, tokens, panel, selectionTokens, bench };
+}
+
+export const WALKTHROUGH_ID = 'nanochat.nanochat#gettingStarted';
+
+/** The first time nanochat starts without a model, it opens its walkthrough, which offers the default download. */
+async function offerWalkthrough(context: vscode.ExtensionContext, models: ModelManager): Promise<void> {
+  if (models.selectedPath || context.globalState.get<boolean>('nanochat.walkthroughShown')) return;
+  await context.globalState.update('nanochat.walkthroughShown', true);
+  await vscode.commands.executeCommand('workbench.action.openWalkthrough', WALKTHROUGH_ID, false).then(undefined, () => undefined);
 }
 
 export function deactivate() {}

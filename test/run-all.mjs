@@ -13,6 +13,7 @@ if (process.env.NANOCHAT_SKIP_VSCODE !== '1') {
     ['extension host tests (VS Code 1.139 via code-server)', 'node', ['--import', 'tsx', 'test/vscode/run-ext-tests.mjs']],
     ['UI end-to-end test: Chat view (Chromium)', 'node', ['--import', 'tsx', 'test/vscode/e2e-chat.mjs']],
     ['UI end-to-end test: chat panel (Chromium)', 'node', ['--import', 'tsx', 'test/vscode/e2e-panel.mjs']],
+    ['UI end-to-end test: the packaged VSIX installed with --install-extension (Chromium)', 'node', ['--import', 'tsx', 'test/vscode/e2e-vsix.mjs']],
   );
 }
 const failed = [];

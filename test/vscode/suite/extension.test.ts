@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
@@ -332,6 +334,60 @@ export function defineExtensionTests(): void {
       }
     });
 
+    it("downloads through the proxy in VS Code's http.proxy setting", async function () {
+      // The model server is named by a host that only the proxy can resolve: the download succeeds
+      // only if VS Code's fetch sends it through the proxy.
+      const server = await new ModelServer({ 'stories260K.gguf': fs.readFileSync(model) }).start();
+      const port = new URL(server.origin).port;
+      const hostName = 'models.nanochat.test';
+      const seen: string[] = [];
+      const proxy = http.createServer((req, res) => {
+        // Plain-http requests in absolute form (http://host:port/path): forwarded to the model server.
+        seen.push(`${req.method} ${req.url}`);
+        const target = new URL(req.url ?? '/');
+        if (target.hostname !== hostName && target.hostname !== '127.0.0.1') { res.writeHead(502); res.end(); return; }
+        const upstream = http.request({ host: '127.0.0.1', port: Number(target.port), path: target.pathname + target.search, method: req.method, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        });
+        upstream.on('error', () => { res.writeHead(502); res.end(); });
+        req.pipe(upstream);
+      });
+      proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+        seen.push(`CONNECT ${req.url}`);
+        const upstream = net.connect(Number((req.url ?? '').split(':')[1]), '127.0.0.1', () => {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          upstream.write(head);
+          upstream.pipe(client);
+          client.pipe(upstream);
+        });
+        upstream.on('error', () => client.destroy());
+        client.on('error', () => upstream.destroy());
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-proxy-models-'));
+      const nanochat = vscode.workspace.getConfiguration('nanochat');
+      const httpConfig = vscode.workspace.getConfiguration('http');
+      process.env.HF_ENDPOINT = `http://${hostName}:${port}`;
+      await nanochat.update('modelsFolder', folder, vscode.ConfigurationTarget.Global);
+      await httpConfig.update('proxy', `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, vscode.ConfigurationTarget.Global);
+      try {
+        const file = await vscode.commands.executeCommand<string>('nanochat.downloadModel', 'hf:owner/repo/stories260K.gguf');
+        assert.equal(file, path.join(folder, 'stories260K.gguf'), `proxy saw: ${seen.join(', ') || 'nothing'}`);
+        assert.ok(fs.readFileSync(file).equals(fs.readFileSync(model)));
+        assert.ok(seen.some((r) => r.includes(`${hostName}:${port}`)), `proxy saw: ${seen.join(', ')}`);
+      } finally {
+        delete process.env.HF_ENDPOINT;
+        await httpConfig.update('proxy', undefined, vscode.ConfigurationTarget.Global);
+        await nanochat.update('modelsFolder', undefined, vscode.ConfigurationTarget.Global);
+        await nanochat.update('model', model, vscode.ConfigurationTarget.Global);
+        proxy.closeAllConnections();
+        proxy.close();
+        await server.close();
+        fs.rmSync(folder, { recursive: true, force: true });
+      }
+    });
+
     it('chat panel: streams a reply, stops, persists conversations, runs code actions, drops malformed messages', async () => {
       await vscode.commands.executeCommand('nanochat.openChatPanel');
       const panel = api.panel;
@@ -414,6 +470,22 @@ export function defineExtensionTests(): void {
         await config.update('temperature', 0, vscode.ConfigurationTarget.Global);
         panel.webviewPanel?.dispose();
       }
+    });
+
+    it('contributes a walkthrough whose buttons run registered commands and whose pages exist', async () => {
+      const ext = vscode.extensions.getExtension('nanochat.nanochat')!;
+      const [walkthrough] = ext.packageJSON.contributes.walkthroughs as Array<{ id: string; steps: Array<{ id: string; description: string; media: { markdown: string } }> }>;
+      assert.deepEqual(walkthrough!.steps.map((s) => s.id), ['about', 'model', 'chat', 'tokens', 'bench']);
+      const registered = new Set(await vscode.commands.getCommands(true));
+      for (const step of walkthrough!.steps) {
+        assert.ok(fs.existsSync(path.join(ext.extensionPath, step.media.markdown)), step.media.markdown);
+        for (const [, id, args] of step.description.matchAll(/\(command:([\w.]+)(?:\?([^)]*))?\)/g)) {
+          assert.ok(registered.has(id!), `${step.id}: ${id} is a registered command`);
+          if (args) assert.ok(Array.isArray(JSON.parse(decodeURIComponent(args))), `${step.id}: ${id} arguments`);
+        }
+      }
+      const catalog = JSON.parse(fs.readFileSync(path.join(ext.extensionPath, 'models', 'catalog.json'), 'utf8'));
+      assert.ok(walkthrough!.steps[1]!.description.includes(encodeURIComponent(JSON.stringify([catalog.defaultModel]))), 'the download button fetches the catalog default');
     });
 
     it('falls back to the default for an invalid setting', async () => {

@@ -1,0 +1,74 @@
+// UI end-to-end: the packaged extension, installed as a user installs it. Builds this platform's VSIX
+// with `npm run package` (or takes NANOCHAT_VSIX), installs it into code-server with
+// --install-extension, and opens the workbench without the checkout. Checks that the first start
+// without a model opens the walkthrough, picks the fixture model from it with the file dialog, gets a
+// streamed "@nanochat" answer in the Chat view, and runs the benchmark from the command palette into
+// its report. Saves test-results/walkthrough.png, vsix-chat-view.png and bench-report.png.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { testModel } from '../support/models.ts';
+import { askNanochat, launchWorkbench, results, root } from './workbench.mjs';
+
+const target = `${{ win32: 'win32', darwin: 'darwin', linux: 'linux' }[process.platform]}-${{ arm: 'armhf' }[os.arch()] ?? os.arch()}`;
+const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version;
+let vsix = process.env.NANOCHAT_VSIX;
+if (!vsix) {
+  execFileSync(process.execPath, [path.join(root, 'scripts', 'package.mjs'), '--target', target], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  vsix = path.join(root, 'out', 'vsix', `nanochat-${target}-${version}.vsix`);
+  console.log(`packaged ${path.relative(root, vsix)}: ${(fs.statSync(vsix).size / 1048576).toFixed(1)} MiB`);
+}
+const model = await testModel('stories260K.gguf');
+const settings = { 'nanochat.threads': 1, 'nanochat.gpu': 'off', 'nanochat.maxTokens': 64, 'nanochat.temperature': 0 };
+const { page, log, finish, runCommand, extensionsDir } = await launchWorkbench(settings, { vsix, statusText: 'no model' });
+const checks = [];
+const check = (name, ok, detail = '') => { checks.push(ok); log(`${ok ? 'ok' : 'FAILED'}: ${name}${detail ? ` (${detail})` : ''}`); };
+try {
+  const installed = fs.readdirSync(extensionsDir).filter((d) => d.startsWith('nanochat.nanochat-'));
+  const binaries = installed.length === 1 ? fs.readdirSync(path.join(extensionsDir, installed[0], 'node_modules', '@node-llama-cpp')) : [];
+  check('installed from the VSIX into the extensions folder, with only its platform\'s binaries', installed.length === 1 && binaries.length > 0
+    && binaries.every((b) => b.startsWith(target.replace('darwin', 'mac').replace('win32', 'win'))) && !fs.existsSync(path.join(extensionsDir, installed[0], 'test')), `${installed.join(', ')}: ${binaries.join(', ')}`);
+
+  // First start without a model: the walkthrough opens by itself and offers the recommended download.
+  const walkthrough = page.locator('.gettingStartedContainer');
+  await walkthrough.getByText('Get started with nanochat').first().waitFor({ timeout: 30_000 });
+  await walkthrough.getByText('Download the recommended model, or use your own').first().click();
+  await walkthrough.getByRole('button', { name: 'Download Qwen2.5 0.5B Instruct' }).first().waitFor({ timeout: 10_000 });
+  await page.screenshot({ path: path.join(results, 'walkthrough.png') });
+  const steps = await walkthrough.locator('.getting-started-step .step-title').allInnerTexts();
+  check('the walkthrough opened on first start', steps.length === 5, steps.join(' | '));
+
+  // As a user would: the walkthrough's "Use a Local GGUF File…" and VS Code's file dialog.
+  await walkthrough.getByRole('button', { name: 'Use a Local GGUF File…' }).first().click();
+  const pathInput = page.locator('.quick-input-widget input').first();
+  await pathInput.waitFor({ timeout: 10_000 });
+  await pathInput.fill(model);
+  await page.waitForTimeout(300);
+  await pathInput.press('Enter');
+  await page.locator('.statusbar').getByText('stories260K').first().waitFor({ timeout: 30_000 });
+  log('model chosen in the file dialog from the walkthrough');
+  const modelStep = walkthrough.locator('.getting-started-step', { hasText: 'Download the recommended model, or use your own' });
+  const ticked = await modelStep.locator('.codicon-getting-started-step-checked, .codicon-pass-filled').first().waitFor({ timeout: 15_000 }).then(() => true, () => false);
+  check('the walkthrough ticks the model step once a model is selected', ticked);
+  await runCommand('View: Close All Editors');
+  const text = await askNanochat(page, runCommand, log, 'stories260K', 'Once upon a time');
+  await page.screenshot({ path: path.join(results, 'vsix-chat-view.png') });
+  const story = text.replace(/\d+ tokens ·.*$/s, '').trim();
+  check('@nanochat streamed an answer from the installed VSIX', story.split(/\s+/).length >= 8 && !/unavailable|could not answer/i.test(text), JSON.stringify(text.slice(0, 120)));
+
+  await runCommand('Nanochat: Run Benchmark');
+  await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'Quick' }).first().click({ timeout: 10_000 });
+  log('benchmark started');
+  const report = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+  await report.locator('body[data-rendered]').waitFor({ timeout: 180_000 });
+  const rows = await report.locator('#table tbody tr').count();
+  const generation = await report.locator('#table tbody tr', { hasText: 'Generation (median)' }).innerText();
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: path.join(results, 'bench-report.png') });
+  check('the benchmark report shows every measurement', rows >= 30 && /tok\/s/.test(generation), `${rows} rows; ${generation.replace(/\s+/g, ' ')}`);
+  await finish(checks.every(Boolean), `${checks.filter(Boolean).length} of ${checks.length} checks passed`, 'vsix-failure.png');
+} catch (err) {
+  console.error(err);
+  await finish(false, '', 'vsix-failure.png');
+}
