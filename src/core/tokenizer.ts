@@ -167,8 +167,8 @@ function splitMerge(merge: string): [string, string] {
 }
 
 /**
- * Splits text where every supported pre-tokenizer splits anyway: after a newline that is followed by
- * a character other than whitespace. No token spans such a point, so counts add up exactly. Where to
+ * Splits text where every supported pre-tokenizer splits anyway: after a newline between two
+ * characters other than whitespace. No token spans such a point, so counts add up exactly. Where to
  * cut depends only on the text around the point (a hash of the next line's start), not on offsets,
  * so after an edit the chunks realign at once and all but the edited ones come from the cache.
  */
@@ -177,7 +177,9 @@ export function countingChunks(text: string, minLength = 400, maxLength = 8000):
   let start = 0;
   for (let i = text.indexOf('\n'); i >= 0 && i < text.length - 1; i = text.indexOf('\n', i + 1)) {
     const next = i + 1;
-    if (/\s/.test(text[next])) continue;
+    // "x\ny" only: at the end of a text a whitespace run is one pre-token, in the middle GPT-2's
+    // regex leaves its last character on its own, so a cut after "\n\n" would count differently.
+    if (/\s/.test(text[next]) || i === 0 || /\s/.test(text[i - 1])) continue;
     const length = next - start;
     if (length < minLength) continue;
     if (length >= maxLength || lineHash(text, next) % 8 === 0) {
@@ -195,14 +197,67 @@ function lineHash(text: string, at: number): number {
   return h >>> 0;
 }
 
+/** The parts of a @huggingface/tokenizers Tokenizer that counting reaches into (see pieceCounter). */
+interface TokenizerInternals {
+  normalizer: ((text: string) => string) | null;
+  pre_tokenizer: (Stage & { tokenizers?: Stage[] }) | null;
+  model: ((tokens: string[]) => string[]) & { fuse_unk?: boolean; byte_fallback?: boolean };
+  added_tokens?: Array<{ content: string }>;
+  remove_space?: boolean;
+  do_lowercase_and_remove_accent?: boolean;
+}
+interface Stage { pre_tokenize_text(text: string): string[]; pattern?: unknown; byte_encoder?: unknown; use_regex?: boolean; add_prefix_space?: boolean; config?: { behavior?: string; invert?: boolean } }
+
+/**
+ * Counting without the encoder's per-call work: the library's own normalizer and split stages
+ * produce the pre-tokens, and the count of each distinct pre-token (BPE over its bytes) is
+ * remembered, so a word seen before costs one map lookup. BPE works on each pre-token alone, so
+ * the sum is exactly encode(text).length; the tokenizer tests hold it to llama.cpp's counts. Returns
+ * undefined for pipelines it does not know (WordPiece, a tokenizer.json with other stages), which
+ * then count with encode().
+ */
+function pieceCounter(tokenizer: Tokenizer): ((text: string) => number) | undefined {
+  const t = tokenizer as unknown as TokenizerInternals;
+  if (t.remove_space || t.do_lowercase_and_remove_accent || typeof t.model !== 'function') return undefined;
+  if (t.model.fuse_unk && !t.model.byte_fallback) return undefined; // unknown pieces would fuse across pre-tokens
+  const stages = t.pre_tokenizer ? (t.pre_tokenizer.tokenizers ?? [t.pre_tokenizer]) : [];
+  const last = stages.at(-1);
+  const byteLevel = last?.byte_encoder && last.use_regex === false && !last.add_prefix_space ? last : undefined;
+  const splits = byteLevel ? stages.slice(0, -1) : stages;
+  if (!splits.every((stage) => stage.pattern instanceof RegExp && stage.config?.behavior?.toLowerCase() === 'isolated' && !stage.config.invert)) return undefined;
+  const added = (t.added_tokens ?? []).map((a) => a.content).filter(Boolean);
+  const addedPattern = added.length ? new RegExp(added.map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')) : undefined;
+  const counts = new Map<string, number>();
+  const pieceCount = (piece: string): number => {
+    let n = counts.get(piece);
+    if (n === undefined) {
+      n = t.model(byteLevel ? byteLevel.pre_tokenize_text(piece) : [piece]).length;
+      if (counts.size >= 500_000) counts.clear();
+      counts.set(piece, n);
+    }
+    return n;
+  };
+  return (text) => {
+    // Added tokens (chat markers, MPT's space runs) split the text before anything else: the encoder handles those texts.
+    if (addedPattern?.test(text)) return tokenizer.encode(text, { add_special_tokens: false }).ids.length;
+    let pieces = [t.normalizer ? t.normalizer(text) : text];
+    for (const stage of splits) pieces = pieces.flatMap((p) => stage.pre_tokenize_text(p));
+    let total = 0;
+    for (const piece of pieces) if (piece) total += pieceCount(piece);
+    return total;
+  };
+}
+
 function wrap(tokenizer: Tokenizer, source: JsTokenizer['source'], kind: JsTokenizer['kind'], chunkable: Tokenizer | undefined): JsTokenizer {
   const encode = (text: string) => (text ? tokenizer.encode(text, { add_special_tokens: false }).ids : []);
+  const countWhole = pieceCounter(tokenizer) ?? ((text: string) => encode(text).length);
+  const countRest = chunkable ? pieceCounter(chunkable) ?? ((text: string) => chunkable.encode(text, { add_special_tokens: false }).ids.length) : undefined;
   const cache = new Map<string, number>();
   const cached = (chunk: string, first: boolean): number => {
     const key = (first ? '1' : '0') + chunk;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
-    const n = (first ? tokenizer : chunkable!).encode(chunk, { add_special_tokens: false }).ids.length;
+    const n = first ? countWhole(chunk) : countRest!(chunk);
     if (cache.size >= 50_000) cache.delete(cache.keys().next().value!);
     cache.set(key, n);
     return n;
@@ -211,7 +266,7 @@ function wrap(tokenizer: Tokenizer, source: JsTokenizer['source'], kind: JsToken
     engine: 'js', source, kind, encode,
     count: (text) => {
       if (!text) return 0;
-      if (!chunkable || text.length < 4000) return encode(text).length;
+      if (!chunkable || text.length < 4000) return countWhole(text);
       return countingChunks(text).reduce((sum, chunk, i) => sum + cached(chunk, i === 0), 0);
     },
   };

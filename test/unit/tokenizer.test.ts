@@ -68,7 +68,13 @@ describe('JS tokenizer rebuilt from the GGUF (@huggingface/tokenizers)', () => {
         } else {
           assert.deepEqual(differing, []);
           const all = corpusOfSize(60_000);
-          assert.deepEqual(js.encode(all), [...model.tokenize(all, false)]);
+          const expected = [...model.tokenize(all, false)];
+          assert.deepEqual(js.encode(all), expected);
+          // Counting takes its own path (cached pre-tokens, chunks): it must give the same numbers.
+          const miscounted = CORPUS_PIECES.filter((piece) => js.count(piece) !== model.tokenize(piece, false).length);
+          assert.deepEqual(miscounted, []);
+          assert.equal(js.count(all), expected.length);
+          assert.equal(js.count(all + all), model.tokenize(all + all, false).length, 'twice the text, from the caches');
         }
       } finally {
         await model.dispose();
