@@ -154,7 +154,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     const js = await loadJsTokenizer(options.modelPath).catch(() => undefined);
     let jsMs = Number.POSITIVE_INFINITY;
     let tokens = 0;
-    if (js) { t = performance.now(); tokens = js.encode(text).length; jsMs = performance.now() - t; }
+    if (js) { t = performance.now(); tokens = js.count(text); jsMs = performance.now() - t; }
     t = performance.now();
     const llamaTokens = model.tokenize(text, false).length;
     const llamaTokMs = performance.now() - t;

@@ -24,9 +24,9 @@ export interface TokenCounterOptions {
 
 /**
  * Exact token counts for any model file, never loading its weights. The `auto` engine is the JS
- * tokenizer (@huggingface/tokenizers rebuilt from the GGUF; instant, cached per chunk) for byte-level
- * and SentencePiece BPE models, where it matches llama.cpp token for token; WordPiece and anything it
- * cannot reproduce are counted by llama.cpp itself (a vocabulary-only load). Given a worker script,
+ * tokenizer (@huggingface/tokenizers rebuilt from the GGUF; cached per pre-token and per chunk) for
+ * byte-level BPE, SentencePiece BPE and WordPiece models, where it matches llama.cpp token for token;
+ * anything it cannot reproduce is counted by llama.cpp itself (a vocabulary-only load). Given a worker script,
  * the JS tokenizer lives on that worker thread, so the extension host never stalls on it.
  */
 export class TokenCounter {
@@ -44,7 +44,7 @@ export class TokenCounter {
   /** The engine `auto` uses for this model. */
   async engineFor(modelPath: string): Promise<TokenizerEngine> {
     const kind = await this.jsKind(modelPath);
-    return kind && kind !== 'wordpiece' ? 'js' : 'llama';
+    return kind ? 'js' : 'llama';
   }
 
   async count(modelPath: string, text: string, engine: TokenizerEngine | 'auto' = 'auto'): Promise<TokenCount> {

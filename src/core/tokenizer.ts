@@ -133,7 +133,8 @@ export function tokenizerFromGgufMetadata(g: Metadata): { json: object; config: 
     return {
       json: {
         version: '1.0', added_tokens: [], post_processor: null, decoder: null,
-        normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+        // Accents are already gone: see llamaWordPieceText, applied before this normalizer.
+        normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: false, lowercase: true },
         pre_tokenizer: { type: 'BertPreTokenizer' },
         model: { type: 'WordPiece', vocab, unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: 100 },
       },
@@ -209,22 +210,23 @@ interface TokenizerInternals {
 interface Stage { pre_tokenize_text(text: string): string[]; pattern?: unknown; byte_encoder?: unknown; use_regex?: boolean; add_prefix_space?: boolean; config?: { behavior?: string; invert?: boolean } }
 
 /**
- * Counting without the encoder's per-call work: the library's own normalizer and split stages
- * produce the pre-tokens, and the count of each distinct pre-token (BPE over its bytes) is
- * remembered, so a word seen before costs one map lookup. BPE works on each pre-token alone, so
+ * Counting without the encoder's per-call work: the library's own normalizer and pre-tokenizer
+ * stages produce the pre-tokens, and the count of each distinct pre-token (BPE over its bytes, or
+ * WordPiece) is remembered, so a word seen before costs one map lookup. Both models work on each pre-token alone, so
  * the sum is exactly encode(text).length; the tokenizer tests hold it to llama.cpp's counts. Returns
- * undefined for pipelines it does not know (WordPiece, a tokenizer.json with other stages), which
- * then count with encode().
+ * undefined for pipelines it does not know (a byte-level stage that splits by itself, unknown
+ * pieces that fuse), which then count with encode().
  */
-function pieceCounter(tokenizer: Tokenizer): ((text: string) => number) | undefined {
+function pieceCounter(tokenizer: Tokenizer, prepare: (text: string) => string): ((text: string) => number) | undefined {
   const t = tokenizer as unknown as TokenizerInternals;
   if (t.remove_space || t.do_lowercase_and_remove_accent || typeof t.model !== 'function') return undefined;
   if (t.model.fuse_unk && !t.model.byte_fallback) return undefined; // unknown pieces would fuse across pre-tokens
   const stages = t.pre_tokenizer ? (t.pre_tokenizer.tokenizers ?? [t.pre_tokenizer]) : [];
   const last = stages.at(-1);
   const byteLevel = last?.byte_encoder && last.use_regex === false && !last.add_prefix_space ? last : undefined;
+  // Every other stage runs over the whole text, as in encode(); only the byte mapping is per piece.
   const splits = byteLevel ? stages.slice(0, -1) : stages;
-  if (!splits.every((stage) => stage.pattern instanceof RegExp && stage.config?.behavior?.toLowerCase() === 'isolated' && !stage.config.invert)) return undefined;
+  if (!splits.every((stage) => typeof stage.pre_tokenize_text === 'function' && !stage.byte_encoder)) return undefined;
   const added = (t.added_tokens ?? []).map((a) => a.content).filter(Boolean);
   const addedPattern = added.length ? new RegExp(added.map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')) : undefined;
   const counts = new Map<string, number>();
@@ -239,6 +241,7 @@ function pieceCounter(tokenizer: Tokenizer): ((text: string) => number) | undefi
   };
   return (text) => {
     // Added tokens (chat markers, MPT's space runs) split the text before anything else: the encoder handles those texts.
+    text = prepare(text);
     if (addedPattern?.test(text)) return tokenizer.encode(text, { add_special_tokens: false }).ids.length;
     let pieces = [t.normalizer ? t.normalizer(text) : text];
     for (const stage of splits) pieces = pieces.flatMap((p) => stage.pre_tokenize_text(p));
@@ -248,10 +251,37 @@ function pieceCounter(tokenizer: Tokenizer): ((text: string) => number) | undefi
   };
 }
 
+const decomposedHead = new Map<string, string>();
+
+/**
+ * llama.cpp's WordPiece reads text through a one-to-one NFD table (each character becomes the first
+ * character of its decomposition: "é" → "e", "한" → "ᄒ") and drops combining marks (keycaps,
+ * variation selectors, vowel signs). The reference BERT normalizer keeps the rest of a decomposition
+ * and some marks; this brings the text to what llama.cpp tokenizes.
+ */
+export function llamaWordPieceText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7F]*$/.test(text)) return text;
+  let out = '';
+  for (const ch of text) {
+    if (ch.charCodeAt(0) < 0x80) { out += ch; continue; }
+    let head = decomposedHead.get(ch);
+    if (head === undefined) {
+      const first = String.fromCodePoint(ch.normalize('NFD').codePointAt(0)!);
+      head = /\p{M}/u.test(first) ? '' : first;
+      decomposedHead.set(ch, head);
+    }
+    out += head;
+  }
+  return out;
+}
+
 function wrap(tokenizer: Tokenizer, source: JsTokenizer['source'], kind: JsTokenizer['kind'], chunkable: Tokenizer | undefined): JsTokenizer {
-  const encode = (text: string) => (text ? tokenizer.encode(text, { add_special_tokens: false }).ids : []);
-  const countWhole = pieceCounter(tokenizer) ?? ((text: string) => encode(text).length);
-  const countRest = chunkable ? pieceCounter(chunkable) ?? ((text: string) => chunkable.encode(text, { add_special_tokens: false }).ids.length) : undefined;
+  const prepare = kind === 'wordpiece' && source === 'gguf' ? llamaWordPieceText : (text: string) => text;
+  const encode = (text: string) => (text ? tokenizer.encode(prepare(text), { add_special_tokens: false }).ids : []);
+  const counter = (t: Tokenizer) => pieceCounter(t, prepare) ?? ((text: string) => t.encode(prepare(text), { add_special_tokens: false }).ids.length);
+  const countWhole = counter(tokenizer);
+  const countRest = chunkable ? counter(chunkable) : undefined;
   const cache = new Map<string, number>();
   const cached = (chunk: string, first: boolean): number => {
     const key = (first ? '1' : '0') + chunk;
