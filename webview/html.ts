@@ -14,19 +14,8 @@ function policy(cspSource: string, nonce: string): string {
   ].join('; ');
 }
 
-export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOptions): string {
-  const csp = policy(cspSource, nonce);
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${escapeAttr(styleUri)}">
-<title>Nanochat</title>
-</head>
-<body>
-<div id="app">
+export function panelHtml(options: PanelHtmlOptions): string {
+  return page(options, 'Nanochat', `<div id="app">
   <aside id="sidebar" aria-label="Conversations">
     <button id="new-chat" class="wide"><span class="codicon codicon-add"></span> New chat</button>
     <ul id="conversations" role="listbox" aria-label="Conversations"></ul>
@@ -53,24 +42,12 @@ export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOp
     </form>
   </main>
 </div>
-<script nonce="${nonce}" src="${escapeAttr(scriptUri)}"></script>
-</body>
-</html>`;
+`);
 }
 
 /** The benchmark report's HTML, under the same policy as the chat panel. */
-export function benchHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOptions): string {
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${policy(cspSource, nonce)}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${escapeAttr(styleUri)}">
-<title>Nanochat Benchmark</title>
-</head>
-<body>
-<main id="report" aria-busy="true">
+export function benchHtml(options: PanelHtmlOptions): string {
+  return page(options, 'Nanochat Benchmark', `<main id="report" aria-busy="true">
   <header>
     <h1 id="title">Nanochat benchmark</h1>
     <p id="subtitle" class="muted">Waiting for a report…</p>
@@ -94,7 +71,22 @@ export function benchHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOp
     <p id="footnote" class="muted"></p>
   </section>
 </main>
-<script nonce="${nonce}" src="${escapeAttr(scriptUri)}"></script>
+`);
+}
+
+/** A page under the policy above: the style sheet, the body, and the one script, carrying the nonce. */
+function page({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlOptions, title: string, body: string): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${policy(cspSource, nonce)}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${escapeAttr(styleUri)}">
+<title>${title}</title>
+</head>
+<body>
+${body}<script nonce="${nonce}" src="${escapeAttr(scriptUri)}"></script>
 </body>
 </html>`;
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import type { BenchReport } from '../core/benchSchema';
 import { NanochatError, errorMessage } from '../core/errors';
 import { benchHtml } from '../../webview/html';
 import { COMMANDS, type Services } from './services';
+import { attachWebview } from './webview';
 
 export const BENCH_VIEW_TYPE = 'nanochat.benchReport';
 
@@ -167,20 +167,8 @@ export class Benchmarks implements vscode.Disposable {
 
   private attach(panel: vscode.WebviewPanel): void {
     this.panel = panel;
-    const dist = vscode.Uri.joinPath(this.services.context.extensionUri, 'dist');
-    panel.iconPath = vscode.Uri.joinPath(this.services.context.extensionUri, 'media', 'nanochat.png');
-    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
-    panel.webview.html = benchHtml({
-      cspSource: panel.webview.cspSource,
-      nonce: randomBytes(16).toString('base64'),
-      scriptUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'bench.js')).toString(),
-      styleUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'bench.css')).toString(),
-    });
-    const listener = panel.webview.onDidReceiveMessage((raw) => void this.receive(raw));
-    panel.onDidDispose(() => {
-      listener.dispose();
-      if (this.panel === panel) this.panel = undefined;
-    });
+    attachWebview(panel, this.services.context.extensionUri, { html: benchHtml, script: 'bench.js', style: 'bench.css' },
+      (raw) => void this.receive(raw), () => { if (this.panel === panel) this.panel = undefined; });
   }
 
   /** Validates and handles one message from the report webview; malformed ones are dropped and logged. */

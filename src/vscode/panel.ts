@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { ReplyStats } from '../core/chat';
 import type { ConversationStore, StoredConversation } from '../core/conversations';
@@ -8,6 +7,7 @@ import { NanochatError, NoModelError, errorMessage } from '../core/errors';
 import { fromWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../protocol';
 import { panelHtml } from '../../webview/html';
 import { COMMANDS, type Services } from './services';
+import { attachWebview } from './webview';
 
 export const PANEL_VIEW_TYPE = 'nanochat.chatPanel';
 
@@ -49,20 +49,8 @@ export class ChatPanel implements vscode.Disposable {
 
   private attach(panel: vscode.WebviewPanel): void {
     this.panel = panel;
-    const dist = vscode.Uri.joinPath(this.services.context.extensionUri, 'dist');
-    panel.iconPath = vscode.Uri.joinPath(this.services.context.extensionUri, 'media', 'nanochat.png');
-    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
-    panel.webview.html = panelHtml({
-      cspSource: panel.webview.cspSource,
-      nonce: randomBytes(16).toString('base64'),
-      scriptUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
-      styleUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.css')).toString(),
-    });
-    const listener = panel.webview.onDidReceiveMessage((raw) => void this.receive(raw));
-    panel.onDidDispose(() => {
-      listener.dispose();
-      if (this.panel === panel) this.panel = undefined;
-    });
+    attachWebview(panel, this.services.context.extensionUri, { html: panelHtml, script: 'webview.js', style: 'webview.css' },
+      (raw) => void this.receive(raw), () => { if (this.panel === panel) this.panel = undefined; });
   }
 
   /** Validates and handles one message from the webview; malformed ones are dropped and logged. */

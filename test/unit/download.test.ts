@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { bundledCatalog, parseCatalog, resolveModelSource } from '../../src/core/catalog';
 import { DownloadError, Downloader, type DownloadProgress } from '../../src/core/download';
 import { ModelServer } from '../support/modelServer';
+import { startLoopbackProxy } from '../support/proxy';
 import { sha256File, testModel } from '../support/models';
 
 const FILE = 'stories260K.gguf';
@@ -145,33 +143,18 @@ describe('model downloads (loopback server)', () => {
 
   it('goes through the proxy that HTTP_PROXY names', async () => {
     // undici tunnels every proxied request with CONNECT, plain http ones too.
-    const seen: string[] = [];
-    const proxy = http.createServer((_req, res) => { res.writeHead(405); res.end(); });
-    proxy.on('connect', (req: http.IncomingMessage, client: import('node:net').Socket, head: Buffer) => {
-      seen.push(req.url ?? '');
-      const [host, port] = (req.url ?? '').split(':');
-      const upstream = net.connect(Number(port), host, () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        upstream.write(head);
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-      upstream.on('error', () => client.destroy());
-      client.on('error', () => upstream.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxy = await startLoopbackProxy();
     const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
-    process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    process.env.HTTP_PROXY = proxy.url;
     delete process.env.NO_PROXY;
     delete process.env.no_proxy;
     try {
       const file = await downloader().download({ url, fileName: FILE });
       assert.ok(fs.readFileSync(file).equals(data));
-      assert.ok(seen.length >= 1 && seen.every((target) => target === new URL(server.origin).host), `tunnels: ${seen.join(', ')}`);
+      assert.ok(proxy.seen.length >= 1 && proxy.seen.every((r) => r === `CONNECT ${new URL(server.origin).host}`), `proxy saw: ${proxy.seen.join(', ')}`);
       assert.deepEqual(server.requests.map((r) => r.path), [`/owner/repo/resolve/main/${FILE}`, `/cdn/${FILE}`]);
     } finally {
       for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
-      proxy.closeAllConnections();
       proxy.close();
     }
   });

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
@@ -10,6 +8,7 @@ import { toConversation } from '../../../src/vscode/lmProvider';
 import type { HandledRequest } from '../../../src/vscode/participant';
 import { writeBadFiles } from '../../support/badFiles';
 import { ModelServer } from '../../support/modelServer';
+import { startLoopbackProxy } from '../../support/proxy';
 import { ConversationStore } from '../../../src/core/conversations';
 import type { ToWebview } from '../../../src/protocol';
 import { benchReportSchema, readHistory, type BenchReport } from '../../../src/core/bench';
@@ -340,37 +339,14 @@ export function defineExtensionTests(): void {
       const server = await new ModelServer({ 'stories260K.gguf': fs.readFileSync(model) }).start();
       const port = new URL(server.origin).port;
       const hostName = 'models.nanochat.test';
-      const seen: string[] = [];
-      const proxy = http.createServer((req, res) => {
-        // Plain-http requests in absolute form (http://host:port/path): forwarded to the model server.
-        seen.push(`${req.method} ${req.url}`);
-        const target = new URL(req.url ?? '/');
-        if (target.hostname !== hostName && target.hostname !== '127.0.0.1') { res.writeHead(502); res.end(); return; }
-        const upstream = http.request({ host: '127.0.0.1', port: Number(target.port), path: target.pathname + target.search, method: req.method, headers: req.headers }, (r) => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
-          r.pipe(res);
-        });
-        upstream.on('error', () => { res.writeHead(502); res.end(); });
-        req.pipe(upstream);
-      });
-      proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
-        seen.push(`CONNECT ${req.url}`);
-        const upstream = net.connect(Number((req.url ?? '').split(':')[1]), '127.0.0.1', () => {
-          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-          upstream.write(head);
-          upstream.pipe(client);
-          client.pipe(upstream);
-        });
-        upstream.on('error', () => client.destroy());
-        client.on('error', () => upstream.destroy());
-      });
-      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      const proxy = await startLoopbackProxy();
+      const seen = proxy.seen;
       const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-proxy-models-'));
       const nanochat = vscode.workspace.getConfiguration('nanochat');
       const httpConfig = vscode.workspace.getConfiguration('http');
       process.env.HF_ENDPOINT = `http://${hostName}:${port}`;
       await nanochat.update('modelsFolder', folder, vscode.ConfigurationTarget.Global);
-      await httpConfig.update('proxy', `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, vscode.ConfigurationTarget.Global);
+      await httpConfig.update('proxy', proxy.url, vscode.ConfigurationTarget.Global);
       try {
         const file = await vscode.commands.executeCommand<string>('nanochat.downloadModel', 'hf:owner/repo/stories260K.gguf');
         assert.equal(file, path.join(folder, 'stories260K.gguf'), `proxy saw: ${seen.join(', ') || 'nothing'}`);
@@ -381,7 +357,6 @@ export function defineExtensionTests(): void {
         await httpConfig.update('proxy', undefined, vscode.ConfigurationTarget.Global);
         await nanochat.update('modelsFolder', undefined, vscode.ConfigurationTarget.Global);
         await nanochat.update('model', model, vscode.ConfigurationTarget.Global);
-        proxy.closeAllConnections();
         proxy.close();
         await server.close();
         fs.rmSync(folder, { recursive: true, force: true });
