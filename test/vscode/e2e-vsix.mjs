@@ -41,12 +41,20 @@ try {
 
   // As a user would: the walkthrough's "Use a Local GGUF File…" and VS Code's file dialog.
   await walkthrough.getByRole('button', { name: 'Use a Local GGUF File…' }).first().click();
+  // The dialog fills in its start folder asynchronously and may overwrite a path typed too early:
+  // wait for it, type the model's path, and type again if the dialog reset it.
   const pathInput = page.locator('.quick-input-widget input').first();
+  const status = page.locator('.statusbar').getByText('stories260K').first();
   await pathInput.waitFor({ timeout: 10_000 });
-  await pathInput.fill(model);
-  await page.waitForTimeout(300);
-  await pathInput.press('Enter');
-  await page.locator('.statusbar').getByText('stories260K').first().waitFor({ timeout: 30_000 });
+  for (let attempt = 0; attempt < 5 && !(await status.isVisible().catch(() => false)); attempt++) {
+    await page.waitForFunction(() => (document.querySelector('.quick-input-widget input')?.value ?? '').endsWith('/'), undefined, { timeout: 10_000 }).catch(() => {});
+    await pathInput.fill(model);
+    await page.waitForTimeout(500);
+    if ((await pathInput.inputValue().catch(() => '')) !== model) continue;
+    await pathInput.press('Enter');
+    await status.waitFor({ timeout: 10_000 }).catch(() => {});
+  }
+  await status.waitFor({ timeout: 20_000 });
   log('model chosen in the file dialog from the walkthrough');
   const modelStep = walkthrough.locator('.getting-started-step', { hasText: 'Download the recommended model, or use your own' });
   const ticked = await modelStep.locator('.codicon-getting-started-step-checked, .codicon-pass-filled').first().waitFor({ timeout: 15_000 }).then(() => true, () => false);
