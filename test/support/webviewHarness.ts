@@ -62,6 +62,15 @@ export class WebviewHarness {
           setState: function (s) { window.__state = s; },
         };
       };
+      window.__deliveries = {};
+      window.addEventListener('message', function (e) {
+        var id = e.data && e.data.__delivered;
+        if (typeof id !== 'string') return;
+        e.stopImmediatePropagation();
+        var done = window.__deliveries[id];
+        delete window.__deliveries[id];
+        if (done) done();
+      });
       document.addEventListener('securitypolicyviolation', function (e) { window.__violations.push(e.violatedDirective + ' ' + e.blockedURI + ' at ' + e.sourceFile + ':' + e.lineNumber + ':' + e.columnNumber); });
     `);
     page.on('request', (r) => { if (!r.url().startsWith(this.origin) && !r.url().startsWith('data:')) this.external.push(r.url()); });
@@ -73,6 +82,21 @@ export class WebviewHarness {
 
 export const posted = (page: Page) => page.evaluate(() => (window as unknown as { __posted: Array<Record<string, unknown>> }).__posted);
 export const violations = (page: Page) => page.evaluate(() => (window as unknown as { __violations: string[] }).__violations);
+
+/**
+ * Posts messages to the page as the extension would, and resolves once the page has handled them.
+ * window.postMessage dispatches later, in order, to listeners in the order they were added; the init
+ * script's listener comes before the page's own, so it takes the sentinel posted after the messages
+ * (hiding it from the page) only when every message before it has been handled.
+ */
+export async function deliver(page: Page, ...messages: unknown[]): Promise<void> {
+  await page.evaluate((list) => new Promise<void>((resolve) => {
+    const id = String(Math.random());
+    (window as unknown as { __deliveries: Record<string, () => void> }).__deliveries[id] = resolve;
+    for (const m of list) window.postMessage(m, '*');
+    window.postMessage({ __delivered: id }, '*');
+  }), messages);
+}
 
 export async function waitForPosted(page: Page, type: string): Promise<void> {
   // The page's CSP forbids eval, so the predicate is a plain function with its argument.

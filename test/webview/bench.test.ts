@@ -7,7 +7,7 @@ import { benchRows } from '../../src/core/benchReport';
 import { benchHtml } from '../../webview/html';
 import { fixtureReport } from '../support/benchFixture';
 import { REPO_ROOT } from '../support/models';
-import { CHROMIUM, posted, violations, WebviewHarness } from '../support/webviewHarness';
+import { CHROMIUM, deliver, posted, violations, WebviewHarness } from '../support/webviewHarness';
 
 describe('benchmark report webview in headless Chromium', function () {
   this.timeout(60_000);
@@ -38,7 +38,7 @@ describe('benchmark report webview in headless Chromium', function () {
 
   it('draws every chart and a table row for every measurement, compared with the previous run', async () => {
     page = await harness.open();
-    await page.evaluate((m) => window.postMessage(m, '*'), message);
+    await deliver(page, message);
     await page.waitForSelector(`body[data-rendered="${report.createdAt}"]`);
     for (const id of ['throughput-chart', 'threads-chart', 'tokenizer-chart', 'turns-chart', 'history-chart']) {
       assert.ok(await inked(id) > 500, `${id} has been drawn`);
@@ -58,7 +58,7 @@ describe('benchmark report webview in headless Chromium', function () {
 
   it('asks the host to export, copy and run again', async () => {
     page = await harness.open();
-    await page.evaluate((m) => window.postMessage(m, '*'), message);
+    await deliver(page, message);
     await page.getByRole('button', { name: 'Export as Markdown…' }).click();
     await page.getByRole('button', { name: 'Copy Markdown' }).click();
     await page.getByRole('button', { name: 'Run again' }).click();
@@ -71,12 +71,7 @@ describe('benchmark report webview in headless Chromium', function () {
     assert.deepEqual(await page.locator('#table thead th').allInnerTexts(), ['Section', 'Measurement', 'Value'], 'no comparison without a previous run');
     const warnings: string[] = [];
     page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
-    await page.evaluate(() => {
-      window.postMessage({ type: 'report', report: { version: 1 } }, '*');
-      window.postMessage({ type: 'report', report: null, previous: null, history: [] }, '*');
-      window.postMessage('<img src=x onerror=alert(1)>', '*');
-    });
-    await page.waitForFunction(() => true);
+    await deliver(page, { type: 'report', report: { version: 1 } }, { type: 'report', report: null, previous: null, history: [] }, '<img src=x onerror=alert(1)>');
     assert.equal(warnings.filter((w) => /dropped a malformed message/.test(w)).length, 3, warnings.join('\n'));
     assert.equal(await page.locator('#table tbody tr').count(), benchRows(report).length, 'the report is still shown');
     assert.deepEqual(await violations(page), []);

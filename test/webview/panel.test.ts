@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { Page } from 'playwright-core';
 import type { PanelMessage, ToWebview } from '../../src/protocol';
 import { panelHtml } from '../../webview/html';
-import { CHROMIUM, posted as postedBy, violations, WebviewHarness } from '../support/webviewHarness';
+import { CHROMIUM, deliver, posted as postedBy, violations, WebviewHarness } from '../support/webviewHarness';
 
 /** The XSS payloads model output might carry; none may run script or load anything. */
 const XSS = [
@@ -38,7 +38,7 @@ describe('chat panel webview in headless Chromium', function () {
   beforeEach(async () => { page = await harness.open(); });
   afterEach(async () => { await page.close(); });
 
-  const send = (message: ToWebview) => page.evaluate((m) => window.postMessage(m, '*'), message);
+  const send = (message: ToWebview) => deliver(page, message);
   const posted = () => postedBy(page);
   const state = (messages: PanelMessage[], extra: Partial<Extract<ToWebview, { type: 'state' }>> = {}) => send({
     type: 'state', activeId: 'c1', generating: false, contextUsed: 0, messages,
@@ -160,15 +160,10 @@ describe('chat panel webview in headless Chromium', function () {
   it('drops malformed messages from the host and keeps working', async () => {
     const warnings: string[] = [];
     page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
-    await page.evaluate(() => {
-      window.postMessage({ type: 'delta' }, '*');
-      window.postMessage({ type: 'bogus', x: 1 }, '*');
-      window.postMessage('not even an object', '*');
-      window.postMessage({ type: 'state', activeId: 'c1', messages: [{ role: 'hacker', content: 1 }] }, '*');
-    });
+    await deliver(page, { type: 'delta' }, { type: 'bogus', x: 1 }, 'not even an object', { type: 'state', activeId: 'c1', messages: [{ role: 'hacker', content: 1 }] });
     await state([msg('user', 'still works')]);
     assert.match(await page.locator('.message.user').innerText(), /still works/);
-    assert.ok(warnings.filter((w) => /dropped a malformed message/.test(w)).length >= 4, warnings.join('\n'));
+    assert.equal(warnings.filter((w) => /dropped a malformed message/.test(w)).length, 4, warnings.join('\n'));
     assert.deepEqual(await violations(page), [], 'the page itself obeys its CSP');
   });
 });
