@@ -58,10 +58,14 @@ run('npm', ['install', '--omit=dev', '--omit=optional', '--ignore-scripts', '--n
 const { devDependencies, scripts, ...kept } = manifest;
 const packagedManifest = { ...kept, dependencies: { 'node-llama-cpp': llamaVersion } };
 const ignore = [
-  '**/*.map', '**/*.ts', '!**/*.d.ts', '**/*.gguf',
+  // Type declarations and source maps are for editors and debuggers, not for running.
+  '**/*.map', '**/*.ts', '**/*.mts', '**/*.cts', '**/*.gguf',
   // Only needed to compile llama.cpp from source, which the extension never does.
   'node_modules/node-llama-cpp/llama/gitRelease.bundle', 'node_modules/node-llama-cpp/llama/addon/**',
-  'node_modules/node-llama-cpp/templates/**', 'node_modules/**/*.md', 'node_modules/**/test/**', 'node_modules/**/docs/**',
+  'node_modules/node-llama-cpp/llama/toolchains/**', 'node_modules/node-llama-cpp/llama/cmake/**',
+  'node_modules/node-llama-cpp/llama/patches/**', 'node_modules/node-llama-cpp/llama/xpack/**',
+  'node_modules/node-llama-cpp/llama/.clang-format', 'node_modules/node-llama-cpp/templates/**',
+  'node_modules/**/*.md', 'node_modules/**/*.markdown', 'node_modules/**/test/**', 'node_modules/**/docs/**',
 ];
 
 const sizes = [];

@@ -29,6 +29,9 @@ try {
   const binaries = installed.length === 1 ? fs.readdirSync(path.join(extensionsDir, installed[0], 'node_modules', '@node-llama-cpp')) : [];
   check('installed from the VSIX into the extensions folder, with only its platform\'s binaries', installed.length === 1 && binaries.length > 0
     && binaries.every((b) => b.startsWith(target.replace('darwin', 'mac').replace('win32', 'win'))) && !fs.existsSync(path.join(extensionsDir, installed[0], 'test')), `${installed.join(', ')}: ${binaries.join(', ')}`);
+  const files = installed.length === 1 ? fs.readdirSync(path.join(extensionsDir, installed[0]), { recursive: true }).map(String) : [];
+  const devFiles = files.filter((f) => /\.(ts|mts|cts|map|gguf)$/.test(f) || /^(src|webview|test|scripts)([\\/]|$)/.test(f) || /llama[\\/](toolchains|addon)[\\/]/.test(f));
+  check('no sources, type declarations, source maps, tests or models were installed', files.length > 0 && devFiles.length === 0, `${files.length} files${devFiles.length ? `; e.g. ${devFiles.slice(0, 5).join(', ')}` : ''}`);
 
   // First start without a model: the walkthrough opens by itself and offers the recommended download.
   const walkthrough = page.locator('.gettingStartedContainer');
