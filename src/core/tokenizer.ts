@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { NanochatError } from './errors';
 import { importNodeLlamaCpp } from './llama';
+import { wordPieceCounter, wordPieceEncode, type WordPieceModel, type WordPieceOptions } from './wordPiece';
 
 /**
  * Exact token counts without model weights: a @huggingface/tokenizers tokenizer rebuilt from the
@@ -26,7 +27,12 @@ export class UnsupportedTokenizerError extends NanochatError {}
 const GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
 const LLAMA3_REGEX = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const QWEN2_REGEX = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const CJK = '[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+';
+/**
+ * llama.cpp runs regexes without \p{…} on the text with every non-ASCII space turned into \v, so
+ * its explicit ranges never match a space: they are left out of the ranges here (U+1680, U+2000-200A,
+ * U+2028-2029, U+202F, U+205F, U+3000).
+ */
+const CJK = '[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{167F}\\x{1681}-\\x{1FFF}\\x{200B}-\\x{2027}\\x{202A}-\\x{202E}\\x{2030}-\\x{205E}\\x{2060}-\\x{2FFF}\\x{3001}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+';
 /**
  * deepseek-llm's letter class, as code points: copies of the source in literal characters lose some
  * of them to Unicode normalization (U+1F7D becomes U+03CE, U+212A becomes K), which breaks the ranges.
@@ -41,7 +47,7 @@ const PRE_TOKENIZER_REGEXES: Record<string, string[]> = {
   'deepseek-llm': [
     '[\r\n]',
     `\\s?[${DEEPSEEK_LETTERS}]+`,
-    '\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+',
+    '\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3001}-\\x{3002}]+',
     '\\s+$',
     CJK,
     '\\p{N}+',
@@ -56,7 +62,7 @@ const IGNORE_MERGES = new Set(['llama-bpe', 'llama3']);
 
 type Metadata = {
   model?: string; pre?: string; tokens?: string[]; scores?: number[]; token_type?: number[]; merges?: string[];
-  unknown_token_id?: number; add_space_prefix?: boolean;
+  unknown_token_id?: number; add_space_prefix?: boolean; normalizer?: { lowercase?: boolean; strip_accents?: boolean };
 };
 
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -133,10 +139,11 @@ export function tokenizerFromGgufMetadata(g: Metadata): { json: object; config: 
     return {
       json: {
         version: '1.0', added_tokens: [], post_processor: null, decoder: null,
-        // Accents are already gone: see llamaWordPieceText, applied before this normalizer.
-        normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: false, lowercase: true },
+        // The nearest Hugging Face pipeline, for a tokenizer.json; nanochat itself splits words as
+        // llama.cpp does (see wordPiece.ts) and uses only the model, which has no word-length limit there.
+        normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
         pre_tokenizer: { type: 'BertPreTokenizer' },
-        model: { type: 'WordPiece', vocab, unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: 100 },
+        model: { type: 'WordPiece', vocab, unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: Number.MAX_SAFE_INTEGER },
       },
       config: {},
     };
@@ -145,13 +152,30 @@ export function tokenizerFromGgufMetadata(g: Metadata): { json: object; config: 
 }
 
 /**
+ * Texts llama.cpp (src/llama-vocab.cpp, "auto-detect special tokens by text") makes control tokens
+ * whatever their type in the file: end-of-turn/-generation and fill-in-the-middle markers.
+ */
+const CONTROL_LOOKING = new Set([
+  '<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|end_of_text|>', '<EOT>', '_<EOT>', '[EOT]', '[EOS]',
+  '<｜end▁of▁sentence｜>', '<end_of_utterance>', '<|eom_id|>', '<|return|>', '<|call|>', '<|flush|>', '<|calls|>', '</s>', '<eos>',
+  '<turn|>', '<|tool_response>', '[e~[',
+  '<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁begin｜>', '<PRE>', '▁<PRE>', '<|code_prefix|>', '<|prefix|>',
+  '<|fim_suffix|>', '<fim-suffix>', '<fim_suffix>', '<｜fim▁hole｜>', '<SUF>', '▁<SUF>', '<|code_suffix|>', '<|suffix|>',
+  '<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>', '<|code_middle|>', '<|middle|>',
+  '<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '[PAD]', '<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>', '<|file_sep|>',
+]);
+/** …and texts it always makes user-defined (gpt-oss's channel markers). */
+const ALWAYS_USER_DEFINED = new Set(['<|channel|>', '<|message|>', '<|start|>', '<|constrain|>']);
+
+/**
  * llama.cpp matches user-defined tokens (runs of spaces in MPT, chat markers) in the raw text before
  * BPE, even with special-token parsing off; control tokens only with it on, which counting never uses.
  */
 function userDefinedTokens(tokens: string[], types: number[]): object[] {
   const added: object[] = [];
-  types.forEach((type, id) => {
-    if (type === TOKEN_TYPE.userDefined) added.push({ id, content: tokens[id], special: false, normalized: false, lstrip: false, rstrip: false, single_word: false });
+  tokens.forEach((content, id) => {
+    const userDefined = (types[id] === TOKEN_TYPE.userDefined && !CONTROL_LOOKING.has(content)) || ALWAYS_USER_DEFINED.has(content);
+    if (userDefined) added.push({ id, content, special: false, normalized: false, lstrip: false, rstrip: false, single_word: false });
   });
   return added;
 }
@@ -203,21 +227,70 @@ interface TokenizerInternals {
   normalizer: ((text: string) => string) | null;
   pre_tokenizer: (Stage & { tokenizers?: Stage[] }) | null;
   model: ((tokens: string[]) => string[]) & { fuse_unk?: boolean; byte_fallback?: boolean };
-  added_tokens?: Array<{ content: string }>;
+  added_tokens?: Array<{ content: string; lstrip?: boolean; rstrip?: boolean }>;
+  added_tokens_map?: Map<string, unknown>;
+  splitter_unnormalized?: { split(text: string): string[] };
+  splitter_normalized?: { split(text: string): string[] };
   remove_space?: boolean;
   do_lowercase_and_remove_accent?: boolean;
 }
-interface Stage { pre_tokenize_text(text: string): string[]; pattern?: unknown; byte_encoder?: unknown; use_regex?: boolean; add_prefix_space?: boolean; config?: { behavior?: string; invert?: boolean } }
+interface Stage { pre_tokenize_text(text: string): string[]; pattern?: unknown; byte_encoder?: unknown; use_regex?: boolean; add_prefix_space?: boolean; config?: { type?: string; behavior?: string; invert?: boolean } }
+
+/** One pre-tokenizer stage as a function that hands each piece it makes to the next stage. */
+type Splitter = (text: string, emit: (piece: string) => void) => void;
 
 /**
- * Counting without the encoder's per-call work: the library's own normalizer and pre-tokenizer
- * stages produce the pre-tokens, and the count of each distinct pre-token (BPE over its bytes, or
- * WordPiece) is remembered, so a word seen before costs one map lookup. Both models work on each pre-token alone, so
- * the sum is exactly encode(text).length; the tokenizer tests hold it to llama.cpp's counts. Returns
- * undefined for pipelines it does not know (a byte-level stage that splits by itself, unknown
- * pieces that fuse), which then count with encode().
+ * A stage as a Splitter. Split stages that isolate their matches, and BERT's (whose pieces are the
+ * matches of its pattern: they never hold the whitespace its trim() removes), run on a regex of our
+ * own with exec(): the library splits with String.matchAll, which clones the regex on every call and
+ * builds arrays of pieces, and that dominated counting with several stages over many small pieces.
+ * The pieces are the same (see isolate); the tokenizer tests hold the counts to llama.cpp's.
  */
-function pieceCounter(tokenizer: Tokenizer, prepare: (text: string) => string): ((text: string) => number) | undefined {
+function splitterOf(stage: Stage): Splitter {
+  const c = stage.config;
+  const p = stage.pattern;
+  if (p instanceof RegExp && p.global) {
+    const regex = new RegExp(p.source, p.flags);
+    if (c?.type === 'Split' && !c.invert && c.behavior?.toLowerCase() !== 'removed') return (text, emit) => isolate(text, regex, emit);
+    if (c?.type === 'BertPreTokenizer') {
+      return (text, emit) => {
+        regex.lastIndex = 0;
+        for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
+          if (m[0].length > 0) emit(m[0]);
+          else regex.lastIndex = advance(text, m.index, regex);
+        }
+      };
+    }
+  }
+  return (text, emit) => { for (const piece of stage.pre_tokenize_text(text)) emit(piece); };
+}
+
+/** Where matchAll goes on after an empty match. */
+const advance = (text: string, at: number, regex: RegExp) => at + (regex.unicode && (text.codePointAt(at) ?? 0) > 0xffff ? 2 : 1);
+
+/** The library's regex_split: each match and the text between matches, empty pieces dropped. */
+function isolate(text: string, regex: RegExp, emit: (piece: string) => void): void {
+  let prev = 0;
+  regex.lastIndex = 0;
+  for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
+    const match = m[0];
+    if (prev < m.index) emit(text.slice(prev, m.index));
+    if (match.length > 0) emit(match);
+    else regex.lastIndex = advance(text, m.index, regex);
+    prev = m.index + match.length;
+  }
+  if (prev < text.length) emit(text.slice(prev));
+}
+
+/**
+ * Counting without the encoder's per-call work: the text goes through the steps of encode() (added
+ * tokens split out, the normalizer, each pre-tokenizer stage), and the count of each distinct
+ * pre-token (BPE over its bytes, or WordPiece) is remembered, so a word seen before costs one map
+ * lookup. Both models work on each pre-token alone, so the sum is exactly encode(text).length; the
+ * tokenizer tests hold it to llama.cpp's counts. Returns undefined for pipelines it does not know (a
+ * byte-level stage that splits by itself, unknown pieces that fuse), which then count with encode().
+ */
+function pieceCounter(tokenizer: Tokenizer): ((text: string) => number) | undefined {
   const t = tokenizer as unknown as TokenizerInternals;
   if (t.remove_space || t.do_lowercase_and_remove_accent || typeof t.model !== 'function') return undefined;
   if (t.model.fuse_unk && !t.model.byte_fallback) return undefined; // unknown pieces would fuse across pre-tokens
@@ -227,8 +300,12 @@ function pieceCounter(tokenizer: Tokenizer, prepare: (text: string) => string): 
   // Every other stage runs over the whole text, as in encode(); only the byte mapping is per piece.
   const splits = byteLevel ? stages.slice(0, -1) : stages;
   if (!splits.every((stage) => typeof stage.pre_tokenize_text === 'function' && !stage.byte_encoder)) return undefined;
-  const added = (t.added_tokens ?? []).map((a) => a.content).filter(Boolean);
-  const addedPattern = added.length ? new RegExp(added.map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')) : undefined;
+  // Added tokens (chat markers, MPT's space runs, DeepSeek's single characters) split the text
+  // first, with the library's own splitters, as encode() does; stripping around them is not mirrored.
+  const addedMap = t.added_tokens_map ?? new Map<string, unknown>();
+  const raw = t.splitter_unnormalized;
+  const normalized = t.splitter_normalized;
+  if (addedMap.size && (!raw || !normalized || t.added_tokens?.some((a) => a.lstrip || a.rstrip))) return undefined;
   const counts = new Map<string, number>();
   const pieceCount = (piece: string): number => {
     let n = counts.get(piece);
@@ -239,49 +316,55 @@ function pieceCounter(tokenizer: Tokenizer, prepare: (text: string) => string): 
     }
     return n;
   };
-  return (text) => {
-    // Added tokens (chat markers, MPT's space runs) split the text before anything else: the encoder handles those texts.
-    text = prepare(text);
-    if (addedPattern?.test(text)) return tokenizer.encode(text, { add_special_tokens: false }).ids.length;
-    let pieces = [t.normalizer ? t.normalizer(text) : text];
-    for (const stage of splits) pieces = pieces.flatMap((p) => stage.pre_tokenize_text(p));
-    let total = 0;
-    for (const piece of pieces) if (piece) total += pieceCount(piece);
+  const normalize = t.normalizer;
+  // The stages chained: each piece goes through the next stage, and the last adds up the counts.
+  let total = 0;
+  let chain = (piece: string) => { if (piece) total += pieceCount(piece); };
+  for (const stage of [...splits].reverse()) {
+    const split = splitterOf(stage);
+    const next = chain;
+    chain = (piece) => split(piece, next);
+  }
+  const countSection = (section: string): number => {
+    total = 0;
+    chain(section);
     return total;
+  };
+  return (text) => {
+    if (!addedMap.size) return countSection(normalize ? normalize(text) : text);
+    let sum = 0;
+    for (const section of raw!.split(text)) {
+      if (!section) continue;
+      if (addedMap.has(section)) { sum++; continue; }
+      const norm = normalize ? normalize(section) : section;
+      for (const sub of norm ? normalized!.split(norm) : []) {
+        if (sub) sum += addedMap.has(sub) ? 1 : countSection(sub);
+      }
+    }
+    return sum;
   };
 }
 
-const decomposedHead = new Map<string, string>();
-
-/**
- * llama.cpp's WordPiece reads text through a one-to-one NFD table (each character becomes the first
- * character of its decomposition: "é" → "e", "한" → "ᄒ") and drops combining marks (keycaps,
- * variation selectors, vowel signs). The reference BERT normalizer keeps the rest of a decomposition
- * and some marks; this brings the text to what llama.cpp tokenizes.
- */
-export function llamaWordPieceText(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (/^[\x00-\x7F]*$/.test(text)) return text;
-  let out = '';
-  for (const ch of text) {
-    if (ch.charCodeAt(0) < 0x80) { out += ch; continue; }
-    let head = decomposedHead.get(ch);
-    if (head === undefined) {
-      const first = String.fromCodePoint(ch.normalize('NFD').codePointAt(0)!);
-      head = /\p{M}/u.test(first) ? '' : first;
-      decomposedHead.set(ch, head);
-    }
-    out += head;
-  }
-  return out;
+/** Lone surrogates become U+FFFD, as in the UTF-8 that llama.cpp is given. */
+function wellFormed(text: string): string {
+  const s = text as string & { isWellFormed?(): boolean; toWellFormed?(): string };
+  if (s.isWellFormed && s.toWellFormed) return s.isWellFormed() ? text : s.toWellFormed();
+  return /[\uD800-\uDFFF]/.test(text) ? text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD') : text;
 }
 
-function wrap(tokenizer: Tokenizer, source: JsTokenizer['source'], kind: JsTokenizer['kind'], chunkable: Tokenizer | undefined): JsTokenizer {
-  const prepare = kind === 'wordpiece' && source === 'gguf' ? llamaWordPieceText : (text: string) => text;
-  const encode = (text: string) => (text ? tokenizer.encode(prepare(text), { add_special_tokens: false }).ids : []);
-  const counter = (t: Tokenizer) => pieceCounter(t, prepare) ?? ((text: string) => t.encode(prepare(text), { add_special_tokens: false }).ids.length);
-  const countWhole = counter(tokenizer);
-  const countRest = chunkable ? counter(chunkable) : undefined;
+/** The counting functions of a tokenizer: for a whole text, and for text that continues a document. */
+interface Counting { encode(text: string): number[]; countWhole(text: string): number; countRest?: (text: string) => number }
+
+function counting(tokenizer: Tokenizer, chunkable: Tokenizer | undefined): Counting {
+  const counter = (t: Tokenizer) => pieceCounter(t) ?? ((text: string) => t.encode(text, { add_special_tokens: false }).ids.length);
+  return {
+    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
+    countWhole: counter(tokenizer),
+    countRest: chunkable ? counter(chunkable) : undefined,
+  };
+}
+
+function wrap(source: JsTokenizer['source'], kind: JsTokenizer['kind'], { encode, countWhole, countRest }: Counting): JsTokenizer {
   const cache = new Map<string, number>();
   const cached = (chunk: string, first: boolean): number => {
     const key = (first ? '1' : '0') + chunk;
@@ -293,10 +376,12 @@ function wrap(tokenizer: Tokenizer, source: JsTokenizer['source'], kind: JsToken
     return n;
   };
   return {
-    engine: 'js', source, kind, encode,
+    engine: 'js', source, kind,
+    encode: (text) => (text ? encode(wellFormed(text)) : []),
     count: (text) => {
       if (!text) return 0;
-      if (!chunkable || text.length < 4000) return countWhole(text);
+      text = wellFormed(text);
+      if (!countRest || text.length < 4000) return countWhole(text);
       return countingChunks(text).reduce((sum, chunk, i) => sum + cached(chunk, i === 0), 0);
     },
   };
@@ -321,12 +406,20 @@ export async function loadJsTokenizer(modelPath: string): Promise<JsTokenizer> {
     const configFile = path.join(path.dirname(modelPath), 'tokenizer_config.json');
     const config = fs.existsSync(configFile) ? JSON.parse(await fs.promises.readFile(configFile, 'utf8')) : {};
     // A tokenizer.json may do anything (normalizers that look across lines): count it whole.
-    return wrap(new Tokenizer(json, config), 'tokenizer.json', 'tokenizer.json', undefined);
+    return wrap('tokenizer.json', 'tokenizer.json', counting(new Tokenizer(json, config), undefined));
   }
   const { readGgufFileInfo } = await importNodeLlamaCpp();
   const info = await readGgufFileInfo(modelPath, { sourceType: 'filesystem', logWarnings: false, readTensorInfo: false });
   const metadata = ((info.metadata as unknown as { tokenizer?: { ggml?: Metadata } }).tokenizer?.ggml ?? {}) as Metadata;
   const { json, config } = tokenizerFromGgufMetadata(metadata);
-  const kind = metadata.model === 'bert' ? 'wordpiece' : metadata.model === 'llama' ? 'spm' : 'bpe';
-  return wrap(new Tokenizer(json, config), 'gguf', kind, continuationTokenizer(json as Record<string, unknown>, config));
+  const tokenizer = new Tokenizer(json, config);
+  if (metadata.model === 'bert') {
+    const lowercase = metadata.normalizer?.lowercase ?? true;
+    const options: WordPieceOptions = { lowercase, stripAccents: metadata.normalizer?.strip_accents ?? lowercase };
+    const model = (tokenizer as unknown as { model: WordPieceModel }).model;
+    const count = wordPieceCounter(model, options);
+    return wrap('gguf', 'wordpiece', { encode: (text) => wordPieceEncode(model, options, text), countWhole: count, countRest: count });
+  }
+  const kind = metadata.model === 'llama' ? 'spm' : 'bpe';
+  return wrap('gguf', kind, counting(tokenizer, continuationTokenizer(json as Record<string, unknown>, config)));
 }

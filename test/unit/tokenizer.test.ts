@@ -76,6 +76,58 @@ describe('JS tokenizer rebuilt from the GGUF (@huggingface/tokenizers)', () => {
     });
   }
 
+  it('counts text holding each vocabulary\'s user-defined tokens (split out before BPE) as llama.cpp does', async () => {
+    const { readGgufFileInfo } = await importNodeLlamaCpp();
+    const checked: string[] = [];
+    for (const file of vocabFiles) {
+      const meta = (await readGgufFileInfo(file, { logWarnings: false, readTensorInfo: false })).metadata as unknown as { tokenizer: { ggml: { tokens: string[]; token_type?: number[] } } };
+      const { tokens, token_type: types = [] } = meta.tokenizer.ggml;
+      const userDefined = tokens.filter((_, id) => types[id] === 4);
+      if (userDefined.length === 0) continue;
+      checked.push(`${path.basename(file)}: ${userDefined.length}`);
+      // Each user-defined token inside words, after spaces and at line ends, a few of them per line.
+      const lines: string[] = [];
+      for (let i = 0; i < userDefined.length; i += 3) lines.push(`x${userDefined[i]}y ${userDefined[i + 1] ?? ''} Word${userDefined[i + 2] ?? ''}\n\tcode(${i});`);
+      const text = lines.join('\n') + '\n' + corpusOfSize(8_000);
+      const js = await loadJsTokenizer(file);
+      const model = await llama.loadModel({ modelPath: file, vocabOnly: true });
+      try {
+        assert.equal(js.count(text), model.tokenize(text, false).length, path.basename(file));
+        assert.equal(js.count(text), js.encode(text).length);
+      } finally {
+        await model.dispose();
+      }
+    }
+    assert.ok(checked.length >= 3, checked.join(', '));
+  });
+
+  it('tokenizes and counts random Unicode text exactly as llama.cpp does, for every vocabulary', async () => {
+    // Every kind of space (which llama.cpp's regexes and WordPiece treat apart), controls, marks,
+    // lone surrogates, CJK in and out of the BMP, Hangul, emoji sequences, punctuation and digits.
+    const pool = ['a', 'Z', 'é', 'ß', 'İ', 'ﬁ', 'Ω', 'я', '7', '٣', '½', '.', ',', '(', '»', '_', '\'s', '\'LL', ' ', '  ', '\t', '\n', '\r\n', '\n\n', '\v', '\f',
+      '\u00A0', '\u2003', '\u3000', '\u2028', '\uFEFF', '\u200B', '\u200D', '\u0000', '\u001F', '\u0085', '\u0301', '\u20E3', '\uFE0F', '中', '文', '𠀀', '한', '\u1100',
+      '\uFFFD', '\uD800', 'ア', '🙂', '👩‍💻', '🇫🇷', 'ก', 'ु', 'א', 'ب', '<s>', '</s>', '[CLS]', 'word', 'Token', 'count()', '    '];
+    let seed = 11;
+    const random = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
+    const sample = (length: number) => Array.from({ length }, () => pool[Math.floor(random() * pool.length)]).join('');
+    const texts = Array.from({ length: 300 }, () => sample(1 + Math.floor(random() * 40)));
+    const long = Array.from({ length: 40 }, () => sample(60) + '\nline(x);\n').join('');
+    assert.ok(long.length > 4000);
+    for (const file of vocabFiles) {
+      const js = await loadJsTokenizer(file);
+      const model = await llama.loadModel({ modelPath: file, vocabOnly: true });
+      try {
+        const wrong = texts.filter((text) => JSON.stringify(js.encode(text)) !== JSON.stringify([...model.tokenize(text, false)])).map((text) => JSON.stringify(text));
+        assert.deepEqual(wrong.slice(0, 5), [], `${path.basename(file)}: ${wrong.length} of ${texts.length} differ`);
+        const miscounted = texts.filter((text) => js.count(text) !== model.tokenize(text, false).length).map((text) => JSON.stringify(text));
+        assert.deepEqual(miscounted.slice(0, 5), [], `${path.basename(file)}: ${miscounted.length} counts differ`);
+        assert.equal(js.count(long), model.tokenize(long, false).length, `${path.basename(file)}: a long text, counted in chunks`);
+      } finally {
+        await model.dispose();
+      }
+    }
+  });
+
   it('prefers a tokenizer.json beside the model over the GGUF vocabulary', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-tokjson-'));
     try {
