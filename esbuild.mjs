@@ -9,7 +9,7 @@ const production = process.argv.includes('--production');
 /** @type {esbuild.BuildOptions[]} */
 const builds = [
   {
-    entryPoints: { extension: 'src/extension.ts', tokenWorker: 'src/core/tokenWorker.ts', benchWorker: 'src/core/benchWorker.ts' },
+    entryPoints: { extension: 'src/extension.ts', tokenWorker: 'src/core/tokens/tokenWorker.ts', benchWorker: 'src/core/bench/worker.ts' },
     outdir: 'dist',
     bundle: true,
     platform: 'node',

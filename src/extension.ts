@@ -1,11 +1,11 @@
 import * as vscode from 'vscode';
 import path from 'node:path';
-import { ChatEngine } from './core/chat';
-import { ConversationStore } from './core/conversations';
-import { Downloader } from './core/download';
-import { ModelLibrary } from './core/library';
-import { ModelManager } from './core/models';
-import { TokenCounter } from './core/tokenCounter';
+import { ChatEngine } from './core/chat/engine';
+import { ConversationStore } from './core/chat/conversations';
+import { Downloader } from './core/modelFiles/download';
+import { ModelLibrary } from './core/modelFiles/library';
+import { ModelManager } from './core/engine/models';
+import { TokenCounter } from './core/tokens/tokenCounter';
 import { Benchmarks } from './vscode/bench';
 import { registerCommands } from './vscode/commands';
 import { registerLanguageModelProvider } from './vscode/lmProvider';

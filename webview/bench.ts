@@ -2,8 +2,8 @@ import './jitless';
 import '@vscode/codicons/dist/codicon.css';
 import './bench.css';
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartConfiguration } from 'chart.js';
-import { benchFromWebviewSchema, benchToWebviewSchema, type BenchFromWebview, type BenchToWebview } from '../src/benchProtocol';
-import { benchRows, benchTitle, formatChange, formatValue } from '../src/core/benchReport';
+import { benchFromWebviewSchema, benchToWebviewSchema, type BenchFromWebview, type BenchToWebview } from '../src/protocol/bench';
+import { benchRows, benchTitle, formatChange, formatValue } from '../src/core/bench/report';
 
 /**
  * The benchmark report: summary cards, charts (Chart.js on canvases: nothing but our bundle runs),

@@ -1,7 +1,7 @@
 import './jitless';
 import '@vscode/codicons/dist/codicon.css';
 import './style.css';
-import { fromWebviewSchema, toWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../src/protocol';
+import { fromWebviewSchema, toWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../src/protocol/panel';
 import { renderMarkdown } from './markdown';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };

@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
-import type { ChatMessage, Conversation } from '../core/chat';
-import type { ToolCall } from '../core/tools';
+import type { ChatMessage, Conversation } from '../core/chat/engine';
+import type { ToolCall } from '../core/chat/tools';
 import { Emitter } from '../core/events';
 import { NoModelError, errorMessage } from '../core/errors';
-import { formatBytes } from '../core/ggufCheck';
-import type { InstalledModel } from '../core/library';
+import { formatBytes } from '../core/modelFiles/ggufCheck';
+import type { InstalledModel } from '../core/modelFiles/library';
 import type { Services } from './services';
 
 export const VENDOR = 'nanochat';

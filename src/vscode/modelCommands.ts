@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import { bundledCatalog, estimatedRamBytes, resolveModelSource, type CatalogModel } from '../core/catalog';
-import { DownloadError, type DownloadProgress } from '../core/download';
+import { bundledCatalog, estimatedRamBytes, resolveModelSource, type CatalogModel } from '../core/modelFiles/catalog';
+import { DownloadError, type DownloadProgress } from '../core/modelFiles/download';
 import { ModelFileError, errorMessage } from '../core/errors';
-import { checkModelFile, formatBytes } from '../core/ggufCheck';
+import { checkModelFile, formatBytes } from '../core/modelFiles/ggufCheck';
 import { knownModels } from './lmProvider';
 import { COMMANDS, type Services } from './services';
 

@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
-import type { ReplyStats } from '../core/chat';
-import type { ConversationStore, StoredConversation } from '../core/conversations';
-import type { DownloadProgress } from '../core/download';
+import type { ReplyStats } from '../core/chat/engine';
+import type { ConversationStore, StoredConversation } from '../core/chat/conversations';
+import type { DownloadProgress } from '../core/modelFiles/download';
 import { Emitter } from '../core/events';
 import { NanochatError, NoModelError, errorMessage } from '../core/errors';
-import { fromWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../protocol';
+import { fromWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../protocol/panel';
 import { panelHtml } from '../../webview/html';
 import { COMMANDS, type Services } from './services';
 import { attachWebview } from './webview';

@@ -1,12 +1,12 @@
 import * as vscode from 'vscode';
-import type { ChatMessage, ReplyStats } from '../core/chat';
+import type { ChatMessage, ReplyStats } from '../core/chat/engine';
 import { Emitter } from '../core/events';
 import { NanochatError, NoModelError, errorMessage } from '../core/errors';
-import { formatBytes } from '../core/ggufCheck';
+import { formatBytes } from '../core/modelFiles/ggufCheck';
 import { COMMANDS, type Services } from './services';
 import { collectReferences } from './references';
 import type { Benchmarks } from './bench';
-import { benchRows, benchTitle, formatChange, formatValue } from '../core/benchReport';
+import { benchRows, benchTitle, formatChange, formatValue } from '../core/bench/report';
 
 export const PARTICIPANT_ID = 'nanochat.chat';
 

@@ -1,10 +1,10 @@
 import type * as vscode from 'vscode';
-import type { ChatEngine } from '../core/chat';
-import type { Downloader } from '../core/download';
-import type { ModelLibrary } from '../core/library';
+import type { ChatEngine } from '../core/chat/engine';
+import type { Downloader } from '../core/modelFiles/download';
+import type { ModelLibrary } from '../core/modelFiles/library';
 import type { Logger } from '../core/log';
-import type { ModelManager } from '../core/models';
-import type { TokenCounter } from '../core/tokenCounter';
+import type { ModelManager } from '../core/engine/models';
+import type { TokenCounter } from '../core/tokens/tokenCounter';
 import type { SettingsSource } from './settings';
 
 /** The core services every adapter is a view of. */

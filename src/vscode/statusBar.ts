@@ -1,8 +1,8 @@
 import * as vscode from 'vscode';
-import type { ChatActivity } from '../core/chat';
-import type { DownloadProgress } from '../core/download';
-import { formatBytes } from '../core/ggufCheck';
-import type { ModelState } from '../core/models';
+import type { ChatActivity } from '../core/chat/engine';
+import type { DownloadProgress } from '../core/modelFiles/download';
+import { formatBytes } from '../core/modelFiles/ggufCheck';
+import type { ModelState } from '../core/engine/models';
 import { COMMANDS, type Services } from './services';
 
 export interface StatusView { text: string; tooltip: string; error: boolean }

@@ -1,4 +1,4 @@
-import { benchReportSchema, type BenchReport } from '../../src/core/benchSchema';
+import { benchReportSchema, type BenchReport } from '../../src/core/bench/schema';
 
 /**
  * A report as `npm run bench -- --quick --json` printed it for stories260K on the 2-core CI machine

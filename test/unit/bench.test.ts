@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { appendHistory, BenchCancelledError, benchReportSchema, previousRun, readHistory, runBenchmark, type BenchReport } from '../../src/core/bench';
-import { benchMarkdown, benchRows, formatChange } from '../../src/core/benchReport';
-import { runBenchmarkInChild } from '../../src/core/benchRunner';
+import { appendHistory, BenchCancelledError, benchReportSchema, previousRun, readHistory, runBenchmark, type BenchReport } from '../../src/core/bench/bench';
+import { benchMarkdown, benchRows, formatChange } from '../../src/core/bench/report';
+import { runBenchmarkInChild } from '../../src/core/bench/runner';
 import { NanochatError } from '../../src/core/errors';
 import { fixtureReport } from '../support/benchFixture';
 import { assertOneLineFailure } from '../support/cli';
@@ -84,7 +84,7 @@ describe('benchmark', function () {
   });
 
   describe('in a child process (as the extension runs it)', () => {
-    const worker = { workerScript: path.join(REPO_ROOT, 'src', 'core', 'benchWorker.ts'), execArgv: ['--import', 'tsx'] };
+    const worker = { workerScript: path.join(REPO_ROOT, 'src', 'core', 'bench', 'worker.ts'), execArgv: ['--import', 'tsx'] };
 
     it('is cancelled at once, and the child process is gone', async () => {
       const controller = new AbortController();

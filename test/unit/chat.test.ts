@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { ChatEngine, type ChatMessage, type ChatReply, type ReplyStats } from '../../src/core/chat';
+import { ChatEngine, type ChatMessage, type ChatReply, type ReplyStats } from '../../src/core/chat/engine';
 import { MessageTooLongError, PromptTooLongError } from '../../src/core/errors';
-import { importNodeLlamaCpp } from '../../src/core/llama';
-import { ModelManager } from '../../src/core/models';
+import { importNodeLlamaCpp } from '../../src/core/engine/llama';
+import { ModelManager } from '../../src/core/engine/models';
 import type { Settings } from '../../src/core/settings';
 import { testModel } from '../support/models';
 import { testSettings } from '../support/settings';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { ConversationStore } from '../../src/core/conversations';
-import type { KeyValueStore } from '../../src/core/library';
-import { fromWebviewSchema, toWebviewSchema } from '../../src/protocol';
+import { ConversationStore } from '../../src/core/chat/conversations';
+import type { KeyValueStore } from '../../src/core/modelFiles/library';
+import { fromWebviewSchema, toWebviewSchema } from '../../src/protocol/panel';
 
 /** A Memento-like store that round-trips through JSON, as VS Code's globalState does. */
 function memoryStore(): KeyValueStore & { data: Map<string, string> } {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelFileError } from '../../src/core/errors';
-import { ModelManager, type ModelState } from '../../src/core/models';
+import { ModelManager, type ModelState } from '../../src/core/engine/models';
 import type { Settings } from '../../src/core/settings';
 import { writeBadFiles } from '../support/badFiles';
 import { testModel } from '../support/models';

@@ -5,12 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { getLlamaFor } from '../../src/core/llama';
+import { getLlamaFor } from '../../src/core/engine/llama';
 import { silentLogger } from '../../src/core/log';
-import { TokenCounter } from '../../src/core/tokenCounter';
-import { countingChunks, loadJsTokenizer, tokenizerFromGgufMetadata, UnsupportedTokenizerError } from '../../src/core/tokenizer';
-import { importNodeLlamaCpp } from '../../src/core/llama';
-import { CORPUS_PIECES, corpusOfSize } from '../../src/core/benchCorpus';
+import { TokenCounter } from '../../src/core/tokens/tokenCounter';
+import { countingChunks, loadJsTokenizer, tokenizerFromGgufMetadata, UnsupportedTokenizerError } from '../../src/core/tokens/tokenizer';
+import { importNodeLlamaCpp } from '../../src/core/engine/llama';
+import { CORPUS_PIECES, corpusOfSize } from '../../src/core/bench/corpus';
 import { assertOneLineFailure } from '../support/cli';
 import { REPO_ROOT, testModel, vocabDir } from '../support/models';
 

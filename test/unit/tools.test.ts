@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { ChatEngine, type ChatReply } from '../../src/core/chat';
-import { importNodeLlamaCpp } from '../../src/core/llama';
-import { ModelManager } from '../../src/core/models';
-import { toChatModelFunctions, toGbnfSchema } from '../../src/core/tools';
+import { ChatEngine, type ChatReply } from '../../src/core/chat/engine';
+import { importNodeLlamaCpp } from '../../src/core/engine/llama';
+import { ModelManager } from '../../src/core/engine/models';
+import { toChatModelFunctions, toGbnfSchema } from '../../src/core/chat/tools';
 import { testModel } from '../support/models';
 import { testSettings } from '../support/settings';
 

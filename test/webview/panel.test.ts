@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type { Page } from 'playwright-core';
-import type { PanelMessage, ToWebview } from '../../src/protocol';
+import type { PanelMessage, ToWebview } from '../../src/protocol/panel';
 import { panelHtml } from '../../webview/html';
 import { CHROMIUM, deliver, posted as postedBy, violations, WebviewHarness } from '../support/webviewHarness';
 

@@ -9,9 +9,9 @@ import type { HandledRequest } from '../../../src/vscode/participant';
 import { writeBadFiles } from '../../support/badFiles';
 import { ModelServer } from '../../support/modelServer';
 import { startLoopbackProxy } from '../../support/proxy';
-import { ConversationStore } from '../../../src/core/conversations';
-import type { ToWebview } from '../../../src/protocol';
-import { benchReportSchema, readHistory, type BenchReport } from '../../../src/core/bench';
+import { ConversationStore } from '../../../src/core/chat/conversations';
+import type { ToWebview } from '../../../src/protocol/panel';
+import { benchReportSchema, readHistory, type BenchReport } from '../../../src/core/bench/bench';
 
 type Api = ReturnType<typeof activate>;
 

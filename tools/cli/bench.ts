@@ -4,9 +4,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { runBenchmark } from '../core/bench';
-import { errorMessage } from '../core/errors';
-import { formatBytes } from '../core/ggufCheck';
+import { runBenchmark } from '../../src/core/bench/bench';
+import { errorMessage } from '../../src/core/errors';
+import { formatBytes } from '../../src/core/modelFiles/ggufCheck';
 import { testModel } from '../../test/support/models';
 
 /**

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { errorMessage } from './errors';
-import { checkModelFile } from './ggufCheck';
-import { getLlamaFor } from './llama';
-import { silentLogger, type Logger } from './log';
-import type { ModelManager } from './models';
+import { errorMessage } from '../errors';
+import { checkModelFile } from '../modelFiles/ggufCheck';
+import { getLlamaFor } from '../engine/llama';
+import { silentLogger, type Logger } from '../log';
+import type { ModelManager } from '../engine/models';
 import { loadJsTokenizer, UnsupportedTokenizerError, type JsTokenizer } from './tokenizer';
 import type { WorkerCall, WorkerRequest, WorkerResponse } from './tokenWorker';
 

@@ -1,5 +1,5 @@
 import { runBenchmark, type BenchOptions } from './bench';
-import { errorMessage } from './errors';
+import { errorMessage } from '../errors';
 
 /**
  * The benchmark's own process (forked by benchRunner.ts): it loads a second copy of the model, busies

@@ -1,11 +1,11 @@
 import { fork } from 'node:child_process';
 import { BenchCancelledError, benchReportSchema, type BenchReport } from './bench';
-import type { BenchWorkerMessage, BenchWorkerRequest } from './benchWorker';
-import { NanochatError } from './errors';
-import { silentLogger, type Logger } from './log';
+import type { BenchWorkerMessage, BenchWorkerRequest } from './worker';
+import { NanochatError } from '../errors';
+import { silentLogger, type Logger } from '../log';
 
 export interface BenchRunOptions extends BenchWorkerRequest {
-  /** The worker script: dist/benchWorker.js in the extension; src/core/benchWorker.ts with tsx in tests. */
+  /** The worker script: dist/benchWorker.js in the extension; src/core/bench/worker.ts with tsx in tests. */
   workerScript: string;
   execArgv?: string[];
   signal?: AbortSignal;

@@ -1,11 +1,11 @@
 import type { ChatHistoryItem, ChatModelResponse, LlamaGrammar, TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { AsyncQueue } from './asyncQueue';
-import { Emitter, type Disposable } from './events';
-import { MessageTooLongError, NanochatError, PromptTooLongError, errorMessage } from './errors';
-import { silentLogger, type Logger } from './log';
-import type { ModelManager } from './models';
-import type { PooledSequence } from './sequencePool';
-import type { Settings } from './settings';
+import { AsyncQueue } from '../asyncQueue';
+import { Emitter, type Disposable } from '../events';
+import { MessageTooLongError, NanochatError, PromptTooLongError, errorMessage } from '../errors';
+import { silentLogger, type Logger } from '../log';
+import type { ModelManager } from '../engine/models';
+import type { PooledSequence } from '../engine/sequencePool';
+import type { Settings } from '../settings';
 import { toChatModelFunctions, type ToolCall, type ToolDefinition } from './tools';
 
 export type ChatRole = 'system' | 'user' | 'assistant';

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { NanochatError } from './errors';
-import { importNodeLlamaCpp } from './llama';
+import { NanochatError } from '../errors';
+import { importNodeLlamaCpp } from '../engine/llama';
 import { wordPieceCounter, wordPieceEncode, type WordPieceModel, type WordPieceOptions } from './wordPiece';
 
 /**

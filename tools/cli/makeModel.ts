@@ -2,10 +2,10 @@
 // Writes a synthetic GGUF of a real model's size (random weights, real vocabulary) for benchmarks.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatBytes } from '../core/ggufCheck';
-import { makeSyntheticModel } from '../core/synthetic/generate';
-import { SHAPES, type ShapeName } from '../core/synthetic/shapes';
-import type { WeightType } from '../core/synthetic/quantize';
+import { formatBytes } from '../../src/core/modelFiles/ggufCheck';
+import { makeSyntheticModel } from '../synthetic/generate';
+import { SHAPES, type ShapeName } from '../synthetic/shapes';
+import type { WeightType } from '../synthetic/quantize';
 import { REPO_ROOT, vocabDir } from '../../test/support/models';
 
 async function main(): Promise<void> {

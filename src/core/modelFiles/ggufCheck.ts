@@ -2,10 +2,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { ModelFileError, errorMessage, type ModelFileProblem } from './errors';
-import { importNodeLlamaCpp } from './llama';
+import { ModelFileError, errorMessage, type ModelFileProblem } from '../errors';
+import { importNodeLlamaCpp } from '../engine/llama';
 
-import { formatBytes } from './format';
+import { formatBytes } from '../format';
 
 export { formatBytes };
 

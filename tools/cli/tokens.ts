@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { errorMessage } from '../core/errors';
-import { TokenCounter, type TokenizerEngine } from '../core/tokenCounter';
+import { errorMessage } from '../../src/core/errors';
+import { TokenCounter, type TokenizerEngine } from '../../src/core/tokens/tokenCounter';
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -1,5 +1,5 @@
 import type { LlamaChat, LlamaContextSequence } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { errorMessage } from './errors';
+import { errorMessage } from '../errors';
 import { importNodeLlamaCpp } from './llama';
 import type { LoadedModel } from './models';
 

@@ -1,11 +1,11 @@
 import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { Emitter, type Disposable } from './events';
-import { ModelLoadError, NanochatError, NoModelError, errorMessage } from './errors';
-import { checkModelFile, type ModelFileInfo } from './ggufCheck';
+import { Emitter, type Disposable } from '../events';
+import { ModelLoadError, NanochatError, NoModelError, errorMessage } from '../errors';
+import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
 import { backendOf, getLlamaFor, type Backend } from './llama';
-import { silentLogger, type Logger } from './log';
+import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
-import { resolveThreads, type Settings } from './settings';
+import { resolveThreads, type Settings } from '../settings';
 
 /** Facts about the model in memory, shown by every surface. */
 export interface LoadedModelInfo extends ModelFileInfo {

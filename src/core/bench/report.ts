@@ -1,5 +1,5 @@
-import type { BenchReport } from './benchSchema';
-import { formatBytes } from './format';
+import type { BenchReport } from './schema';
+import { formatBytes } from '../format';
 
 /** One line of the report's table: a measured value, the previous run's, and which way is better. */
 export interface BenchRow {

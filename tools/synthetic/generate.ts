@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { importNodeLlamaCpp } from '../llama';
+import { importNodeLlamaCpp } from '../../src/core/engine/llama';
 import { writeGguf, type MetadataValue, type TensorSpec } from './ggufWriter';
 import { FILE_TYPE, GGML, GGML_TYPE, quantizeBlock, typeBytes, type WeightType } from './quantize';
 import { SHAPES, parameterCount, type ModelShape, type ShapeName } from './shapes';

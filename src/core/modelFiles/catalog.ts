@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import catalogJson from '../../models/catalog.json';
-import { NanochatError } from './errors';
+import catalogJson from '../../../models/catalog.json';
+import { NanochatError } from '../errors';
 
 export const catalogModelSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/),

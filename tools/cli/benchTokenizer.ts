@@ -2,10 +2,10 @@
 // Tokens per second of the JS tokenizer and of llama.cpp's on the same 1 MB of mixed text, in one run.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { getLlamaFor } from '../core/llama';
-import { silentLogger } from '../core/log';
-import { loadJsTokenizer } from '../core/tokenizer';
-import { corpusOfSize } from '../core/benchCorpus';
+import { getLlamaFor } from '../../src/core/engine/llama';
+import { silentLogger } from '../../src/core/log';
+import { loadJsTokenizer } from '../../src/core/tokens/tokenizer';
+import { corpusOfSize } from '../../src/core/bench/corpus';
 import { testModel } from '../../test/support/models';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

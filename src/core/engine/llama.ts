@@ -1,6 +1,6 @@
 import type { Llama, LlamaGpuType } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import type { Settings } from './settings';
-import type { Logger } from './log';
+import type { Settings } from '../settings';
+import type { Logger } from '../log';
 
 export type NodeLlamaCpp = typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } });
 export type Backend = 'cpu' | 'cuda' | 'vulkan' | 'metal';

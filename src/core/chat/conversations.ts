@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { KeyValueStore } from './library';
-import type { ConversationSummary, PanelMessage } from '../protocol';
+import type { KeyValueStore } from '../modelFiles/library';
+import type { ConversationSummary, PanelMessage } from '../../protocol/panel';
 
 export interface StoredConversation {
   id: string;

@@ -2,18 +2,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { corpusOfSize } from './benchCorpus';
-import { ChatEngine, type ReplyStats } from './chat';
-import { NanochatError } from './errors';
-import { checkModelFile } from './ggufCheck';
-import { backendOf, importNodeLlamaCpp } from './llama';
-import { silentLogger, type Logger } from './log';
-import { ModelManager } from './models';
-import { defaultSettings, resolveThreads, type Settings } from './settings';
-import { loadJsTokenizer } from './tokenizer';
-import { benchReportSchema, type BenchReport } from './benchSchema';
+import { corpusOfSize } from './corpus';
+import { ChatEngine, type ReplyStats } from '../chat/engine';
+import { NanochatError } from '../errors';
+import { checkModelFile } from '../modelFiles/ggufCheck';
+import { backendOf, importNodeLlamaCpp } from '../engine/llama';
+import { silentLogger, type Logger } from '../log';
+import { ModelManager } from '../engine/models';
+import { defaultSettings, resolveThreads, type Settings } from '../settings';
+import { loadJsTokenizer } from '../tokens/tokenizer';
+import { benchReportSchema, type BenchReport } from './schema';
 
-export { benchReportSchema, type BenchReport } from './benchSchema';
+export { benchReportSchema, type BenchReport } from './schema';
 
 export interface BenchOptions {
   modelPath: string;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { benchReportSchema } from './core/benchSchema';
+import { benchReportSchema } from '../core/bench/schema';
 
 /** Messages between the benchmark report webview and the extension host, validated on arrival. */
 export const benchToWebviewSchema = z.object({

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { Emitter } from './events';
+import { Emitter } from '../events';
 import { checkModelFile, type ModelFileInfo } from './ggufCheck';
 
 /** A key-value store with VS Code's Memento shape (globalState), so the core stays vscode-free. */

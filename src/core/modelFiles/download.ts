@@ -5,10 +5,10 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
-import { Emitter } from './events';
-import { NanochatError, errorMessage } from './errors';
+import { Emitter } from '../events';
+import { NanochatError, errorMessage } from '../errors';
 import { checkModelFile, formatBytes } from './ggufCheck';
-import { silentLogger, type Logger } from './log';
+import { silentLogger, type Logger } from '../log';
 
 /** `stopped`: the download failed or was cancelled (a partial file may remain for a resume). */
 export type DownloadPhase = 'fetching' | 'downloading' | 'verifying' | 'done' | 'stopped';
