@@ -17,6 +17,22 @@ export function writeBadFiles(dir: string, good: string): BadFile[] {
   // The architecture string "llama" follows the key "general.architecture" in the metadata.
   const archAt = bytes.indexOf(Buffer.from('general.architecture')) + 'general.architecture'.length + 4 + 8;
 
+  // Length fields that overflow int32 (Node aborts on an fs.read that long) or exceed the file: the
+  // walk must refuse them before node-llama-cpp's parser sees the file.
+  const valueLengthAt = archAt - 8;
+  const tokensKey = Buffer.from('tokenizer.ggml.tokens');
+  const tokensCountAt = bytes.indexOf(tokensKey) + tokensKey.length + 4 + 4;
+  const tensorName = Buffer.from('token_embd.weight');
+  const tensorNameAt = bytes.indexOf(tensorName, tokensCountAt);
+  add('string-length-past-int32.gguf', patched(valueLengthAt, (b) => b.writeBigUInt64LE(2_800_000_000n)), ['corrupt']);
+  add('string-length-past-file.gguf', patched(valueLengthAt, (b) => b.writeBigUInt64LE(BigInt(bytes.length))), ['corrupt']);
+  add('string-length-2-64.gguf', patched(valueLengthAt, (b) => b.writeBigUInt64LE(0xffffffffffffffffn)), ['corrupt']);
+  add('key-length-past-int32.gguf', patched(24, (b) => b.writeBigUInt64LE(0x90000000n)), ['corrupt']);
+  add('array-count-past-int32.gguf', patched(tokensCountAt, (b) => b.writeBigUInt64LE(0x90000000n)), ['corrupt']);
+  add('array-count-past-file.gguf', patched(tokensCountAt, (b) => b.writeBigUInt64LE(BigInt(bytes.length))), ['corrupt']);
+  add('tensor-name-length-past-int32.gguf', patched(tensorNameAt - 8, (b) => b.writeBigUInt64LE(0xa0000000n)), ['corrupt']);
+  add('tensor-dimensions-99.gguf', patched(tensorNameAt + tensorName.length, (b) => b.writeUInt32LE(99)), ['corrupt']);
+  add('tensor-shape-huge.gguf', patched(tensorNameAt + tensorName.length + 4, (b) => b.writeBigUInt64LE(1n << 62n)), ['corrupt']);
   add('missing.gguf', null, ['missing']);
   add('empty.gguf', Buffer.alloc(0), ['empty']);
   add('random.gguf', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24)), ['not-gguf']);

@@ -70,7 +70,7 @@ describe('benchmark', function () {
   });
 
   it('npm run bench: one JSON object on stdout, and a one-line error for a bad model', async () => {
-    const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'bench.ts')];
+    const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'tools', 'cli', 'bench.ts')];
     const { stdout } = await run(process.execPath, [...cli, '--model', model, '--quick', '--json'], { cwd: REPO_ROOT, maxBuffer: 1e7 });
     assert.equal(stdout.trim().split('\n').length, 1, 'nothing but the report on stdout');
     assert.ok(benchReportSchema.safeParse(JSON.parse(stdout)).success);

@@ -5,10 +5,16 @@ import path from 'node:path';
 import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { ModelFileError } from '../../src/core/errors';
 import { checkModelFile } from '../../src/core/modelFiles/ggufCheck';
+import { ModelManager } from '../../src/core/engine/models';
+import { TokenCounter } from '../../src/core/tokens/tokenCounter';
+import { loadJsTokenizer } from '../../src/core/tokens/tokenizer';
+import { runBenchmark } from '../../src/core/bench/bench';
+import { testSettings } from '../support/settings';
+import { execFileSync } from 'node:child_process';
 import { getLlamaFor } from '../../src/core/engine/llama';
 import { silentLogger } from '../../src/core/log';
 import { writeBadFiles, type BadFile } from '../support/badFiles';
-import { testModel, vocabDir } from '../support/models';
+import { REPO_ROOT, testModel, vocabDir } from '../support/models';
 
 describe('checkModelFile', () => {
   let dir: string;
@@ -65,5 +71,52 @@ describe('checkModelFile', () => {
       assert.match(err.message, /needs about .* but only 100 KB is free/);
       return true;
     });
+  });
+
+  it('never lets a crafted length field reach native code: every path that reads a GGUF refuses it', async () => {
+    // Before the bounded walk, a 2.8 GB string length made node-llama-cpp's reader call fs.read past
+    // int32, and Node aborted the whole process (exit 134): this test would not have finished.
+    execFileSync(process.execPath, ['esbuild.mjs'], { cwd: REPO_ROOT });
+    const crafted = bad.filter((b) => /past-int32|past-file|2-64|dimensions-99|shape-huge/.test(b.name));
+    assert.ok(crafted.length >= 8, `${crafted.length} crafted files`);
+    const inline = new TokenCounter();
+    const worker = new TokenCounter({ workerScript: path.join(REPO_ROOT, 'dist', 'tokenWorker.js') });
+    let settings = testSettings({});
+    const manager = new ModelManager({ settings: () => settings });
+    try {
+      for (const b of crafted) {
+        const refused = (what: string) => (err: unknown) => {
+          assert.ok(err instanceof ModelFileError, `${b.name} via ${what}: ${err}`);
+          assert.ok(b.expect.includes(err.problem), `${b.name} via ${what}: ${err.problem}`);
+          return true;
+        };
+        await assert.rejects(checkModelFile(b.file, { llama }), refused('checkModelFile'));
+        await assert.rejects(loadJsTokenizer(b.file), refused('the JS tokenizer'));
+        await assert.rejects(inline.count(b.file, 'hello'), refused('counting (JS engine)'));
+        await assert.rejects(inline.count(b.file, 'hello', 'llama'), refused('counting (llama.cpp engine)'));
+        await assert.rejects(worker.count(b.file, 'hello'), refused('counting on the worker'));
+        settings = testSettings({ model: b.file });
+        await assert.rejects(manager.load(b.file), refused('loading'));
+        await assert.rejects(runBenchmark({ modelPath: b.file, quick: true }), refused('the benchmark'));
+      }
+    } finally {
+      await inline.dispose();
+      await worker.dispose();
+      await manager.dispose();
+    }
+  });
+
+  it('is the only caller of node-llama-cpp\'s GGUF parser in src/ and tools/', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if (/\.ts$/.test(entry.name) && !file.endsWith(path.join('modelFiles', 'ggufReader.ts')) && /readGgufFileInfo/.test(fs.readFileSync(file, 'utf8'))) offenders.push(path.relative(REPO_ROOT, file));
+      }
+    };
+    walk(path.join(REPO_ROOT, 'src'));
+    walk(path.join(REPO_ROOT, 'tools'));
+    assert.deepEqual(offenders, []);
   });
 });

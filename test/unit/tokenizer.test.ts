@@ -232,7 +232,7 @@ describe('TokenCounter and `npm run tokens`', () => {
       const b = path.join(dir, 'b.py');
       fs.writeFileSync(a, 'Once upon a time, there was a little cat.');
       fs.writeFileSync(b, 'def add(a, b):\n    return a + b\n');
-      const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'tokens.ts')];
+      const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'tools', 'cli', 'tokens.ts')];
       const { stdout } = await run(process.execPath, [...cli, '--model', story, '--json', a, b], { cwd: REPO_ROOT });
       const report = JSON.parse(stdout);
       assert.deepEqual(Object.keys(report), ['model', 'engine', 'files']);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { importNodeLlamaCpp } from '../../src/core/engine/llama';
+import { readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { writeGguf, type MetadataValue, type TensorSpec } from './ggufWriter';
 import { FILE_TYPE, GGML, GGML_TYPE, quantizeBlock, typeBytes, type WeightType } from './quantize';
 import { SHAPES, parameterCount, type ModelShape, type ShapeName } from './shapes';
@@ -141,8 +141,7 @@ async function vocabulary(shape: ModelShape, vocabDir?: string): Promise<Vocabul
   let merges: string[] = [];
   let source = 'generated';
   if (file && fs.existsSync(file)) {
-    const { readGgufFileInfo } = await importNodeLlamaCpp();
-    const info = await readGgufFileInfo(file, { logWarnings: false, readTensorInfo: false });
+    const { info } = await readGgufInfo(file, { readTensorInfo: false });
     const g = (info.metadata as unknown as { tokenizer: { ggml: { tokens: string[]; token_type: number[]; merges?: string[] } } }).tokenizer.ggml;
     tokens = [...g.tokens];
     types = [...g.token_type];

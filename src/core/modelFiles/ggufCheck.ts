@@ -1,9 +1,9 @@
-import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { ModelFileError, errorMessage, type ModelFileProblem } from '../errors';
+import { ModelFileError, type ModelFileProblem } from '../errors';
 import { importNodeLlamaCpp } from '../engine/llama';
+import { readGgufInfo } from './ggufReader';
 
 import { formatBytes } from '../format';
 
@@ -36,75 +36,14 @@ export interface CheckOptions {
   allowVocabOnly?: boolean;
 }
 
-const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
-const HEADER_BYTES = 24;        // magic u32, version u32, tensor count u64, kv count u64
-const MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8;
-const MIN_KV_BYTES = 8 + 1 + 4 + 1;
-
-/**
- * Checks a file before it is handed to llama.cpp, which may abort the whole process on a malformed
- * file. Every problem becomes a ModelFileError with a sentence a user understands.
- */
 export async function checkModelFile(filePath: string, options: CheckOptions = {}): Promise<ModelFileInfo> {
   const fail = (problem: ModelFileProblem, message: string, cause?: unknown): never => {
     throw new ModelFileError(problem, filePath, message, cause === undefined ? undefined : { cause });
   };
   const shown = path.basename(filePath) || filePath;
-
-  if (!filePath || !path.isAbsolute(filePath)) fail('missing', `"${filePath}" is not an absolute path to a GGUF file.`);
-  let size = 0;
-  try {
-    const stat = await fs.stat(filePath);
-    if (!stat.isFile()) fail('not-a-file', `${filePath} is not a file.`);
-    size = stat.size;
-  } catch (err) {
-    if (err instanceof ModelFileError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') fail('missing', `No model file at ${filePath}.`, err);
-    fail('unreadable', `Cannot read ${filePath}: ${errorMessage(err)}`, err);
-  }
-  if (size === 0) fail('empty', `${shown} is empty (0 bytes); it may be an interrupted download.`);
-
-  const head = Buffer.alloc(Math.min(HEADER_BYTES, size));
-  try {
-    const handle = await fs.open(filePath, 'r');
-    try { await handle.read(head, 0, head.length, 0); } finally { await handle.close(); }
-  } catch (err) {
-    fail('unreadable', `Cannot read ${filePath}: ${errorMessage(err)}`, err);
-  }
-  if (head.length < 4 || head.readUInt32LE(0) !== GGUF_MAGIC) {
-    const looksLikeText = /^\s*[<{]/.test(head.toString('latin1'));
-    const magicPrefix = Buffer.from('GGUF').subarray(0, head.length);
-    if (head.length < 4 && head.equals(magicPrefix)) fail('truncated', `${shown} ends inside its GGUF header (${size} bytes).`);
-    fail('not-gguf', looksLikeText
-      ? `${shown} is not a GGUF model: it looks like a web page or JSON, perhaps an error page saved by a failed download.`
-      : `${shown} is not a GGUF model (it does not start with the GGUF signature).`);
-  }
-  if (head.length < HEADER_BYTES) fail('truncated', `${shown} ends inside its GGUF header (${size} bytes).`);
-  const version = head.readUInt32LE(4);
-  if (version < 2 || version > 3) {
-    fail(version === 1 ? 'unsupported-version' : 'corrupt', version === 1
-      ? `${shown} uses GGUF version 1, which llama.cpp no longer reads. Download a newer conversion of the model.`
-      : `${shown} has an invalid GGUF version (${version}); the file is damaged.`);
-  }
-  const tensorCount = head.readBigUInt64LE(8);
-  const kvCount = head.readBigUInt64LE(16);
-  const room = BigInt(size - HEADER_BYTES);
-  if (tensorCount * BigInt(MIN_TENSOR_INFO_BYTES) > room || kvCount * BigInt(MIN_KV_BYTES) > room) {
-    fail('corrupt', `${shown} has a damaged GGUF header: it claims ${tensorCount} tensors and ${kvCount} metadata entries, more than a ${size}-byte file can hold.`);
-  }
-
-  const { readGgufFileInfo, GgufInsights } = await importNodeLlamaCpp();
-  let info: Awaited<ReturnType<typeof readGgufFileInfo>>;
-  try {
-    info = await readGgufFileInfo(filePath, { sourceType: 'filesystem', logWarnings: false, ignoreKeys: [] });
-  } catch (err) {
-    const endOfFile = err instanceof RangeError || /out of range|end of (the )?file|beyond|EOF/i.test(errorMessage(err));
-    fail(endOfFile ? 'truncated' : 'corrupt', endOfFile
-      ? `${shown} is truncated: its GGUF header ends before the file does. Download it again.`
-      : `${shown} has a damaged GGUF header (${errorMessage(err)}).`, err);
-  }
-  info = info!;
+  const { layout, info } = await readGgufInfo(filePath);
+  const size = layout.sizeBytes;
+  const { GgufInsights } = await importNodeLlamaCpp();
 
   const architecture = String(info.metadata?.general?.architecture ?? '');
   // Many conversions set general.name to the architecture ("llama"), which names nothing: use the file name then.

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { NanochatError } from '../errors';
-import { importNodeLlamaCpp } from '../engine/llama';
+import { readGgufInfo } from '../modelFiles/ggufReader';
 import { wordPieceCounter, wordPieceEncode, type WordPieceModel, type WordPieceOptions } from './wordPiece';
 
 /**
@@ -408,8 +408,7 @@ export async function loadJsTokenizer(modelPath: string): Promise<JsTokenizer> {
     // A tokenizer.json may do anything (normalizers that look across lines): count it whole.
     return wrap('tokenizer.json', 'tokenizer.json', counting(new Tokenizer(json, config), undefined));
   }
-  const { readGgufFileInfo } = await importNodeLlamaCpp();
-  const info = await readGgufFileInfo(modelPath, { sourceType: 'filesystem', logWarnings: false, readTensorInfo: false });
+  const { info } = await readGgufInfo(modelPath, { readTensorInfo: false });
   const metadata = ((info.metadata as unknown as { tokenizer?: { ggml?: Metadata } }).tokenizer?.ggml ?? {}) as Metadata;
   const { json, config } = tokenizerFromGgufMetadata(metadata);
   const tokenizer = new Tokenizer(json, config);
