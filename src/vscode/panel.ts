@@ -113,7 +113,6 @@ export class ChatPanel implements vscode.Disposable {
       case 'deleteConversation':
         this.generating.get(message.conversationId)?.abort();
         await this.store.delete(message.conversationId);
-        this.services.chat.forget(panelKey(message.conversationId));
         return this.postState();
       case 'setSetting':
         if (message.key === 'systemPrompt' && typeof message.value === 'string') await this.services.settings.update('systemPrompt', message.value);

@@ -116,11 +116,70 @@ for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
       const first = await collect(chat.reply({ id: 'reuse', messages: [user('Once upon a time there was a cat')] }, { maxTokens: 30 }));
       const history = [user('Once upon a time there was a cat'), assistant(first.text), user('What did the cat do next?')];
       const second = await collect(chat.reply({ id: 'reuse', messages: history }, { maxTokens: 10 }));
-      const fresh = await collect(chat.reply({ id: 'reuse-fresh', messages: history }, { maxTokens: 10 }));
-      // The meter counts the prompt's last token with the first generated one.
-      assert.ok(fresh.stats.evaluatedPromptTokens >= fresh.stats.promptTokens - 1, 'a new conversation evaluates its whole prompt');
+      // Without the shared system prompt, a conversation that opens differently shares at most its first few tokens.
+      const other = await collect(chat.reply({ messages: [user('A dragon flew over the mountains and the sea')] }, { maxTokens: 10, systemPrompt: null }));
+      assert.ok(other.stats.evaluatedPromptTokens >= other.stats.promptTokens - 6, `a new conversation evaluates its whole prompt (${other.stats.evaluatedPromptTokens} of ${other.stats.promptTokens})`);
       assert.ok(second.stats.evaluatedPromptTokens < second.stats.promptTokens / 2,
         `follow-up evaluated ${second.stats.evaluatedPromptTokens} of ${second.stats.promptTokens} prompt tokens`);
+    });
+
+    it('picks the sequence by shared prefix, not by identity: two threads that open alike run at once and keep their caches', async () => {
+      let most = 0;
+      const watch = chat.onDidChangeActivity((a) => { most = Math.max(most, a.generating); });
+      try {
+        // No ids (as the Chat view and the model picker send them); both open with the same words.
+        const opening = [user('Hello')];
+        const [a1, b1] = await Promise.all([collect(chat.reply({ messages: opening }, { maxTokens: 12 })), collect(chat.reply({ messages: opening }, { maxTokens: 12 }))]);
+        assert.equal(most, 2, 'both threads generated at the same time');
+        assert.equal(a1.text, b1.text);
+        const a = [...opening, assistant(a1.text), user('Tell me about the cat')];
+        const b = [...opening, assistant(b1.text), user('Tell me about the big red ball')];
+        const [a2, b2] = await Promise.all([collect(chat.reply({ messages: a }, { maxTokens: 12 })), collect(chat.reply({ messages: b }, { maxTokens: 12 }))]);
+        const a3 = await collect(chat.reply({ messages: [...a, assistant(a2.text), user('And then?')] }, { maxTokens: 8 }));
+        const b3 = await collect(chat.reply({ messages: [...b, assistant(b2.text), user('And then?')] }, { maxTokens: 8 }));
+        for (const [name, r] of [['a2', a2], ['b2', b2], ['a3', a3], ['b3', b3]] as const) {
+          assert.ok(r.stats.evaluatedPromptTokens < r.stats.promptTokens / 2, `${name} evaluated ${r.stats.evaluatedPromptTokens} of ${r.stats.promptTokens} prompt tokens`);
+        }
+        const aloneA2 = await collect(chat.reply({ messages: a }, { maxTokens: 12 }));
+        assert.equal(a2.text, aloneA2.text, 'the concurrent reply is the one the thread gets alone');
+      } finally {
+        watch.dispose();
+      }
+    });
+
+    it('ends at once when stopped while waiting for a busy sequence, and returns every lease', async () => {
+      const one = new ModelManager({ settings: () => settings, sequences: 1 });
+      const oneChat = new ChatEngine(one, () => settings);
+      try {
+        const grammar = await endlessGrammar(one);
+        const busy = new AbortController();
+        const first = oneChat.reply({ messages: [user('Once upon a time')] }, { maxTokens: 100_000, grammar }, busy.signal);
+        const iterator = first[Symbol.asyncIterator]();
+        await iterator.next(); // generating now, holding the only sequence
+        const waiting = new AbortController();
+        const second = oneChat.reply({ messages: [user('The big red ball')] }, { maxTokens: 10 }, waiting.signal);
+        setTimeout(() => waiting.abort(), 100);
+        const stats = await second.stats;
+        assert.equal(stats.stopReason, 'cancelled');
+        assert.equal(stats.completionTokens, 0);
+        assert.equal(one.model!.sequences.busyCount, 1, 'the first reply is still generating');
+        busy.abort();
+        assert.equal((await first.stats).stopReason, 'cancelled');
+        assert.equal(one.activeLeases, 0);
+        // A throw while taking a sequence (the model unloaded under a waiting reply) returns the lease too.
+        const again = new AbortController();
+        const holder = oneChat.reply({ messages: [user('Once upon a time')] }, { maxTokens: 100_000, grammar }, again.signal);
+        await holder[Symbol.asyncIterator]().next();
+        const starved = oneChat.reply({ messages: [user('A dragon')] }, { maxTokens: 10 });
+        await new Promise((r) => setTimeout(r, 50));
+        await one.unload('user');
+        await assert.rejects(starved.stats, /unloaded/);
+        await holder.stats;
+        assert.equal(one.activeLeases, 0);
+      } finally {
+        oneChat.dispose();
+        await one.dispose();
+      }
     });
 
     it('drops the oldest turns when the history outgrows the context, and keeps working', async () => {

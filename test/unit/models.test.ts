@@ -110,4 +110,49 @@ describe('ModelManager', () => {
     assert.equal(first.disposed, true);
     assert.equal(ready.kind === 'ready' && ready.info.contextSize, 512);
   });
+
+  it('follows a hand edit of the model setting while a model is loaded, and unloads when it is cleared', async () => {
+    const first = await manager.load();
+    assert.equal(first.info.path, model);
+    settings = { ...settings, model: chatml };
+    manager.onSettingsChanged();
+    const ready = await new Promise<ModelState>((resolve) => manager.onDidChangeState((s) => s.kind === 'ready' && resolve(s)));
+    assert.equal(ready.kind === 'ready' && ready.info.path, chatml);
+    assert.equal(first.disposed, true);
+    assert.equal(manager.selectedPath, chatml);
+    settings = { ...settings, model: '' };
+    manager.onSettingsChanged();
+    await new Promise<void>((resolve) => manager.onDidChangeState((s) => s.kind === 'none' && resolve()));
+    assert.equal(manager.model, undefined);
+    assert.equal(manager.selectedPath, undefined);
+  });
+
+  it('select() writes the setting, then loads: one owner of the choice', async () => {
+    const written: string[] = [];
+    const owner = new ModelManager({ settings: () => settings, persistSelection: async (p) => { written.push(p); settings = { ...settings, model: p }; } });
+    try {
+      const loaded = await owner.select(chatml);
+      assert.deepEqual(written, [chatml]);
+      assert.equal(loaded.info.path, chatml);
+      assert.equal(settings.model, chatml);
+      owner.onSettingsChanged(); // the settings event that the write fires changes nothing more
+      assert.equal(owner.model, loaded);
+      assert.equal(loaded.info.chatFormat, 'ChatML', 'the chat format is resolved once, at load');
+    } finally {
+      await owner.dispose();
+    }
+  });
+
+  it('creates the sequence pool with the context and disposes it with the model', async () => {
+    const loaded = await manager.load();
+    const lease = await manager.acquire();
+    const { slot } = await loaded.sequences.take([]);
+    assert.equal(loaded.sequences.size, 1);
+    loaded.sequences.release(slot);
+    lease.dispose();
+    await manager.unload('user');
+    assert.equal(loaded.sequences.size, 0);
+    assert.equal(slot.sequence.disposed, true);
+    await assert.rejects(loaded.sequences.take([]), /unloaded/);
+  });
 });

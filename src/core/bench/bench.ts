@@ -87,17 +87,17 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   };
   try {
     await reply([{ role: 'user', content: 'Warm up.' }], 'warm-up', { maxTokens: 4 });
-    chat.forget('warm-up');
+    chat.clearCaches();
 
     progress('Time to first token');
     const short: ReplyStats[] = [], long: ReplyStats[] = [];
     for (let i = 0; i < runs; i++) {
       const id = `bench-${conversation++}`;
       short.push(await reply([{ role: 'user', content: 'Hello! Tell me a story.' }], id));
-      chat.forget(id);
+      chat.clearCaches();
       const longId = `bench-${conversation++}`;
       long.push(await reply([{ role: 'user', content: LONG_PROMPT }], longId, { maxTokens: 2 }));
-      chat.forget(longId);
+      chat.clearCaches();
     }
     const generation = short.map((s) => s.tokensPerSecond).filter((x) => x > 0);
 
@@ -114,9 +114,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       history.push({ role: 'assistant', content: `Answer ${turn + 1}.` });
     }
     history.pop();
-    chat.forget('multi-turn');
+    chat.clearCaches();
     const fresh = await reply(history, 'multi-turn-fresh');
-    chat.forget('multi-turn-fresh');
+    chat.clearCaches();
     const withoutReuseMs = firstTokenMs(fresh);
 
     progress('Cancellation latency');
@@ -129,7 +129,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       for await (const _ of r) { if (!abortedAt) { abortedAt = performance.now(); controller.abort(); } }
       await r.stats;
       cancel.push(performance.now() - (abortedAt || performance.now()));
-      chat.forget(id);
+      chat.clearCaches();
     }
 
     progress('Request latency');
@@ -138,14 +138,14 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     for (let i = 0; i < requests; i++) {
       const id = `bench-${conversation++}`;
       single.push((await reply([{ role: 'user', content: `Request ${i}` }], id, { maxTokens: 16 })).totalMs);
-      chat.forget(id);
+      chat.clearCaches();
     }
     const concurrency = 10;
     const started = performance.now();
     const concurrent = await Promise.all(Array.from({ length: concurrency }, async (_, i) => {
       const id = `bench-${conversation++}`;
       await reply([{ role: 'user', content: `Concurrent request ${i}` }], id, { maxTokens: 16 });
-      chat.forget(id);
+      chat.clearCaches();
       return performance.now() - started;
     }));
 

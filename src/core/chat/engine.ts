@@ -1,9 +1,9 @@
-import type { ChatHistoryItem, ChatModelResponse, LlamaGrammar, TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, LlamaGrammar, Token, TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { AsyncQueue } from '../asyncQueue';
 import { Emitter, type Disposable } from '../events';
 import { MessageTooLongError, NanochatError, PromptTooLongError, errorMessage } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import type { ModelManager } from '../engine/models';
+import type { LoadedModel, ModelManager } from '../engine/models';
 import type { PooledSequence } from '../engine/sequencePool';
 import type { Settings } from '../settings';
 import { toChatModelFunctions, type ToolCall, type ToolDefinition } from './tools';
@@ -17,9 +17,11 @@ export interface ChatMessage {
 }
 /**
  * A conversation. It ends with the user's message to answer, or with an assistant message whose
- * tool calls have results, which the model then continues.
+ * tool calls have results, which the model then continues. With an `id`, replies in one
+ * conversation run one after another; the KV cache a reply reuses is chosen by its prompt's
+ * tokens, never by the id.
  */
-export interface Conversation { id: string; messages: readonly ChatMessage[] }
+export interface Conversation { id?: string; messages: readonly ChatMessage[] }
 
 export interface ReplyOptions {
   maxTokens?: number;
@@ -40,7 +42,8 @@ export interface ReplyOptions {
   tokenBias?: TokenBias | (() => TokenBias);
 }
 
-export type StopReason = 'done' | 'maxTokens' | 'cancelled' | 'timeout' | 'error';
+export const STOP_REASONS = ['done', 'maxTokens', 'cancelled', 'timeout', 'error'] as const;
+export type StopReason = (typeof STOP_REASONS)[number];
 
 export interface ReplyStats {
   model: string;
@@ -84,16 +87,18 @@ export class ChatEngine implements Disposable {
   }
 
   reply(conversation: Conversation, options: ReplyOptions = {}, signal?: AbortSignal): ChatReply {
+    const requested = performance.now();
     const stop = new AbortController();
     const queue = new AsyncQueue<string>(() => stop.abort('cancelled'));
-    const stats = this.serialize(conversation.id, () => this.run(conversation, options, signal, stop, queue));
+    const task = () => this.run(conversation, options, signal, stop, queue, requested);
+    const stats = conversation.id === undefined ? task() : this.serialize(conversation.id, task);
     stats.catch((err) => queue.fail(err));
     return { stats, [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator]() };
   }
 
-  /** Releases a conversation's sequence (e.g. when the user deletes it). */
-  forget(conversationId: string): void {
-    this.models.sequences.forget(conversationId);
+  /** Forgets every idle KV cache, so the next reply evaluates its whole prompt (benchmarks). */
+  clearCaches(): void {
+    this.models.model?.sequences.clear();
   }
 
   dispose(): void {
@@ -110,7 +115,7 @@ export class ChatEngine implements Disposable {
   }
 
   private async run(conversation: Conversation, options: ReplyOptions, signal: AbortSignal | undefined,
-    stop: AbortController, queue: AsyncQueue<string>): Promise<ReplyStats> {
+    stop: AbortController, queue: AsyncQueue<string>, requested: number): Promise<ReplyStats> {
     const settings = this.settings();
     const last = conversation.messages.at(-1);
     const continuesTools = last?.role === 'assistant' && !!last.toolCalls?.length && last.toolCalls.every((c) => c.result !== undefined);
@@ -118,38 +123,41 @@ export class ChatEngine implements Disposable {
     for (const m of conversation.messages) {
       if (m.content.length > settings.maxMessageLength) throw new MessageTooLongError(m.content.length, settings.maxMessageLength);
     }
-    if (signal?.aborted) {
-      queue.end();
-      return emptyStats('', 'cancelled');
-    }
-
-    const lease = await this.models.acquire();
-    const slot = await this.models.sequences.take(conversation.id, lease.model);
-    const started = performance.now();
-    const timeoutMs = options.timeoutMs ?? settings.generationTimeoutSeconds * 1000;
-    let timedOut = false;
-    const timer = timeoutMs > 0 ? setTimeout(() => { timedOut = true; stop.abort('timeout'); }, timeoutMs) : undefined;
+    const label = conversation.id ?? 'a request';
     const onAbort = () => stop.abort('cancelled');
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal?.aborted) onAbort(); // stopped while the model was loading or a sequence was busy
-
-    const modelName = lease.model.info.name;
-    let firstTokenAt: number | undefined;
-    let lastActivity = 0;
-    const meterBefore = slot.sequence.tokenMeter.getState();
+    if (signal?.aborted) onAbort();
+    let lease: ({ model: LoadedModel } & Disposable) | undefined;
+    let slot: PooledSequence | undefined;
+    let timer: NodeJS.Timeout | undefined;
     this.setGenerating(+1);
     try {
+      // Stopped while the model was loading or every sequence was busy: nothing was generated.
+      const cancelled = () => { queue.end(); return emptyStats(lease?.model.info.name ?? '', 'cancelled'); };
+      try { lease = await this.models.acquire(stop.signal); } catch (err) { if (stop.signal.aborted) return cancelled(); throw err; }
+      const loaded = lease.model;
       const maxTokens = options.maxTokens ?? settings.maxTokens;
-      const { history, promptTokens, dropped } = this.fitHistory(slot, conversation, options, settings, maxTokens);
-      if (dropped > 0) this.log.debug(`Conversation ${conversation.id}: ${dropped} earlier messages left out to fit the context.`);
+      const functions = options.tools?.length ? toChatModelFunctions(options.tools) : undefined;
+      const { history, promptTokens, tokens, dropped } = fitHistory(loaded, conversation, options, settings, maxTokens, functions);
+      if (dropped > 0) this.log.debug(`Conversation ${label}: ${dropped} earlier messages left out to fit the context.`);
+      try {
+        const taken = await loaded.sequences.take(tokens, stop.signal);
+        slot = taken.slot;
+        this.log.debug(`Reply in ${label}: sequence by ${taken.reason}, ${taken.reusedTokens} of ${tokens.length} prompt tokens cached.`);
+      } catch (err) { if (stop.signal.aborted) return cancelled(); throw err; }
+      const sequence = slot.sequence;
+      const timeoutMs = options.timeoutMs ?? settings.generationTimeoutSeconds * 1000;
+      let timedOut = false;
+      timer = timeoutMs > 0 ? setTimeout(() => { timedOut = true; stop.abort('timeout'); }, timeoutMs) : undefined;
+      let firstTokenAt: number | undefined;
+      let lastActivity = 0;
+      const meterBefore = sequence.tokenMeter.getState();
       let stopReason: StopReason = 'done';
       let error: string | undefined;
       let toolCalls: ToolCall[] | undefined;
       try {
         const seed = options.seed ?? settings.seed;
-        const toolsOrGrammar = options.tools?.length
-          ? { functions: toChatModelFunctions(options.tools), documentFunctionParams: true }
-          : { grammar: options.grammar };
+        const toolsOrGrammar = functions ? { functions, documentFunctionParams: true } : { grammar: options.grammar };
         const response = await slot.chat.generateResponse(history, {
           ...toolsOrGrammar,
           signal: stop.signal,
@@ -162,14 +170,14 @@ export class ChatEngine implements Disposable {
           repeatPenalty: (options.repeatPenalty ?? settings.repeatPenalty) > 1
             ? { penalty: options.repeatPenalty ?? settings.repeatPenalty } : false,
           tokenBias: options.tokenBias,
-          onTextChunk: (text) => {
+          onTextChunk: (text: string) => {
             if (!text) return;
             firstTokenAt ??= performance.now();
             queue.push(text);
             const now = performance.now();
             if (now - lastActivity > 250) {
               lastActivity = now;
-              const produced = slot.sequence.tokenMeter.getState().usedOutputTokens - meterBefore.usedOutputTokens;
+              const produced = sequence.tokenMeter.getState().usedOutputTokens - meterBefore.usedOutputTokens;
               const seconds = (now - firstTokenAt) / 1000;
               this.activityEmitter.fire({ generating: this.generating, tokensPerSecond: seconds > 0 ? produced / seconds : undefined });
             }
@@ -186,87 +194,89 @@ export class ChatEngine implements Disposable {
         } else {
           stopReason = 'error';
           error = errorMessage(err);
-          this.log.error(`Generation failed in conversation ${conversation.id}: ${error}`);
+          this.log.error(`Generation failed in ${label}: ${error}`);
         }
       }
-      const meterAfter = slot.sequence.disposed ? meterBefore : slot.sequence.tokenMeter.getState();
+      const meterAfter = sequence.disposed ? meterBefore : sequence.tokenMeter.getState();
       const ended = performance.now();
       const completionTokens = meterAfter.usedOutputTokens - meterBefore.usedOutputTokens;
       const generationSeconds = firstTokenAt === undefined ? 0 : (ended - firstTokenAt) / 1000;
       const stats: ReplyStats = {
-        model: modelName,
+        model: loaded.info.name,
         promptTokens,
         evaluatedPromptTokens: meterAfter.usedInputTokens - meterBefore.usedInputTokens,
         completionTokens,
-        timeToFirstTokenMs: firstTokenAt === undefined ? undefined : Math.round(firstTokenAt - started),
+        // From the request, not from when a sequence was free: what the user waited.
+        timeToFirstTokenMs: firstTokenAt === undefined ? undefined : Math.round(firstTokenAt - requested),
         tokensPerSecond: generationSeconds > 0 && completionTokens > 1 ? (completionTokens - 1) / generationSeconds : 0,
-        totalMs: Math.round(ended - started),
+        totalMs: Math.round(ended - requested),
         stopReason,
         droppedMessages: dropped,
         ...(toolCalls ? { toolCalls } : {}),
         ...(error ? { error } : {}),
       };
-      this.log.info(`Reply in ${conversation.id}: ${stats.completionTokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tok/s, first token ${stats.timeToFirstTokenMs ?? '-'} ms, prompt ${stats.promptTokens} (${stats.evaluatedPromptTokens} evaluated), ${stats.stopReason}.`);
+      this.log.info(`Reply in ${label}: ${stats.completionTokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tok/s, first token ${stats.timeToFirstTokenMs ?? '-'} ms, prompt ${stats.promptTokens} (${stats.evaluatedPromptTokens} evaluated), ${stats.stopReason}.`);
       queue.end();
       return stats;
     } finally {
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      this.models.sequences.release(slot);
-      lease.dispose();
+      if (slot) lease?.model.sequences.release(slot);
+      lease?.dispose();
       this.setGenerating(-1);
     }
-  }
-
-  /**
-   * Builds the chat history for node-llama-cpp and drops the oldest turns (never the system prompt
-   * or the new message) until the prompt leaves room for the reply in the context window.
-   */
-  private fitHistory(slot: PooledSequence, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number):
-    { history: ChatHistoryItem[]; promptTokens: number; dropped: number } {
-    const systemPrompt = options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt;
-    const explicitSystem = conversation.messages.filter((m) => m.role === 'system').map((m) => m.content);
-    const system = [systemPrompt ?? '', ...explicitSystem].filter((s) => s.trim().length > 0).join('\n\n');
-    const turns = conversation.messages.filter((m) => m.role !== 'system');
-    const current = turns.at(-1)!;
-    let earlier = turns.slice(0, -1);
-    let dropped = 0;
-    if (earlier.length > settings.maxHistoryMessages) {
-      dropped = earlier.length - settings.maxHistoryMessages;
-      earlier = earlier.slice(dropped);
-    }
-    const contextSize = slot.sequence.contextSize;
-    const replyRoom = Math.min(maxTokens, Math.floor(contextSize / 2));
-    const budget = contextSize - replyRoom;
-    const tokenizer = slot.loaded.model.tokenizer;
-    const build = (kept: readonly ChatMessage[]): ChatHistoryItem[] => [
-      ...(system ? [{ type: 'system', text: system } as ChatHistoryItem] : []),
-      ...[...kept, current].map((m): ChatHistoryItem => m.role === 'user'
-        ? { type: 'user', text: m.content }
-        : { type: 'model', response: modelResponse(m) }),
-      // A reply to the user starts a new model turn; after tool results the model continues its own.
-      ...(current.role === 'user' ? [{ type: 'model', response: [] } as ChatHistoryItem] : []),
-    ];
-    const measure = (history: ChatHistoryItem[]) =>
-      slot.chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(tokenizer).length;
-    let history = build(earlier);
-    let promptTokens = measure(history);
-    while (promptTokens > budget && earlier.length > 0) {
-      // Drop a whole exchange at a time so the history still alternates user/assistant.
-      const cut = earlier.length >= 2 && earlier[0].role === 'user' && earlier[1].role === 'assistant' ? 2 : 1;
-      earlier = earlier.slice(cut);
-      dropped += cut;
-      history = build(earlier);
-      promptTokens = measure(history);
-    }
-    if (promptTokens > budget) throw new PromptTooLongError(promptTokens, budget);
-    return { history, promptTokens, dropped };
   }
 
   private setGenerating(delta: number): void {
     this.generating += delta;
     this.activityEmitter.fire({ generating: this.generating });
   }
+}
+
+/**
+ * Builds the chat history for node-llama-cpp and drops the oldest turns (never the system prompt
+ * or the new message) until the prompt (tool schemas included) leaves room for the reply in the
+ * context window. Returns the prompt's tokens too: the sequence pool matches them against its caches.
+ */
+export function fitHistory(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number,
+  functions?: ChatModelFunctions): { history: ChatHistoryItem[]; promptTokens: number; tokens: Token[]; dropped: number } {
+  const systemPrompt = options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt;
+  const explicitSystem = conversation.messages.filter((m) => m.role === 'system').map((m) => m.content);
+  const system = [systemPrompt ?? '', ...explicitSystem].filter((s) => s.trim().length > 0).join('\n\n');
+  const turns = conversation.messages.filter((m) => m.role !== 'system');
+  const current = turns.at(-1)!;
+  let earlier = turns.slice(0, -1);
+  let dropped = 0;
+  if (earlier.length > settings.maxHistoryMessages) {
+    dropped = earlier.length - settings.maxHistoryMessages;
+    earlier = earlier.slice(dropped);
+  }
+  const contextSize = loaded.context.contextSize;
+  const replyRoom = Math.min(maxTokens, Math.floor(contextSize / 2));
+  const budget = contextSize - replyRoom;
+  const build = (kept: readonly ChatMessage[]): ChatHistoryItem[] => [
+    ...(system ? [{ type: 'system', text: system } as ChatHistoryItem] : []),
+    ...[...kept, current].map((m): ChatHistoryItem => m.role === 'user'
+      ? { type: 'user', text: m.content }
+      : { type: 'model', response: modelResponse(m) }),
+    // A reply to the user starts a new model turn; after tool results the model continues its own.
+    ...(current.role === 'user' ? [{ type: 'model', response: [] } as ChatHistoryItem] : []),
+  ];
+  const measure = (history: ChatHistoryItem[]) => loaded.chatWrapper
+    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: functions ? true : undefined })
+    .contextText.tokenize(loaded.model.tokenizer);
+  let history = build(earlier);
+  let tokens = measure(history);
+  while (tokens.length > budget && earlier.length > 0) {
+    // Drop a whole exchange at a time so the history still alternates user/assistant.
+    const cut = earlier.length >= 2 && earlier[0].role === 'user' && earlier[1].role === 'assistant' ? 2 : 1;
+    earlier = earlier.slice(cut);
+    dropped += cut;
+    history = build(earlier);
+    tokens = measure(history);
+  }
+  if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget);
+  return { history, promptTokens: tokens.length, tokens, dropped };
 }
 
 function modelResponse(m: ChatMessage): ChatModelResponse['response'] {

@@ -1,8 +1,8 @@
-import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { Emitter, type Disposable } from '../events';
 import { ModelLoadError, NanochatError, NoModelError, errorMessage } from '../errors';
 import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
-import { backendOf, getLlamaFor, type Backend } from './llama';
+import { backendOf, getLlamaFor, importNodeLlamaCpp, type Backend } from './llama';
 import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
 import { resolveThreads, type Settings } from '../settings';
@@ -16,6 +16,8 @@ export interface LoadedModelInfo extends ModelFileInfo {
   gpuLayers: number;
   totalLayers: number;
   loadMs: number;
+  /** The chat format node-llama-cpp resolved from the model's template, once per load. */
+  chatFormat: string;
 }
 
 export type ModelState =
@@ -31,12 +33,18 @@ export interface LoadedModel {
   readonly llama: Llama;
   readonly model: LlamaModel;
   readonly context: LlamaContext;
-  /** Set when the manager disposes this model; borrowers drop their sequences. */
+  /** Resolved once per model: resolving it per conversation blocked the event loop each time. */
+  readonly chatWrapper: ChatWrapper;
+  /** The context's sequences, created and disposed with it. */
+  readonly sequences: SequencePool;
+  /** Set when the manager disposes this model. */
   readonly disposed: boolean;
 }
 
 export interface ModelManagerOptions {
   settings: () => Settings;
+  /** Persists the selected model (the `nanochat.model` setting); `select()` calls it before loading. */
+  persistSelection?: (modelPath: string) => Promise<void>;
   log?: Logger;
   /** Parallel sequences in the context: conversations that keep their KV cache at once. */
   sequences?: number;
@@ -55,8 +63,6 @@ const LOAD_KEYS = ['contextSize', 'threads', 'gpu', 'gpuLayers'] as const;
 export class ModelManager implements Disposable {
   private readonly stateEmitter = new Emitter<ModelState>();
   readonly onDidChangeState = this.stateEmitter.event;
-  /** Context sequences of the loaded model, lent to conversations. */
-  readonly sequences: SequencePool;
   private current: ModelState = { kind: 'none' };
   private loaded: (LoadedModel & { disposed: boolean }) | undefined;
   private pending: { path: string; promise: Promise<LoadedModel> } | undefined;
@@ -71,7 +77,6 @@ export class ModelManager implements Disposable {
   constructor(private readonly options: ModelManagerOptions) {
     this.log = options.log ?? silentLogger;
     this.sequenceCount = options.sequences ?? 4;
-    this.sequences = new SequencePool((m) => this.log.warn(m));
   }
 
   get state(): ModelState { return this.current; }
@@ -104,11 +109,22 @@ export class ModelManager implements Disposable {
   }
 
   /**
-   * The model for one unit of work (a reply, a count, a benchmark), loading it if needed. The idle
-   * timer is held off until the returned lease is disposed.
+   * Selects a model: the one owner of that decision. Writes the setting, then loads; a hand edit of
+   * the setting reaches the same place through `onSettingsChanged`.
    */
-  async acquire(): Promise<{ model: LoadedModel } & Disposable> {
-    const model = this.loaded && !this.loaded.disposed && !this.pending ? this.loaded : await this.load(this.selectedPath);
+  async select(modelPath: string): Promise<LoadedModel> {
+    await this.options.persistSelection?.(modelPath);
+    return this.load(modelPath);
+  }
+
+  /**
+   * The model for one unit of work (a reply, a count, a benchmark), loading it if needed. The idle
+   * timer is held off until the returned lease is disposed. An abort ends the wait for a load (the
+   * load itself goes on for whoever else wants it).
+   */
+  async acquire(signal?: AbortSignal): Promise<{ model: LoadedModel } & Disposable> {
+    const ready = this.loaded && !this.loaded.disposed && !this.pending ? this.loaded : undefined;
+    const model = ready ?? await abortable(this.load(this.selectedPath), signal);
     this.users++;
     this.clearIdleTimer();
     let released = false;
@@ -123,6 +139,9 @@ export class ModelManager implements Disposable {
     };
   }
 
+  /** Work in progress on the loaded model (leases not yet returned). */
+  get activeLeases(): number { return this.users; }
+
   /** Frees the model's native memory; the next `acquire()` loads it again. */
   async unload(reason: 'idle' | 'user' = 'user'): Promise<void> {
     this.loadGeneration++;
@@ -134,10 +153,26 @@ export class ModelManager implements Disposable {
     this.log.info(info ? `Unloaded ${info.name} (${reason}).` : 'Nothing to unload.');
   }
 
-  /** Call when settings change: reloads if a load-time setting changed, re-arms the idle timer. */
+  /**
+   * Call when settings change: follows a new `model` setting (a hand edit included), reloads when a
+   * load-time setting changed, and re-arms the idle timer.
+   */
   onSettingsChanged(): void {
     const settings = this.options.settings();
     this.armIdleTimer();
+    const current = this.pending?.path ?? this.loaded?.info.path ?? (this.current.kind === 'error' || this.current.kind === 'unloaded' ? this.current.path : undefined);
+    if (current !== undefined && settings.model !== current) {
+      if (!settings.model) {
+        this.log.info('The model setting was cleared; unloading.');
+        void this.unload('user').then(() => this.setState({ kind: 'none' }));
+      } else if (this.loaded || this.pending) {
+        this.log.info(`The model setting changed to ${settings.model}; loading it.`);
+        void this.load(settings.model).catch(() => { /* state shows the error */ });
+      } else {
+        this.setState({ kind: 'none' });
+      }
+      return;
+    }
     if (this.loaded && this.loadedWith && LOAD_KEYS.some((k) => settings[k] !== this.loadedWith![k])) {
       const filePath = this.loaded.info.path;
       this.log.info('Context, thread or GPU settings changed; reloading the model.');
@@ -195,6 +230,11 @@ export class ModelManager implements Disposable {
         await model.dispose();
         throw new NanochatError('Loading was superseded by another request.');
       }
+      // Once per model: node-llama-cpp tests the template against every format it knows, synchronously.
+      const { resolveChatWrapper } = await importNodeLlamaCpp();
+      const resolveStarted = performance.now();
+      const chatWrapper = resolveChatWrapper(model);
+      const resolveMs = Math.round(performance.now() - resolveStarted);
       const info: LoadedModelInfo = {
         ...file,
         contextSize: context.contextSize,
@@ -204,10 +244,12 @@ export class ModelManager implements Disposable {
         gpuLayers: model.gpuLayers,
         totalLayers: model.fileInsights.totalLayers,
         loadMs: Math.round(performance.now() - started),
+        chatFormat: chatWrapper.wrapperName,
       };
-      this.loaded = { info, llama, model, context, disposed: false };
+      const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));
+      this.loaded = { info, llama, model, context, chatWrapper, sequences, disposed: false };
       this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
-      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads, ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}.`);
+      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads, ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (resolved in ${resolveMs} ms).`);
       this.setState({ kind: 'ready', info });
       this.armIdleTimer();
       return this.loaded;
@@ -227,7 +269,7 @@ export class ModelManager implements Disposable {
     this.loaded = undefined;
     this.loadedWith = undefined;
     loaded.disposed = true;
-    this.sequences.clear();
+    loaded.sequences.dispose();
     try {
       await loaded.context.dispose();
       await loaded.model.dispose();
@@ -255,4 +297,15 @@ export class ModelManager implements Disposable {
     this.current = state;
     this.stateEmitter.fire(state);
   }
+}
+
+/** Waits for `promise`, or rejects as soon as `signal` aborts (the work itself goes on). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

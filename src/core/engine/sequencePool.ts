@@ -1,85 +1,111 @@
-import type { LlamaChat, LlamaContextSequence } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
-import { errorMessage } from '../errors';
+import type { ChatWrapper, LlamaChat, LlamaContext, LlamaContextSequence, Token } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { NanochatError, errorMessage } from '../errors';
+import type { Disposable } from '../events';
 import { importNodeLlamaCpp } from './llama';
-import type { LoadedModel } from './models';
 
-/** A context sequence lent to one conversation, with the LlamaChat that remembers its tokens. */
+/** A context sequence lent out for one reply, with the LlamaChat that drives it. */
 export interface PooledSequence {
-  readonly key: string;
-  readonly loaded: LoadedModel;
   readonly sequence: LlamaContextSequence;
   readonly chat: LlamaChat;
   lastUsed: number;
   busy: boolean;
 }
 
+/** How a sequence was chosen: for the log and the tests. */
+export interface TakeResult { slot: PooledSequence; reusedTokens: number; reason: 'prefix' | 'new' | 'lru' }
+
 /**
- * The loaded model's context sequences, shared by everything that generates. A conversation keeps
- * its sequence (and so its KV cache) between replies; when all are taken, the least recently used
- * idle one is reclaimed, and when all are busy, callers wait their turn in order.
+ * A loaded model's context sequences, created and disposed with its context. A reply takes the
+ * idle sequence whose cached tokens share the longest prefix with its prompt (as llama-server picks
+ * a slot), so a follow-up, a regenerate or another request with the same long preamble (Agent
+ * mode's tools) evaluates only what is new. A conversation's identity never matters here: two
+ * threads that open with the same words simply share that prefix. With no good match a fresh
+ * sequence is created while the context has room, else the least recently used idle one is reused;
+ * when every sequence is busy, callers wait in order, and an abort ends the wait.
  */
-export class SequencePool {
-  private readonly slots = new Map<string, PooledSequence>();
+export class SequencePool implements Disposable {
+  private readonly slots: PooledSequence[] = [];
   private readonly waiting: Array<() => void> = [];
+  private disposed = false;
 
-  constructor(private readonly onError: (message: string) => void = () => {}) {}
+  constructor(private readonly context: LlamaContext, private readonly chatWrapper: ChatWrapper,
+    private readonly onError: (message: string) => void = () => {}) {}
 
-  async take(key: string, loaded: LoadedModel): Promise<PooledSequence> {
+  async take(prompt: readonly Token[], signal?: AbortSignal): Promise<TakeResult> {
     const { LlamaChat } = await importNodeLlamaCpp();
     for (;;) {
-      for (const slot of [...this.slots.values()]) {
-        if (!slot.busy && (slot.loaded !== loaded || slot.loaded.disposed || slot.sequence.disposed)) this.drop(slot);
+      if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new NanochatError('Cancelled.');
+      if (this.disposed || this.context.disposed) throw new NanochatError('The model was unloaded.');
+      const idle = this.slots.filter((s) => !s.busy && !s.sequence.disposed);
+      let best: { slot: PooledSequence; shared: number; cached: number } | undefined;
+      for (const slot of idle) {
+        const cached = slot.sequence.contextTokens;
+        const shared = commonPrefix(cached, prompt);
+        if (!best || shared > best.shared) best = { slot, shared, cached: cached.length };
       }
-      const own = this.slots.get(key);
-      if (own && !own.busy) {
-        own.busy = true;
-        own.lastUsed = performance.now();
-        return own;
+      // A good match: the cache is a prefix of the prompt (nothing of it is lost), or covers most of the prompt.
+      if (best && best.shared > 0 && (best.shared === best.cached || best.shared >= prompt.length / 2)) {
+        return { slot: this.lend(best.slot), reusedTokens: best.shared, reason: 'prefix' };
       }
-      if (!own && !loaded.disposed) {
-        if (loaded.context.sequencesLeft === 0) {
-          const idle = [...this.slots.values()].filter((s) => !s.busy).sort((a, b) => a.lastUsed - b.lastUsed)[0];
-          if (idle) this.drop(idle);
-        }
-        if (loaded.context.sequencesLeft > 0) {
-          const sequence = loaded.context.getSequence();
-          const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: true });
-          const slot: PooledSequence = { key, loaded, sequence, chat, lastUsed: performance.now(), busy: true };
-          this.slots.set(key, slot);
-          return slot;
-        }
+      if (this.context.sequencesLeft > 0) {
+        const sequence = this.context.getSequence();
+        const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: this.chatWrapper, autoDisposeSequence: true });
+        const slot: PooledSequence = { sequence, chat, lastUsed: 0, busy: false };
+        this.slots.push(slot);
+        return { slot: this.lend(slot), reusedTokens: 0, reason: 'new' };
       }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      const lru = idle.sort((a, b) => a.lastUsed - b.lastUsed)[0];
+      if (lru) return { slot: this.lend(lru), reusedTokens: commonPrefix(lru.sequence.contextTokens, prompt), reason: 'lru' };
+      await new Promise<void>((resolve) => {
+        const wake = () => { signal?.removeEventListener('abort', wake); resolve(); };
+        this.waiting.push(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
     }
   }
 
   release(slot: PooledSequence): void {
     slot.busy = false;
     slot.lastUsed = performance.now();
-    if (slot.loaded.disposed || slot.sequence.disposed) this.drop(slot);
+    if (slot.sequence.disposed) this.drop(slot);
     for (const wake of this.waiting.splice(0)) wake();
   }
 
-  /** Frees a conversation's sequence (e.g. when the conversation is deleted). */
-  forget(key: string): void {
-    const slot = this.slots.get(key);
-    if (slot && !slot.busy) this.drop(slot);
-  }
+  get size(): number { return this.slots.length; }
+  get busyCount(): number { return this.slots.filter((s) => s.busy).length; }
 
-  /** Drops every idle sequence; busy ones are dropped when released. */
+  /** Drops every idle sequence and its cache (the benchmark's cold measurements). */
   clear(): void {
-    for (const slot of [...this.slots.values()]) if (!slot.busy) this.drop(slot);
+    for (const slot of this.slots.filter((s) => !s.busy)) this.drop(slot);
+  }
+
+  /** Disposes every sequence; waiting callers wake and fail. Called when the model's context goes. */
+  dispose(): void {
+    this.disposed = true;
+    for (const slot of [...this.slots]) this.drop(slot);
     for (const wake of this.waiting.splice(0)) wake();
   }
 
-  get size(): number { return this.slots.size; }
+  private lend(slot: PooledSequence): PooledSequence {
+    slot.busy = true;
+    slot.lastUsed = performance.now();
+    return slot;
+  }
 
   private drop(slot: PooledSequence): void {
-    if (this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
+    const at = this.slots.indexOf(slot);
+    if (at >= 0) this.slots.splice(at, 1);
     try {
       if (!slot.chat.disposed) slot.chat.dispose({ disposeSequence: true });
     } catch (err) {
       this.onError(`Releasing a context sequence failed: ${errorMessage(err)}`);
     }
   }
+}
+
+function commonPrefix(a: readonly Token[], b: readonly Token[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
 }
