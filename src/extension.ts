@@ -1,6 +1,8 @@
 import * as vscode from 'vscode';
 import path from 'node:path';
+import { EmbeddedBackend } from './core/chat/backend';
 import { ChatEngine } from './core/chat/engine';
+import { disposeLlamas } from './core/engine/llama';
 import { ConversationStore } from './core/chat/conversations';
 import { Downloader } from './core/modelFiles/download';
 import { ModelLibrary } from './core/modelFiles/library';
@@ -22,7 +24,7 @@ export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
   const { channel, logger } = createLog();
   const settings = new SettingsSource(logger);
-  const models = new ModelManager({ settings: () => settings.current, log: logger });
+  const models = new ModelManager({ settings: () => settings.current, log: logger, persistSelection: (modelPath) => settings.update('model', modelPath) });
   const chat = new ChatEngine(models, () => settings.current, logger);
   const library = new ModelLibrary(context.globalState);
   const tokens = new TokenCounter({ models, log: logger, workerScript: path.join(context.extensionUri.fsPath, 'dist', 'tokenWorker.js') });
@@ -33,7 +35,8 @@ export function activate(context: vscode.ExtensionContext) {
     token: async () => context.secrets.get(HF_TOKEN_SECRET),
     tokenHosts: [new URL(huggingFaceEndpoint()).hostname],
   });
-  const services: Services = { context, settings, log: logger, logChannel: channel, models, chat, library, downloader, tokens };
+  const backend = new EmbeddedBackend({ models, chat, tokens, library, settings: () => settings.current, log: logger });
+  const services: Services = { context, settings, log: logger, logChannel: channel, models, backend, library, downloader, tokens };
 
   const bench = new Benchmarks(services);
   const participant = registerParticipant(services, bench);
@@ -46,10 +49,18 @@ export function activate(context: vscode.ExtensionContext) {
     registerLanguageModelProvider(services),
     ...registerCommands(services),
     ...registerModelCommands(services),
-    settings.onDidChange(() => models.onSettingsChanged()),
+    settings.onDidChange(() => { models.onSettingsChanged(); backend.onSettingsChanged(); }),
     models.onDidChangeState((s) => { if (s.kind === 'ready') void library.add(s.info.path, s.info).catch(() => undefined); }),
-    { dispose: () => { chat.dispose(); void tokens.dispose(); void models.dispose(); } },
   );
+  // Native memory goes in deactivate(), which VS Code awaits: sequences and contexts, models, the
+  // tokenizer worker, then the llama.cpp instances.
+  core = async () => {
+    backend.dispose();
+    chat.dispose();
+    await tokens.dispose();
+    await models.dispose();
+    await disposeLlamas();
+  };
   const modelSelected = () => void vscode.commands.executeCommand('setContext', 'nanochat.modelSelected', Boolean(models.selectedPath));
   modelSelected();
   context.subscriptions.push(settings.onDidChange(modelSelected));
@@ -69,4 +80,10 @@ async function offerWalkthrough(context: vscode.ExtensionContext, models: ModelM
   await vscode.commands.executeCommand('workbench.action.openWalkthrough', WALKTHROUGH_ID, false).then(undefined, () => undefined);
 }
 
-export function deactivate() {}
+let core: (() => Promise<void>) | undefined;
+
+export async function deactivate(): Promise<void> {
+  const dispose = core;
+  core = undefined;
+  await dispose?.();
+}

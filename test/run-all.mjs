@@ -1,10 +1,11 @@
 // npm test: every suite, in order — type check, build, unit tests on the real models (mocha),
 // tests inside the real VS Code extension host, and the UI end-to-end tests in Chromium.
-// NANOCHAT_SKIP_VSCODE=1 runs only the first three (for a quick loop).
+// NANOCHAT_SKIP_VSCODE=1 runs only the first four (for a quick loop).
 import { spawnSync } from 'node:child_process';
 
 const steps = [
   ['type check', 'npx', ['tsc', '-p', '.']],
+  ['architecture rules (dependency-cruiser: src/core without vscode, src/ without test/ and tools/, no cycles)', 'npx', ['depcruise', 'src', 'webview', 'tools', '--config', '.dependency-cruiser.cjs']],
   ['build', 'node', ['esbuild.mjs']],
   ['unit and webview tests (mocha: real models, loopback server, headless Chromium)', 'npx', ['mocha']],
 ];

@@ -2,6 +2,8 @@
  * The panel's HTML. A strict Content-Security-Policy: scripts only with this page's nonce, styles and
  * fonts only from the extension's own files, images only from there or data: URIs, no network.
  */
+import { numberRange } from '../src/core/settings';
+
 export interface PanelHtmlOptions { cspSource: string; nonce: string; scriptUri: string; styleUri: string }
 
 function policy(cspSource: string, nonce: string): string {
@@ -15,6 +17,8 @@ function policy(cspSource: string, nonce: string): string {
 }
 
 export function panelHtml(options: PanelHtmlOptions): string {
+  const temperature = numberRange('temperature');
+  const maxTokens = numberRange('maxTokens');
   return page(options, 'Nanochat', `<div id="app">
   <aside id="sidebar" aria-label="Conversations">
     <button id="new-chat" class="wide"><span class="codicon codicon-add"></span> New chat</button>
@@ -29,8 +33,8 @@ export function panelHtml(options: PanelHtmlOptions): string {
       <button id="toggle-settings" class="icon" title="Generation settings" aria-expanded="false"><span class="codicon codicon-settings-gear"></span></button>
     </header>
     <section id="settings" hidden aria-label="Generation settings">
-      <label>Temperature <input id="set-temperature" type="number" min="0" max="2" step="0.05"></label>
-      <label>Max tokens <input id="set-max-tokens" type="number" min="1" max="32768" step="1"></label>
+      <label>Temperature <input id="set-temperature" type="number" min="${temperature.min}" max="${temperature.max}" step="0.05"></label>
+      <label>Max tokens <input id="set-max-tokens" type="number" min="${maxTokens.min}" max="${maxTokens.max}" step="1"></label>
       <label class="grow">System prompt <textarea id="set-system-prompt" rows="3"></textarea></label>
     </section>
     <section id="banner" hidden></section>

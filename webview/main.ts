@@ -1,7 +1,7 @@
 import './jitless';
 import '@vscode/codicons/dist/codicon.css';
 import './style.css';
-import { fromWebviewSchema, toWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../src/protocol/panel';
+import { fromWebviewSchema, panelSettingsSchema, toWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../src/protocol/panel';
 import { renderMarkdown } from './markdown';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };
@@ -346,11 +346,11 @@ ui.toggleSettings.addEventListener('click', () => {
 });
 ui.temperature.addEventListener('change', () => {
   const value = Number(ui.temperature.value);
-  if (Number.isFinite(value) && value >= 0 && value <= 2) post({ type: 'setSetting', key: 'temperature', value });
+  if (panelSettingsSchema.shape.temperature.safeParse(value).success) post({ type: 'setSetting', key: 'temperature', value });
 });
 ui.maxTokens.addEventListener('change', () => {
   const value = Math.round(Number(ui.maxTokens.value));
-  if (Number.isFinite(value) && value >= 1 && value <= 32768) post({ type: 'setSetting', key: 'maxTokens', value });
+  if (panelSettingsSchema.shape.maxTokens.safeParse(value).success) post({ type: 'setSetting', key: 'maxTokens', value });
 });
 ui.systemPrompt.addEventListener('change', () => post({ type: 'setSetting', key: 'systemPrompt', value: ui.systemPrompt.value }));
 

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -40,11 +39,25 @@ export const settingsShape = {
 } as const;
 
 export type SettingKey = keyof typeof settingsShape;
+
+/**
+ * Settings that name a file, a folder or (soon) a server: a cloned repository's
+ * `.vscode/settings.json` must not set them. They are restricted in untrusted workspaces (VS Code
+ * then ignores the workspace's value), and the models folder is per machine.
+ */
+export const RESTRICTED_SETTINGS: readonly SettingKey[] = ['model', 'modelsFolder'];
+export const MACHINE_SCOPED_SETTINGS: readonly SettingKey[] = ['modelsFolder'];
 export const settingsSchema = z.object(settingsShape);
 export type Settings = z.infer<typeof settingsSchema>;
 export const SETTINGS_SECTION = 'nanochat';
 
 export interface SettingProblem { key: SettingKey; message: string }
+
+/** A number setting's range, read from its schema (the manifest, the panel's controls and the protocol derive from it). */
+export function numberRange(key: 'temperature' | 'maxTokens' | 'contextSize'): { min: number; max: number } {
+  const schema = settingsShape[key].unwrap();
+  return { min: schema.minValue ?? -Infinity, max: schema.maxValue ?? Infinity };
+}
 
 export function defaultSettings(): Settings {
   return settingsSchema.parse({});
@@ -72,9 +85,4 @@ export function parseSettings(raw: Partial<Record<string, unknown>>): { settings
     }
   }
   return { settings: settings as Settings, problems };
-}
-
-/** The thread count actually used: an explicit value, or every core but one. */
-export function resolveThreads(threads: number, cores = os.availableParallelism?.() ?? os.cpus().length): number {
-  return threads > 0 ? threads : Math.max(1, cores - 1);
 }

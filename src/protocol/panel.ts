@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { STOP_REASONS } from '../core/chat/stopReasons';
+import { settingsShape } from '../core/settings';
 
 /**
  * The chat panel's message protocol: every message between the extension host and the webview is
@@ -14,7 +16,7 @@ export const replyStatsSchema = z.object({
   timeToFirstTokenMs: z.number().optional(),
   tokensPerSecond: z.number(),
   totalMs: z.number(),
-  stopReason: z.enum(['done', 'maxTokens', 'cancelled', 'timeout', 'error']),
+  stopReason: z.enum(STOP_REASONS),
   error: z.string().optional(),
 });
 
@@ -35,11 +37,13 @@ export const modelViewSchema = z.object({
   contextSize: z.number().optional(),
 });
 
+/** The settings the panel edits, with the ranges of the settings schema itself. */
 export const panelSettingsSchema = z.object({
-  temperature: z.number().min(0).max(2),
-  maxTokens: z.number().int().min(1).max(32768),
-  systemPrompt: z.string().max(20000),
+  temperature: settingsShape.temperature.unwrap(),
+  maxTokens: settingsShape.maxTokens.unwrap(),
+  systemPrompt: settingsShape.systemPrompt.unwrap(),
 });
+export type PanelSettingKey = keyof typeof panelSettingsSchema.shape;
 
 /** Host → webview. */
 export const toWebviewSchema = z.discriminatedUnion('type', [
@@ -69,7 +73,8 @@ export const fromWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('switchConversation'), conversationId: id }),
   z.object({ type: z.literal('renameConversation'), conversationId: id, title: z.string().trim().min(1).max(200) }),
   z.object({ type: z.literal('deleteConversation'), conversationId: id }),
-  z.object({ type: z.literal('setSetting'), key: z.enum(['temperature', 'maxTokens', 'systemPrompt']), value: z.union([z.number(), z.string().max(20000)]) }),
+  z.object({ type: z.literal('setSetting'), key: panelSettingsSchema.keyof(), value: z.union([z.number(), z.string()]) })
+    .refine((m) => panelSettingsSchema.shape[m.key].safeParse(m.value).success, { message: 'value out of the setting\'s range' }),
   z.object({ type: z.literal('code'), action: z.enum(['copy', 'insert', 'open']), code: text, language: z.string().max(50) }),
   z.object({ type: z.literal('command'), command: z.enum(['download', 'useLocal', 'select', 'retry', 'logs']) }),
 ]);

@@ -11,6 +11,7 @@ import { NanochatError, errorMessage } from '../core/errors';
 import { benchHtml } from '../../webview/html';
 import { COMMANDS, type Services } from './services';
 import { attachWebview } from './webview';
+import { abortOn } from './cancellation';
 
 export const BENCH_VIEW_TYPE = 'nanochat.benchReport';
 
@@ -61,13 +62,12 @@ export class Benchmarks implements vscode.Disposable {
     if (this.running) return this.running;
     const modelPath = request.modelPath ?? this.services.models.selectedPath;
     if (!modelPath) return Promise.reject(new NanochatError('Select a model to benchmark first.'));
-    const controller = new AbortController();
-    const cancel = token?.onCancellationRequested(() => controller.abort());
+    const cancel = token ? abortOn(token) : undefined;
     const log = this.services.log;
     log.info(`Benchmark of ${modelPath} started (${request.quick ? 'quick' : 'full'}).`);
     this.running = (async () => {
       const report = await runBenchmarkInChild({
-        modelPath, quick: request.quick, runs: request.runs, signal: controller.signal, log,
+        modelPath, quick: request.quick, runs: request.runs, signal: cancel?.signal, log,
         workerScript: path.join(this.services.context.extensionUri.fsPath, 'dist', 'benchWorker.js'),
         onProgress: (step, fraction) => { log.debug(`Benchmark: ${step}`); onProgress?.(step, fraction); },
       });

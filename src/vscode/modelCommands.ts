@@ -5,8 +5,8 @@ import { bundledCatalog, estimatedRamBytes, resolveModelSource, type CatalogMode
 import { DownloadError, type DownloadProgress } from '../core/modelFiles/download';
 import { ModelFileError, errorMessage } from '../core/errors';
 import { checkModelFile, formatBytes } from '../core/modelFiles/ggufCheck';
-import { knownModels } from './lmProvider';
 import { COMMANDS, type Services } from './services';
+import { abortOn } from './cancellation';
 
 export const HF_TOKEN_SECRET = 'nanochat.huggingFaceToken';
 
@@ -24,10 +24,9 @@ export function registerModelCommands(services: Services): vscode.Disposable[] {
     try {
       const info = await checkModelFile(filePath);
       await library.add(filePath, info);
-      await services.settings.update('model', filePath);
       await library.touch(filePath);
       log.info(`Selected ${info.name} (${filePath}).`);
-      void models.load(filePath).catch(() => undefined);
+      void models.select(filePath).catch(() => undefined);
       return filePath;
     } catch (err) {
       const message = err instanceof ModelFileError ? err.message : `Cannot use ${filePath}: ${errorMessage(err)}`;
@@ -52,12 +51,11 @@ export function registerModelCommands(services: Services): vscode.Disposable[] {
       const file = await vscode.window.withProgress({
         location: vscode.ProgressLocation.Notification, title: `Nanochat: ${source.label}`, cancellable: true,
       }, async (progress, token) => {
-        const controller = new AbortController();
-        const cancel = token.onCancellationRequested(() => controller.abort());
+        const cancel = abortOn(token);
         let reported = 0;
         try {
           return await downloader.download({ url: source.url, fileName: source.fileName, sha256: source.sha256 }, {
-            signal: controller.signal,
+            signal: cancel.signal,
             onProgress: (p) => {
               const percent = p.totalBytes ? (100 * p.receivedBytes) / p.totalBytes : 0;
               progress.report({ message: describeProgress(p), increment: Math.max(0, percent - reported) });
@@ -120,7 +118,7 @@ export function registerModelCommands(services: Services): vscode.Disposable[] {
 
     vscode.commands.registerCommand(COMMANDS.deleteModel, async (filePath?: string, options?: { confirmed?: boolean }) => {
       if (typeof filePath !== 'string') {
-        const picked = await vscode.window.showQuickPick(knownModels(services).map((m) => ({ label: m.name, description: formatBytes(m.sizeBytes), detail: m.path })), { title: 'Nanochat: Delete Model' });
+        const picked = await vscode.window.showQuickPick(services.library.list().map((m) => ({ label: m.name, description: formatBytes(m.sizeBytes), detail: m.path })), { title: 'Nanochat: Delete Model' });
         if (!picked) return false;
         filePath = picked.detail;
       }
@@ -187,7 +185,7 @@ async function selectModel(services: Services, use: (p: string) => Promise<strin
   type Item = vscode.QuickPickItem & { run: () => Thenable<unknown> | unknown; path?: string };
   const pick = vscode.window.createQuickPick<Item>();
   const refresh = () => {
-    const items: Item[] = knownModels(services).map((m) => ({
+    const items: Item[] = services.library.list().map((m) => ({
       label: `${m.path === current ? '$(check) ' : ''}${m.name}`,
       description: `${formatBytes(m.sizeBytes)} · ${m.architecture}${m.lastUsed ? ` · used ${new Date(m.lastUsed).toLocaleDateString()}` : ''}`,
       detail: m.path, path: m.path, buttons: [revealButton, deleteButton],

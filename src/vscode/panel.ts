@@ -115,9 +115,8 @@ export class ChatPanel implements vscode.Disposable {
         await this.store.delete(message.conversationId);
         return this.postState();
       case 'setSetting':
-        if (message.key === 'systemPrompt' && typeof message.value === 'string') await this.services.settings.update('systemPrompt', message.value);
-        if (message.key === 'temperature' && typeof message.value === 'number') await this.services.settings.update('temperature', message.value);
-        if (message.key === 'maxTokens' && typeof message.value === 'number') await this.services.settings.update('maxTokens', Math.round(message.value));
+        // The protocol checked the value against the setting's own schema.
+        await this.services.settings.update(message.key, message.value as never);
         return;
       case 'code':
         return this.codeAction(message.action, message.code, message.language);
@@ -149,7 +148,7 @@ export class ChatPanel implements vscode.Disposable {
       pending = '';
     };
     try {
-      const reply = this.services.chat.reply({
+      const reply = this.services.backend.reply({
         id: panelKey(conversationId),
         messages: conversation.messages.map((m) => ({ role: m.role, content: m.content })),
       }, {}, controller.signal);

@@ -5,12 +5,14 @@ import { NanochatError, NoModelError, errorMessage } from '../core/errors';
 import { formatBytes } from '../core/modelFiles/ggufCheck';
 import { COMMANDS, type Services } from './services';
 import { collectReferences } from './references';
+import { abortOn } from './cancellation';
+import { footer, historyFromTurns, isNanochatMetadata, type NanochatResultMetadata, type TurnView } from './chatHistory';
 import type { Benchmarks } from './bench';
 import { benchRows, benchTitle, formatChange, formatValue } from '../core/bench/report';
 
 export const PARTICIPANT_ID = 'nanochat.chat';
 
-export interface HandledRequest { prompt: string; command?: string; text: string; stats?: ReplyStats; error?: string }
+export interface HandledRequest { prompt: string; command?: string; text: string; stats?: ReplyStats; error?: string; sent?: ChatMessage[] }
 
 /** @nanochat: streams the local model's reply into the Chat view, with slash commands. */
 export function registerParticipant(services: Services, bench: Benchmarks): { participant: vscode.ChatParticipant; handler: vscode.ChatRequestHandler; onDidHandle: vscode.Event<HandledRequest> } & vscode.Disposable {
@@ -24,9 +26,11 @@ export function registerParticipant(services: Services, bench: Benchmarks): { pa
         case 'tokens': await countPromptTokens(services, request, stream); break;
         case 'bench': await quickBench(services, bench, stream, token); break;
         default: {
-          const stats = await answer(services, request, context, stream, sink, token);
-          handled.fire({ prompt: request.prompt, command: request.command, text, stats });
-          return { metadata: { stats } };
+          const answered = await answer(services, request, context, stream, sink, token);
+          handled.fire({ prompt: request.prompt, command: request.command, text, stats: answered?.stats, sent: answered?.sent });
+          if (!answered) return {};
+          const metadata: NanochatResultMetadata = { nanochat: { prompt: answered.sent.at(-1)!.content, reply: answered.reply, stats: answered.stats } };
+          return { metadata };
         }
       }
       handled.fire({ prompt: request.prompt, command: request.command, text });
@@ -43,7 +47,7 @@ export function registerParticipant(services: Services, bench: Benchmarks): { pa
   participant.iconPath = vscode.Uri.joinPath(services.context.extensionUri, 'media', 'nanochat.png');
   participant.followupProvider = {
     provideFollowups(result) {
-      const stats = (result.metadata as { stats?: ReplyStats } | undefined)?.stats;
+      const stats = isNanochatMetadata(result.metadata) ? result.metadata.nanochat.stats : undefined;
       const followups: vscode.ChatFollowup[] = [];
       if (stats?.stopReason === 'maxTokens') followups.push({ prompt: 'Continue', label: 'Continue the answer' });
       if (stats) followups.push({ prompt: '', command: 'tokens', label: 'Count tokens of this prompt' });
@@ -57,73 +61,43 @@ export function registerParticipant(services: Services, bench: Benchmarks): { pa
 }
 
 async function answer(services: Services, request: vscode.ChatRequest, context: vscode.ChatContext,
-  stream: vscode.ChatResponseStream, sink: { markdown(s: string): void }, token: vscode.CancellationToken): Promise<ReplyStats | undefined> {
+  stream: vscode.ChatResponseStream, sink: { markdown(s: string): void }, token: vscode.CancellationToken): Promise<{ stats: ReplyStats; sent: ChatMessage[]; reply: string } | undefined> {
   const settings = services.settings.current;
-  if (!services.models.selectedPath) throw new NoModelError();
+  const model = services.backend.selectedModel();
+  if (!model) throw new NoModelError();
   if (services.models.state.kind !== 'ready') stream.progress('Loading model…');
-  const lease = await services.models.acquire();
+  // Counting needs the tokenizer only; the reply below is the one place the model is acquired.
+  const count = (text: string) => services.backend.countTokens(text).then((c) => c.tokens);
+  const references = await collectReferences(request, count, Math.floor(model.contextSize / 3));
+  let prompt = request.prompt.trim();
+  if (request.command === 'explain') {
+    if (!references.text) {
+      sink.markdown('Select some code in an editor, or reference a file with `#file`, and ask again with `/explain`.');
+      return undefined;
+    }
+    prompt = `Explain what the following code does, step by step.${prompt ? ` ${prompt}` : ''}`;
+  }
+  const content = references.text ? `${prompt}\n\n${references.text}` : prompt;
+  const sent: ChatMessage[] = [...historyFromTurns(context.history.map(turnView), PARTICIPANT_ID, settings.maxHistoryMessages), { role: 'user', content }];
+  for (const ref of references.used) stream.reference(ref);
+  const cancel = abortOn(token);
   try {
-    const count = (text: string) => services.tokens.count(lease.model.info.path, text).then((c) => c.tokens);
-    const references = await collectReferences(request, count, Math.floor(lease.model.info.contextSize / 3));
-    let prompt = request.prompt.trim();
-    if (request.command === 'explain') {
-      if (!references.text) {
-        sink.markdown('Select some code in an editor, or reference a file with `#file`, and ask again with `/explain`.');
-        return undefined;
-      }
-      prompt = `Explain what the following code does, step by step.${prompt ? ` ${prompt}` : ''}`;
-    }
-    const content = references.text ? `${prompt}\n\n${references.text}` : prompt;
-    const messages: ChatMessage[] = [...historyOf(context, settings.maxHistoryMessages), { role: 'user', content }];
-    for (const ref of references.used) stream.reference(ref);
-    const controller = new AbortController();
-    const cancel = token.onCancellationRequested(() => controller.abort());
-    try {
-      const reply = services.chat.reply({ id: conversationKey(context, request), messages }, {}, controller.signal);
-      for await (const delta of reply) sink.markdown(delta);
-      const stats = await reply.stats;
-      if (stats.stopReason === 'error') sink.markdown(`\n\n*The model stopped with an error: ${stats.error}*`);
-      stream.markdown(`\n\n*${footer(stats)}*`);
-      return stats;
-    } finally {
-      cancel.dispose();
-    }
+    const reply = services.backend.reply({ messages: sent }, {}, cancel.signal);
+    let replyText = '';
+    for await (const delta of reply) { replyText += delta; sink.markdown(delta); }
+    const stats = await reply.stats;
+    if (stats.stopReason === 'error') sink.markdown(`\n\n*The model stopped with an error: ${stats.error}*`);
+    stream.markdown(`\n\n*${footer(stats)}*`);
+    return { stats, sent, reply: replyText };
   } finally {
-    lease.dispose();
+    cancel.dispose();
   }
 }
 
-/** One sequence per chat thread: the first prompt identifies it, so follow-ups reuse its KV cache. */
-function conversationKey(context: vscode.ChatContext, request: vscode.ChatRequest): string {
-  const first = context.history.find((t): t is vscode.ChatRequestTurn => t instanceof vscode.ChatRequestTurn);
-  return `chat-view:${first?.prompt ?? request.prompt}`.slice(0, 200);
-}
-
-function historyOf(context: vscode.ChatContext, limit: number): ChatMessage[] {
-  const messages: ChatMessage[] = [];
-  for (const turn of context.history) {
-    if (turn instanceof vscode.ChatRequestTurn) {
-      if (turn.participant === PARTICIPANT_ID) messages.push({ role: 'user', content: turn.prompt });
-    } else if (turn instanceof vscode.ChatResponseTurn && turn.participant === PARTICIPANT_ID) {
-      const text = turn.response
-        .map((part) => (part instanceof vscode.ChatResponseMarkdownPart ? part.value.value : ''))
-        .join('')
-        .replace(/\n\n\*[^*\n]*tok\/s[^*\n]*\*$/, '');
-      if (text) messages.push({ role: 'assistant', content: text });
-    }
-  }
-  return limit > 0 ? messages.slice(-limit) : [];
-}
-
-export function footer(stats: ReplyStats): string {
-  const parts = [`${stats.completionTokens} tokens`, `${stats.tokensPerSecond.toFixed(1)} tok/s`];
-  if (stats.timeToFirstTokenMs !== undefined) parts.push(`first token ${stats.timeToFirstTokenMs} ms`);
-  if (stats.stopReason === 'maxTokens') parts.push('stopped at max tokens');
-  if (stats.stopReason === 'cancelled') parts.push('stopped');
-  if (stats.stopReason === 'timeout') parts.push('stopped at the time limit');
-  if (stats.droppedMessages > 0) parts.push(`${stats.droppedMessages} older messages left out`);
-  parts.push(stats.model);
-  return parts.join(' · ');
+function turnView(turn: vscode.ChatRequestTurn | vscode.ChatResponseTurn): TurnView {
+  return turn instanceof vscode.ChatRequestTurn
+    ? { kind: 'request', participant: turn.participant, prompt: turn.prompt }
+    : { kind: 'response', participant: turn.participant, metadata: turn.result.metadata };
 }
 
 function explainFailure(stream: vscode.ChatResponseStream, err: unknown): void {

@@ -1,5 +1,5 @@
 import type * as vscode from 'vscode';
-import type { ChatEngine } from '../core/chat/engine';
+import type { ChatBackend } from '../core/chat/backend';
 import type { Downloader } from '../core/modelFiles/download';
 import type { ModelLibrary } from '../core/modelFiles/library';
 import type { Logger } from '../core/log';
@@ -14,7 +14,8 @@ export interface Services {
   readonly log: Logger;
   readonly logChannel: vscode.LogOutputChannel;
   readonly models: ModelManager;
-  readonly chat: ChatEngine;
+  /** Replies, models and token counts: every surface talks to the model through this seam. */
+  readonly backend: ChatBackend;
   readonly library: ModelLibrary;
   readonly downloader: Downloader;
   readonly tokens: TokenCounter;

@@ -56,7 +56,7 @@ export class StatusBar implements vscode.Disposable {
     this.item.command = COMMANDS.statusMenu;
     this.subscriptions.push(
       services.models.onDidChangeState(() => this.render()),
-      services.chat.onDidChangeActivity((a) => { this.activity = a; this.render(); }),
+      services.backend.onDidChangeActivity((a) => { this.activity = a; this.render(); }),
       services.settings.onDidChange(() => this.render()),
       services.downloader.onProgress((p) => {
         this.download = p.phase === 'done' || p.phase === 'stopped' ? undefined : p;

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { defaultSettings, parseSettings, resolveThreads, settingsShape, type SettingKey } from '../../src/core/settings';
+import { defaultSettings, parseSettings, settingsShape, type SettingKey } from '../../src/core/settings';
+import { resolveThreads } from '../../src/core/engine/threads';
+import { panelSettingsSchema } from '../../src/protocol/panel';
+import { manifestConfiguration } from '../../tools/syncManifest';
 import { REPO_ROOT } from '../support/models';
 
 describe('settings', () => {
@@ -38,22 +41,15 @@ describe('settings', () => {
     assert.equal(resolveThreads(3, 8), 3);
   });
 
-  it('is mirrored exactly by contributes.configuration in package.json', () => {
+  it('is mirrored exactly by contributes.configuration in package.json (npm run sync-manifest writes it)', () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
-    const properties: Record<string, Record<string, unknown>> = manifest.contributes.configuration.properties;
-    const defaults = defaultSettings();
-    const contributed = Object.keys(properties).map((k) => k.replace(/^nanochat\./, '')).sort();
-    assert.deepEqual(contributed, Object.keys(settingsShape).sort());
-    for (const key of Object.keys(settingsShape) as SettingKey[]) {
-      const prop = properties[`nanochat.${key}`];
-      assert.deepEqual(prop.default, defaults[key], `default of nanochat.${key}`);
-      assert.ok(prop.markdownDescription || prop.description, `description of nanochat.${key}`);
-      const json = settingsShape[key].toJSONSchema() as Record<string, unknown>;
-      if (json.enum) assert.deepEqual(prop.enum, json.enum, `enum of nanochat.${key}`);
-      if (typeof json.minimum === 'number') assert.equal(prop.minimum, json.minimum, `minimum of nanochat.${key}`);
-      if (typeof json.maximum === 'number') assert.equal(prop.maximum, json.maximum, `maximum of nanochat.${key}`);
-      const type = json.type === 'integer' ? ['integer', 'number'] : [json.type];
-      assert.ok(type.includes(prop.type as string), `type of nanochat.${key}: ${prop.type} vs ${json.type}`);
-    }
+    const { properties, restricted } = manifestConfiguration();
+    assert.deepEqual(manifest.contributes.configuration.properties, properties, 'run npm run sync-manifest');
+    assert.deepEqual(manifest.capabilities.untrustedWorkspaces.restrictedConfigurations, restricted);
+    assert.equal(manifest.capabilities.untrustedWorkspaces.supported, 'limited');
+    // Every setting that names a file or folder is restricted; the protocol's panel settings share the schema's ranges.
+    assert.deepEqual(properties['nanochat.maxTokens'].maximum, panelSettingsSchema.shape.maxTokens.maxValue);
+    assert.deepEqual(properties['nanochat.temperature'].maximum, panelSettingsSchema.shape.temperature.maxValue);
+    for (const key of Object.keys(settingsShape) as SettingKey[]) assert.ok(properties[`nanochat.${key}`].markdownDescription, `description of nanochat.${key}`);
   });
 });

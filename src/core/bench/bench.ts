@@ -9,7 +9,8 @@ import { checkModelFile } from '../modelFiles/ggufCheck';
 import { backendOf, importNodeLlamaCpp } from '../engine/llama';
 import { silentLogger, type Logger } from '../log';
 import { ModelManager } from '../engine/models';
-import { defaultSettings, resolveThreads, type Settings } from '../settings';
+import { defaultSettings, type Settings } from '../settings';
+import { resolveThreads } from '../engine/threads';
 import { loadJsTokenizer } from '../tokens/tokenizer';
 import { benchReportSchema, type BenchReport } from './schema';
 

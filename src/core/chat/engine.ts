@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from '../log';
 import type { LoadedModel, ModelManager } from '../engine/models';
 import type { PooledSequence } from '../engine/sequencePool';
 import type { Settings } from '../settings';
+import type { StopReason } from './stopReasons';
 import { toChatModelFunctions, type ToolCall, type ToolDefinition } from './tools';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
@@ -42,8 +43,7 @@ export interface ReplyOptions {
   tokenBias?: TokenBias | (() => TokenBias);
 }
 
-export const STOP_REASONS = ['done', 'maxTokens', 'cancelled', 'timeout', 'error'] as const;
-export type StopReason = (typeof STOP_REASONS)[number];
+export { STOP_REASONS, type StopReason } from './stopReasons';
 
 export interface ReplyStats {
   model: string;

@@ -1,6 +1,7 @@
 import type { Llama, LlamaGpuType } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import type { Settings } from '../settings';
 import type { Logger } from '../log';
+import { AsyncMemo } from '../memo';
 
 export type NodeLlamaCpp = typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } });
 export type Backend = 'cpu' | 'cuda' | 'vulkan' | 'metal';
@@ -13,7 +14,7 @@ export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
   return module;
 }
 
-const instances = new Map<Settings['gpu'], Promise<Llama>>();
+const instances = new AsyncMemo<Settings['gpu'], Llama>();
 
 /**
  * One Llama instance per GPU setting. The extension host never compiles llama.cpp (`build: 'never'`):
@@ -21,13 +22,7 @@ const instances = new Map<Settings['gpu'], Promise<Llama>>();
  * CPU and says so in the log.
  */
 export function getLlamaFor(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
-  let llama = instances.get(gpu);
-  if (!llama) {
-    llama = createLlama(gpu, log);
-    instances.set(gpu, llama);
-    llama.catch(() => instances.delete(gpu));
-  }
-  return llama;
+  return instances.get(gpu, () => createLlama(gpu, log));
 }
 
 async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
@@ -53,6 +48,11 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
   }
   log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}, ${llama.cpuMathCores} math cores`);
   return llama;
+}
+
+/** Disposes every llama.cpp instance (the extension's deactivate, after models and tokenizers). */
+export async function disposeLlamas(): Promise<void> {
+  for (const llama of instances.drain()) await llama.then((l) => l.dispose(), () => undefined);
 }
 
 export function backendOf(llama: Llama): Backend {

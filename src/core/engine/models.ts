@@ -5,7 +5,8 @@ import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
 import { backendOf, getLlamaFor, importNodeLlamaCpp, type Backend } from './llama';
 import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
-import { resolveThreads, type Settings } from '../settings';
+import type { Settings } from '../settings';
+import { resolveThreads } from './threads';
 
 /** Facts about the model in memory, shown by every surface. */
 export interface LoadedModelInfo extends ModelFileInfo {

@@ -4,6 +4,7 @@ import type { LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'impo
 import { errorMessage } from '../errors';
 import { checkModelFile } from '../modelFiles/ggufCheck';
 import { getLlamaFor } from '../engine/llama';
+import { AsyncMemo } from '../memo';
 import { silentLogger, type Logger } from '../log';
 import type { ModelManager } from '../engine/models';
 import { loadJsTokenizer, UnsupportedTokenizerError, type JsTokenizer } from './tokenizer';
@@ -30,9 +31,9 @@ export interface TokenCounterOptions {
  * the JS tokenizer lives on that worker thread, so the extension host never stalls on it.
  */
 export class TokenCounter {
-  private readonly js = new Map<string, Promise<JsTokenizer | undefined>>();
-  private readonly kinds = new Map<string, Promise<Kind | undefined>>();
-  private readonly vocabs = new Map<string, Promise<LlamaModel>>();
+  private readonly js = new AsyncMemo<string, JsTokenizer | undefined>();
+  private readonly kinds = new AsyncMemo<string, Kind | undefined>();
+  private readonly vocabs = new AsyncMemo<string, LlamaModel>();
   private readonly llamaCache = new Map<string, number>();
   private worker: { worker: Worker; pending: Map<number, Pending>; next: number } | undefined;
   private readonly log: Logger;
@@ -62,9 +63,7 @@ export class TokenCounter {
 
   /** The JS tokenizer's family for a model, or undefined when only llama.cpp can count it. */
   private jsKind(modelPath: string): Promise<Kind | undefined> {
-    let kind = this.kinds.get(modelPath);
-    if (!kind) {
-      kind = (async () => {
+    return this.kinds.get(modelPath, async () => {
         await checkModelFile(modelPath, { allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
         if (!this.options.workerScript) return (await this.jsTokenizer(modelPath))?.kind;
         const started = performance.now();
@@ -75,17 +74,11 @@ export class TokenCounter {
         });
         if (response) this.log.info(`JS tokenizer for ${path.basename(modelPath)} (${response.kind}) ready in ${Math.round(performance.now() - started)} ms on the worker.`);
         return response?.kind;
-      })();
-      this.kinds.set(modelPath, kind);
-      kind.catch(() => this.kinds.delete(modelPath));
-    }
-    return kind;
+    });
   }
 
   private jsTokenizer(modelPath: string): Promise<JsTokenizer | undefined> {
-    let pending = this.js.get(modelPath);
-    if (!pending) {
-      pending = (async () => {
+    return this.js.get(modelPath, async () => {
         await checkModelFile(modelPath, { allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
         try {
           const started = performance.now();
@@ -97,11 +90,7 @@ export class TokenCounter {
           this.log.info(`${errorMessage(err)} Counting ${path.basename(modelPath)} with llama.cpp.`);
           return undefined;
         }
-      })();
-      this.js.set(modelPath, pending);
-      pending.catch(() => this.js.delete(modelPath));
-    }
-    return pending;
+    });
   }
 
   private async countWithLlama(modelPath: string, text: string): Promise<number> {
@@ -113,17 +102,12 @@ export class TokenCounter {
     if (loaded && !loaded.disposed && loaded.info.path === modelPath) {
       tokenizer = loaded.model.tokenizer;
     } else {
-      let vocab = this.vocabs.get(modelPath);
-      if (!vocab) {
-        vocab = (async () => {
-          const llama = await getLlamaFor('off', this.log);
-          await checkModelFile(modelPath, { llama, allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
-          return llama.loadModel({ modelPath, vocabOnly: true });
-        })();
-        this.vocabs.set(modelPath, vocab);
-        vocab.catch(() => this.vocabs.delete(modelPath));
-      }
-      tokenizer = (await vocab).tokenizer;
+      const vocab = await this.vocabs.get(modelPath, async () => {
+        const llama = await getLlamaFor('off', this.log);
+        await checkModelFile(modelPath, { llama, allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
+        return llama.loadModel({ modelPath, vocabOnly: true });
+      });
+      tokenizer = vocab.tokenizer;
     }
     const count = tokenizer(text, false).length;
     if (this.llamaCache.size >= 2000) this.llamaCache.delete(this.llamaCache.keys().next().value!);
@@ -161,8 +145,6 @@ export class TokenCounter {
   async dispose(): Promise<void> {
     await this.worker?.worker.terminate();
     this.worker = undefined;
-    const vocabs = [...this.vocabs.values()];
-    this.vocabs.clear();
-    for (const v of vocabs) await v.then((m) => m.dispose(), () => undefined);
+    for (const v of this.vocabs.drain()) await v.then((m) => m.dispose(), () => undefined);
   }
 }

@@ -1,0 +1,26 @@
+/**
+ * Remembers one promise per key so concurrent callers share the work, and forgets a key whose
+ * promise rejects, so a failure (a file being written, a missing backend) is retried next time.
+ */
+export class AsyncMemo<K, V> {
+  private readonly entries = new Map<K, Promise<V>>();
+
+  get(key: K, make: () => Promise<V>): Promise<V> {
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = make();
+      this.entries.set(key, entry);
+      entry.catch(() => { if (this.entries.get(key) === entry) this.entries.delete(key); });
+    }
+    return entry;
+  }
+
+  delete(key: K): void { this.entries.delete(key); }
+
+  /** Empties the memo and returns what it held (to dispose of it). */
+  drain(): Promise<V>[] {
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    return all;
+  }
+}
