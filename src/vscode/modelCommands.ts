@@ -26,7 +26,7 @@ export function registerModelCommands(services: Services): vscode.Disposable[] {
       await library.add(filePath, info);
       await library.touch(filePath);
       log.info(`Selected ${info.name} (${filePath}).`);
-      void models.select(filePath).catch(() => undefined);
+      await models.select(filePath);
       return filePath;
     } catch (err) {
       const message = err instanceof ModelFileError ? err.message : `Cannot use ${filePath}: ${errorMessage(err)}`;

@@ -131,8 +131,11 @@ describe('ModelManager', () => {
     const written: string[] = [];
     const owner = new ModelManager({ settings: () => settings, persistSelection: async (p) => { written.push(p); settings = { ...settings, model: p }; } });
     try {
-      const loaded = await owner.select(chatml);
+      await owner.select(chatml);
       assert.deepEqual(written, [chatml]);
+      const lease = await owner.acquire();
+      lease.dispose();
+      const loaded = lease.model;
       assert.equal(loaded.info.path, chatml);
       assert.equal(settings.model, chatml);
       owner.onSettingsChanged(); // the settings event that the write fires changes nothing more

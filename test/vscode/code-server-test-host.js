@@ -24,6 +24,7 @@ const userDataDir = opt('user-data-dir')[0] || path.join(tmp, 'user-data');
 const extensionsDir = opt('extensions-dir')[0] || path.join(tmp, 'extensions');
 const timeoutMs = +(process.env.TEST_HOST_TIMEOUT_MS || 300000);
 const verbose = process.env.TEST_HOST_VERBOSE === '1';
+const trust = process.env.NANOCHAT_TEST_WORKSPACE_TRUST === '1';
 const NOISE = /^\[(ChatModelSelection|AgentHost|AccountPolicyGate|Service Worker|reconnection-grace-time)|^(Resolving|Resolved) connection token|^Creating a socket|^Updating additional builtin|ENOTFOUND|getaddrinfo/;
 
 fs.mkdirSync(userDataDir, { recursive: true });
@@ -36,6 +37,8 @@ if (!fs.existsSync(settingsFile)) {
     'workbench.startupEditor': 'none', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false,
     'update.mode': 'none', 'telemetry.telemetryLevel': 'off', 'workbench.enableExperiments': false,
     ...JSON.parse(process.env.NANOCHAT_TEST_SETTINGS || '{}'),
+    // NANOCHAT_TEST_WORKSPACE_TRUST=1: a folder opens untrusted (Restricted Mode) without a prompt.
+    ...(trust ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.emptyWindow': false } : {}),
   }, null, 2));
 }
 fs.writeFileSync(path.join(tmp, 'config.yaml'), 'auth: none\ncert: false\n');
@@ -58,7 +61,7 @@ process.on('SIGTERM', () => finish(143));
   const entry = process.env.CODE_SERVER_ENTRY;
   if (!entry) throw new Error('set CODE_SERVER_ENTRY to .../code-server/out/node/entry.js');
   server = spawn(node, [entry, '--config', path.join(tmp, 'config.yaml'), '--auth', 'none', '--bind-addr', '127.0.0.1:0',
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
+    '--disable-telemetry', '--disable-update-check', ...(trust ? [] : ['--disable-workspace-trust']), '--disable-getting-started-override',
     '--reconnection-grace-time', '10', '--vscode-option', 'enable-smoke-test-driver',
     '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, ...(folder ? [folder] : [])],
     { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: path.dirname(node) + path.delimiter + process.env.PATH } });

@@ -22,17 +22,32 @@ fs.writeFileSync(path.join(workspace, 'sample.py'), 'def add(a, b):\n    """Add 
 
 const desktop = process.env.NANOCHAT_DESKTOP_VSCODE === '1';
 const env = desktop ? {} : hostEnv({ install: true });
-try {
+
+/** One extension-host run: the main suites, or the Restricted Mode suite in an untrusted workspace. */
+async function run(suite, folder, extraEnv = {}) {
   await runTests({
     ...(desktop ? {} : { vscodeExecutablePath: path.join(root, 'test', 'vscode', 'code-server-test-host.js') }),
     extensionDevelopmentPath: root,
     extensionTestsPath: path.join(root, 'out', 'test', 'suite.js'),
-    launchArgs: [workspace],
-    extensionTestsEnv: { ...env, NANOCHAT_TEST_SETTINGS: JSON.stringify(settings), NANOCHAT_TEST_MODEL: model },
+    launchArgs: [folder],
+    extensionTestsEnv: { ...env, ...extraEnv, NANOCHAT_TEST_GREP: process.env.NANOCHAT_TEST_GREP ?? '', NANOCHAT_TEST_SUITE: suite, NANOCHAT_TEST_SETTINGS: JSON.stringify(settings), NANOCHAT_TEST_MODEL: model },
   });
+}
+
+// A cloned repository that tries to steer nanochat: its own model file and a models folder inside it.
+const untrusted = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-untrusted-'));
+fs.mkdirSync(path.join(untrusted, '.vscode'));
+fs.copyFileSync(model, path.join(untrusted, 'evil.gguf'));
+fs.writeFileSync(path.join(untrusted, '.vscode', 'settings.json'), JSON.stringify({
+  'nanochat.model': path.join(untrusted, 'evil.gguf'), 'nanochat.modelsFolder': path.join(untrusted, 'models'), 'nanochat.maxHistoryMessages': 3,
+}));
+try {
+  await run('main', workspace);
+  if (!desktop) await run('restricted', untrusted, { NANOCHAT_TEST_WORKSPACE_TRUST: '1' });
 } catch (err) {
   console.error('Extension host tests failed:', err.message ?? err);
   process.exitCode = 1;
 } finally {
   fs.rmSync(workspace, { recursive: true, force: true });
+  fs.rmSync(untrusted, { recursive: true, force: true });
 }

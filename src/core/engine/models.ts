@@ -110,12 +110,13 @@ export class ModelManager implements Disposable {
   }
 
   /**
-   * Selects a model: the one owner of that decision. Writes the setting, then loads; a hand edit of
-   * the setting reaches the same place through `onSettingsChanged`.
+   * Selects a model: the one owner of that decision. Writes the setting, then starts loading in the
+   * background (the state shows how it goes; `acquire()` waits for it). A hand edit of the setting
+   * reaches the same place through `onSettingsChanged`.
    */
-  async select(modelPath: string): Promise<LoadedModel> {
+  async select(modelPath: string): Promise<void> {
     await this.options.persistSelection?.(modelPath);
-    return this.load(modelPath);
+    this.load(modelPath).catch(() => { /* the state shows the error */ });
   }
 
   /**

@@ -1,11 +1,30 @@
-// Runs inside the VS Code extension host: VS Code calls run() and waits for it.
+// Runs inside the VS Code extension host: VS Code calls run() and waits for it. One file per surface;
+// NANOCHAT_TEST_SUITE=restricted runs the Restricted Mode suite instead (an untrusted workspace).
 import Mocha from 'mocha';
-import { defineExtensionTests } from './extension.test';
+import { defineBenchTests } from './bench.test';
+import { activateNanochat } from './helpers';
+import { defineLanguageModelTests } from './lmProvider.test';
+import { defineModelTests } from './models.test';
+import { definePanelTests } from './panel.test';
+import { defineParticipantTests } from './participant.test';
+import { defineRestrictedModeTests } from './restricted.test';
 
 export function run(): Promise<void> {
-  const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 120_000, reporter: 'spec' });
+  const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 120_000, reporter: 'spec', ...(process.env.NANOCHAT_TEST_GREP ? { grep: process.env.NANOCHAT_TEST_GREP } : {}) });
   mocha.suite.emit('pre-require', globalThis, 'suite', mocha);
-  defineExtensionTests();
+  describe('nanochat in the real VS Code extension host', () => {
+    before(activateNanochat);
+    if (process.env.NANOCHAT_TEST_SUITE === 'restricted') {
+      defineRestrictedModeTests();
+    } else {
+      // In this order: the first test checks that activation loaded nothing.
+      defineLanguageModelTests();
+      defineParticipantTests();
+      defineBenchTests();
+      defineModelTests();
+      definePanelTests();
+    }
+  });
   return new Promise((resolve, reject) => {
     const runner = mocha.run((failures) => {
       console.log(`${runner.stats?.passes ?? 0} passed, ${failures} failed`);

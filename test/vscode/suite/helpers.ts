@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+import type { activate } from '../../../src/extension';
+
+export type Api = Awaited<ReturnType<typeof activate>>;
+
+/** The activated extension, shared by every suite (index.ts activates it once). */
+export const host = { api: undefined as unknown as Api, model: process.env.NANOCHAT_TEST_MODEL! };
+
+export async function activateNanochat(): Promise<Api> {
+  const ext = vscode.extensions.getExtension<Api>('nanochat.nanochat');
+  assert.ok(ext, 'the extension is installed');
+  host.api = await ext.activate();
+  console.log(`VS Code ${vscode.version}, ${vscode.env.appName}, node ${process.version}, workspace trusted: ${vscode.workspace.isTrusted}`);
+  return host.api;
+}
+
+/** A ChatResponseStream that records what the participant writes. */
+export function recordingStream() {
+  const markdown: string[] = [];
+  const buttons: vscode.Command[] = [];
+  const progress: string[] = [];
+  const stream = {
+    markdown: (v: string | vscode.MarkdownString) => { markdown.push(typeof v === 'string' ? v : v.value); },
+    button: (c: vscode.Command) => { buttons.push(c); },
+    progress: (v: string) => { progress.push(v); },
+    reference: () => {}, anchor: () => {}, filetree: () => {}, push: () => {},
+  } as unknown as vscode.ChatResponseStream;
+  return { stream, markdown, buttons, progress, text: () => markdown.join('') };
+}
+
+export function request(prompt: string, command?: string, references: vscode.ChatPromptReference[] = []): vscode.ChatRequest {
+  return { prompt, command, references, toolReferences: [], toolInvocationToken: undefined, model: undefined } as unknown as vscode.ChatRequest;
+}
+
+export const noHistory = { history: [] } as unknown as vscode.ChatContext;
+
+export const token = () => new vscode.CancellationTokenSource().token;
+
+/** The stats @nanochat keeps in a turn's ChatResult.metadata. */
+export function statsOf(result: vscode.ChatResult | void | null | undefined) {
+  return (result ?? undefined)?.metadata?.nanochat?.stats;
+}
+
+/** The highest number of replies generating at once while `work` runs. */
+export async function mostAtOnce(work: () => Promise<unknown>): Promise<number> {
+  let most = 0;
+  const sub = host.api.services.backend.onDidChangeActivity((a) => { most = Math.max(most, a.generating); });
+  try { await work(); } finally { sub.dispose(); }
+  return most;
+}
+
+/** Sets a selection and waits until the workbench stops sending older selection events back. */
+export async function select(editor: vscode.TextEditor, selection: vscode.Selection): Promise<void> {
+  let stable = 0;
+  for (let i = 0; i < 50 && stable < 3; i++) {
+    const active = vscode.window.activeTextEditor;
+    if (active?.document === editor.document && active.selection.isEqual(selection)) stable++;
+    else { stable = 0; (active?.document === editor.document ? active : editor).selection = selection; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(vscode.window.activeTextEditor?.selection.isEqual(selection), 'the selection was set');
+}

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import * as vscode from 'vscode';
+import { toConversation } from '../../../src/vscode/lmProvider';
+import { host, mostAtOnce, token, type Api } from './helpers';
+
+export function defineLanguageModelTests(): void {
+  describe('the model provider (vscode.lm) in the real extension host', () => {
+    let api: Api;
+    const model = host.model;
+    before(() => { api = host.api; });
+
+    it('activates without loading the model, and registers its commands', async () => {
+      assert.ok(model && fs.existsSync(model), `fixture model ${model}`);
+      assert.equal(api.services.settings.current.model, model);
+      assert.equal(api.participant.participant.id, 'nanochat.chat');
+      const commands = await vscode.commands.getCommands(true);
+      for (const c of ['openChatPanel', 'downloadModel', 'useLocalModel', 'selectModel', 'unloadModel', 'countTokens', 'runBenchmark', 'showLogs']) {
+        assert.ok(commands.includes(`nanochat.${c}`), `command nanochat.${c}`);
+      }
+      assert.equal(api.statusBar.history[0], '$(hubot) stories260K', 'the selected model is shown before it loads');
+      assert.equal(api.services.models.state.kind, 'none', 'activation loads nothing');
+    });
+
+    it('offers the local model through vscode.lm and streams real model text', async () => {
+      const models = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      assert.ok(models.length >= 1, `got ${models.length} models`);
+      const chat = models[0];
+      assert.equal(chat.vendor, 'nanochat');
+      assert.ok(chat.maxInputTokens > 100 && chat.maxInputTokens <= 1024, `maxInputTokens ${chat.maxInputTokens}`);
+      const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Once upon a time')], {}, token());
+      let text = '';
+      let chunks = 0;
+      for await (const t of response.text) { text += t; chunks++; }
+      assert.ok(text.trim().length > 20 && chunks > 3, `streamed ${chunks} chunks: ${JSON.stringify(text)}`);
+      assert.equal(api.services.models.state.kind, 'ready');
+      assert.ok(api.statusBar.history.some((t) => /loading/.test(t)), `status bar: ${api.statusBar.history.join(' | ')}`);
+      assert.ok(api.statusBar.history.some((t) => /generating/.test(t)), `status bar: ${api.statusBar.history.join(' | ')}`);
+      assert.match(api.statusBar.text, /hubot/);
+      const count = await chat.countTokens('Once upon a time');
+      const exact = api.services.models.model!.model.tokenize('Once upon a time', false).length;
+      assert.equal(count, exact);
+    });
+
+    it('takes tools: answers in text when none is called, and continues after tool results', async () => {
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const tools: vscode.LanguageModelChatTool[] = [{ name: 'getWeather', description: 'Weather of a city', inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }];
+      const plain = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Once upon a time')], { tools }, token());
+      let text = '';
+      for await (const part of plain.stream) if (part instanceof vscode.LanguageModelTextPart) text += part.value;
+      assert.ok(text.length > 0);
+
+      const history = [
+        vscode.LanguageModelChatMessage.User('What is the weather in Paris?'),
+        vscode.LanguageModelChatMessage.Assistant([new vscode.LanguageModelToolCallPart('call-1', 'getWeather', { city: 'Paris' })]),
+        vscode.LanguageModelChatMessage.User([new vscode.LanguageModelToolResultPart('call-1', [new vscode.LanguageModelTextPart('sunny, 21 C')])]),
+      ];
+      const conversation = toConversation(history);
+      assert.deepEqual(conversation.messages.map((m) => m.role), ['user', 'assistant']);
+      assert.deepEqual(conversation.messages[1].toolCalls, [{ id: 'call-1', name: 'getWeather', params: { city: 'Paris' }, result: 'sunny, 21 C' }]);
+      const continued = await chat.sendRequest(history, { tools }, token());
+      let after = '';
+      for await (const part of continued.stream) if (part instanceof vscode.LanguageModelTextPart) after += part.value;
+      assert.ok(after.length > 0, 'the model continued after the tool result');
+    });
+
+    it('stops generating when the request is cancelled', async () => {
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const source = new vscode.CancellationTokenSource();
+      const long = { ...api.services.settings.current };
+      await vscode.workspace.getConfiguration('nanochat').update('maxTokens', 2000, vscode.ConfigurationTarget.Global);
+      try {
+        const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Once upon a time there was a dragon')], {}, source.token);
+        let text = '';
+        for await (const t of response.text) {
+          text += t;
+          if (text.length > 30) source.cancel();
+        }
+        const outputTokens = api.services.models.model!.model.tokenize(text, false).length;
+        assert.ok(outputTokens < 1500, `${outputTokens} tokens came after cancelling`);
+      } catch (err) {
+        assert.ok(err instanceof vscode.CancellationError || /cancel/i.test(String(err)), String(err));
+      } finally {
+        await vscode.workspace.getConfiguration('nanochat').update('maxTokens', long.maxTokens, vscode.ConfigurationTarget.Global);
+      }
+      // The next request works normally.
+      const again = await chat.sendRequest([vscode.LanguageModelChatMessage.User('The cat')], {}, token());
+      let text = '';
+      for await (const t of again.text) text += t;
+      assert.ok(text.length > 0);
+    });
+
+    it('runs two requests that open with the same message at once (no thread is keyed by its text)', async () => {
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const ask = async () => {
+        const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Hello')], {}, token());
+        let text = '';
+        for await (const t of response.text) text += t;
+        return text;
+      };
+      let texts: string[] = [];
+      const most = await mostAtOnce(async () => { texts = await Promise.all([ask(), ask()]); });
+      assert.equal(most, 2, 'both requests generated at the same time');
+      assert.equal(texts[0], texts[1]);
+      assert.ok(texts[0].length > 0);
+    });
+  });
+}
