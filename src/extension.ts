@@ -1,6 +1,8 @@
 import * as vscode from 'vscode';
 import path from 'node:path';
 import { EmbeddedBackend } from './core/chat/backend';
+import { BackendSwitch } from './core/chat/backendSwitch';
+import { ServerBackend } from './core/server/serverBackend';
 import { ChatEngine } from './core/chat/engine';
 import { disposeLlamas } from './core/engine/llama';
 import { ConversationStore } from './core/chat/conversations';
@@ -11,7 +13,7 @@ import { TokenCounter } from './core/tokens/tokenCounter';
 import { Benchmarks } from './vscode/bench';
 import { registerCommands } from './vscode/commands';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
-import { HF_TOKEN_SECRET, huggingFaceEndpoint, registerModelCommands } from './vscode/modelCommands';
+import { HF_TOKEN_SECRET, huggingFaceEndpoint, registerModelCommands, serverKeySecret } from './vscode/modelCommands';
 import { createLog } from './vscode/log';
 import { ChatPanel } from './vscode/panel';
 import { registerParticipant } from './vscode/participant';
@@ -35,8 +37,15 @@ export function activate(context: vscode.ExtensionContext) {
     token: async () => context.secrets.get(HF_TOKEN_SECRET),
     tokenHosts: [new URL(huggingFaceEndpoint()).hostname],
   });
-  const backend = new EmbeddedBackend({ models, chat, tokens, library, settings: () => settings.current, log: logger });
-  const services: Services = { context, settings, log: logger, logChannel: channel, models, backend, library, downloader, tokens };
+  const embedded = new EmbeddedBackend({ models, chat, tokens, library, settings: () => settings.current, log: logger });
+  const server = new ServerBackend({
+    settings: () => settings.current, log: logger,
+    fetch: globalThis.fetch, // VS Code's: it applies the editor's proxy settings
+    apiKey: (origin) => Promise.resolve(context.secrets.get(serverKeySecret(origin))),
+    persistModel: (id) => settings.update('server.model', id),
+  });
+  const backend = new BackendSwitch(embedded, server, () => settings.current);
+  const services: Services = { context, settings, log: logger, logChannel: channel, models, backend, server, library, downloader, tokens };
 
   const bench = new Benchmarks(services);
   const participant = registerParticipant(services, bench);
@@ -49,13 +58,21 @@ export function activate(context: vscode.ExtensionContext) {
     registerLanguageModelProvider(services),
     ...registerCommands(services),
     ...registerModelCommands(services),
-    settings.onDidChange(() => { models.onSettingsChanged(); backend.onSettingsChanged(); }),
+    settings.onDidChange(() => {
+      models.onSettingsChanged();
+      backend.onSettingsChanged();
+      if (settings.current.backend === 'server') server.ensureConnected(); // failures show in the state
+    }),
     models.onDidChangeState((s) => { if (s.kind === 'ready') void library.add(s.info.path, s.info).catch(() => undefined); }),
   );
   // Native memory goes in deactivate(), which VS Code awaits: sequences and contexts, models, the
   // tokenizer worker, then the llama.cpp instances.
+  if (settings.current.backend === 'server') server.ensureConnected();
   core = async () => {
     backend.dispose();
+    embedded.dispose();
+    server.dispose();
+    downloader.dispose();
     chat.dispose();
     await tokens.dispose();
     await models.dispose();

@@ -3,6 +3,7 @@ import '@vscode/codicons/dist/codicon.css';
 import './style.css';
 import { fromWebviewSchema, panelSettingsSchema, toWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../src/protocol/panel';
 import { renderMarkdown } from './markdown';
+import { STOP_REASON_LABELS } from '../src/core/chat/stopReasons';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };
 
@@ -187,7 +188,7 @@ function messageElement(message: PanelMessage, index: number): HTMLElement {
     const stats = document.createElement('span');
     stats.className = 'stats muted';
     stats.textContent = [`${s.completionTokens} tokens`, s.timeToFirstTokenMs !== undefined ? `first token ${s.timeToFirstTokenMs} ms` : '',
-      `${s.tokensPerSecond.toFixed(1)} tok/s`, s.model, s.stopReason === 'done' ? '' : stopLabel(s.stopReason)].filter(Boolean).join(' · ');
+      `${s.tokensPerSecond.toFixed(1)} tok/s`, s.model, STOP_REASON_LABELS[s.stopReason]].filter(Boolean).join(' · ');
     footer.append(stats);
     if (s.error) {
       const error = document.createElement('div');
@@ -202,10 +203,6 @@ function messageElement(message: PanelMessage, index: number): HTMLElement {
   }
   element.append(footer);
   return element;
-}
-
-function stopLabel(reason: string): string {
-  return reason === 'maxTokens' ? 'stopped at max tokens' : reason === 'cancelled' ? 'stopped' : reason === 'timeout' ? 'stopped at the time limit' : 'error';
 }
 
 function editMessage(element: HTMLElement, body: HTMLElement, index: number, content: string): void {

@@ -36,6 +36,15 @@ export const settingsShape = {
     .describe('Longest a reply may take, in seconds; 0 means no limit.'),
   idleUnloadMinutes: z.number().min(0).max(10080).default(15)
     .describe('Unload the model after this many idle minutes to free memory; 0 keeps it loaded.'),
+  backend: z.enum(['embedded', 'server']).default('embedded')
+    .describe('Where replies come from: `embedded` runs the model in VS Code on this machine; `server` asks the OpenAI-compatible server at `nanochat.server.url`.'),
+  'server.url': z.string().trim().default('')
+    .refine((v) => v === '' || /^https?:\/\/[^\s/]+/i.test(v), 'an http:// or https:// URL')
+    .describe('Base URL of an OpenAI-compatible server (llama-server, vLLM, Ollama, LM Studio), e.g. `http://gpu-box:8080/v1`. Its API key is set with "Nanochat: Set Server API Key".'),
+  'server.model': z.string().trim().default('')
+    .describe('Model id on the server; empty uses the first model the server lists.'),
+  'server.timeoutSeconds': z.number().int().min(1).max(3600).default(60)
+    .describe('Longest wait for the server to answer (connect and first byte), in seconds.'),
 } as const;
 
 export type SettingKey = keyof typeof settingsShape;
@@ -45,7 +54,7 @@ export type SettingKey = keyof typeof settingsShape;
  * `.vscode/settings.json` must not set them. They are restricted in untrusted workspaces (VS Code
  * then ignores the workspace's value), and the models folder is per machine.
  */
-export const RESTRICTED_SETTINGS: readonly SettingKey[] = ['model', 'modelsFolder'];
+export const RESTRICTED_SETTINGS: readonly SettingKey[] = ['model', 'modelsFolder', 'backend', 'server.url'];
 export const MACHINE_SCOPED_SETTINGS: readonly SettingKey[] = ['modelsFolder'];
 export const settingsSchema = z.object(settingsShape);
 export type Settings = z.infer<typeof settingsSchema>;

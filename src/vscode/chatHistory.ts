@@ -1,4 +1,5 @@
 import type { ChatMessage, ReplyStats } from '../core/chat/engine';
+import { STOP_REASON_LABELS } from '../core/chat/stopReasons';
 
 /**
  * What @nanochat keeps of each answered turn in `ChatResult.metadata` (as VS Code's chat-sample
@@ -34,9 +35,7 @@ export function historyFromTurns(turns: readonly TurnView[], participantId: stri
 export function footer(stats: ReplyStats): string {
   const parts = [`${stats.completionTokens} tokens`, `${stats.tokensPerSecond.toFixed(1)} tok/s`];
   if (stats.timeToFirstTokenMs !== undefined) parts.push(`first token ${stats.timeToFirstTokenMs} ms`);
-  if (stats.stopReason === 'maxTokens') parts.push('stopped at max tokens');
-  if (stats.stopReason === 'cancelled') parts.push('stopped');
-  if (stats.stopReason === 'timeout') parts.push('stopped at the time limit');
+  if (stats.stopReason !== 'done' && stats.stopReason !== 'error') parts.push(STOP_REASON_LABELS[stats.stopReason]);
   if (stats.droppedMessages > 0) parts.push(`${stats.droppedMessages} older messages left out`);
   parts.push(stats.model);
   return parts.join(' · ');

@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { COMMANDS, type Services } from './services';
+import { engineLabel } from '../core/tokens/tokenCounter';
 
 /** Palette commands (category "Nanochat") other than model management (modelCommands.ts) and benchmarks (bench.ts). Each returns a value so tests and other extensions can use it. */
 export function registerCommands(services: Services): vscode.Disposable[] {
-  const { tokens } = services;
   const { models, logChannel } = services;
 
   return [
@@ -16,17 +16,16 @@ export function registerCommands(services: Services): vscode.Disposable[] {
     vscode.commands.registerCommand(COMMANDS.countTokens, async () => {
       const editor = vscode.window.activeTextEditor;
       if (!editor) { void vscode.window.showInformationMessage('Open a file or select text to count its tokens.'); return undefined; }
-      const modelPath = models.selectedPath;
-      if (!modelPath) { void vscode.window.showWarningMessage('Select a model first: token counts depend on its tokenizer.', 'Select Model…').then((c) => c && vscode.commands.executeCommand(COMMANDS.select)); return undefined; }
+      const model = services.backend.selectedModel();
+      if (!model) { void vscode.window.showWarningMessage('Select a model first: token counts depend on its tokenizer.', 'Select Model…').then((c) => c && vscode.commands.executeCommand(COMMANDS.select)); return undefined; }
       const scope = editor.selection.isEmpty ? 'document' : 'selection';
       const text = editor.document.getText(editor.selection.isEmpty ? undefined : editor.selection);
       try {
-        const { tokens: count, engine } = await tokens.count(modelPath, text);
-        const state = models.state;
-        const contextSize = state.kind === 'ready' ? state.info.contextSize : services.settings.current.contextSize;
+        const { tokens: count, engine } = await services.backend.countTokens(text);
+        const contextSize = model.contextSize;
         const result = { tokens: count, characters: text.length, scope, contextSize, engine };
         void vscode.window.showInformationMessage(
-          `${count.toLocaleString()} tokens in the ${scope} · ${count ? (text.length / count).toFixed(2) : '0'} characters per token · ${(100 * count / contextSize).toFixed(1)}% of the ${contextSize}-token context (${engine === 'js' ? 'JS tokenizer' : 'llama.cpp tokenizer'})`);
+          `${count.toLocaleString()} tokens in the ${scope} · ${count ? (text.length / count).toFixed(2) : '0'} characters per token · ${(100 * count / contextSize).toFixed(1)}% of the ${contextSize}-token context (${engineLabel(engine)})`);
         return result;
       } catch (err) {
         void vscode.window.showErrorMessage(`Cannot count tokens: ${errorMessage(err)}`);
@@ -45,6 +44,7 @@ export function registerCommands(services: Services): vscode.Disposable[] {
         { label: '$(cloud-download) Download Model…', command: COMMANDS.download },
         { label: '$(folder-opened) Use Local GGUF File…', command: COMMANDS.useLocal },
         ...(state.kind === 'ready' ? [{ label: '$(debug-stop) Unload Model', command: COMMANDS.unload }] : []),
+        ...(services.settings.current.backend === 'server' ? [{ label: '$(key) Set Server API Key', command: COMMANDS.setServerKey }] : []),
         { label: '$(symbol-number) Count Tokens', command: COMMANDS.countTokens },
         { label: '$(dashboard) Run Benchmark', command: COMMANDS.bench },
         { label: '$(output) Show Logs', command: COMMANDS.showLogs },

@@ -41,7 +41,7 @@ export function registerLanguageModelProvider(services: Services): vscode.Dispos
       }
       return models.map((m) => ({
         id: m.id, name: m.name, family: m.family, version: '1', backendId: m.id,
-        detail: `local${m.sizeBytes ? ` · ${formatBytes(m.sizeBytes)}` : ''}`, tooltip: m.path ?? m.name,
+        detail: `${backend.kind === 'server' ? 'server' : 'local'}${m.sizeBytes ? ` · ${formatBytes(m.sizeBytes)}` : ''}`, tooltip: m.path ?? m.name,
         maxInputTokens: m.contextSize - m.maxOutputTokens, maxOutputTokens: m.maxOutputTokens,
         // Agent mode hides models without tool calling; tools become node-llama-cpp functions.
         capabilities: { toolCalling: true }, isUserSelectable: true,

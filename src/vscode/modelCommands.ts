@@ -10,6 +10,11 @@ import { abortOn } from './cancellation';
 
 export const HF_TOKEN_SECRET = 'nanochat.huggingFaceToken';
 
+/** A server's API key lives in SecretStorage under its origin: it is sent to that origin only, and a changed URL asks again. */
+export function serverKeySecret(origin: string): string {
+  return `nanochat.serverApiKey:${origin}`;
+}
+
 /** The Hugging Face endpoint: HF_ENDPOINT (the variable huggingface_hub reads too, for mirrors), else huggingface.co. */
 export function huggingFaceEndpoint(): string {
   return process.env.HF_ENDPOINT || 'https://huggingface.co';
@@ -137,7 +142,30 @@ export function registerModelCommands(services: Services): vscode.Disposable[] {
       void vscode.window.showInformationMessage(token.trim() ? 'Hugging Face token saved.' : 'Hugging Face token removed.');
     }),
 
-    vscode.commands.registerCommand(COMMANDS.select, () => selectModel(services, useModelFile, deleteModel)),
+    vscode.commands.registerCommand(COMMANDS.setServerKey, async (key?: string) => {
+      const url = services.settings.current['server.url'];
+      let origin: string;
+      try { origin = new URL(url).origin; } catch {
+        void vscode.window.showWarningMessage('Set nanochat.server.url first: the key is kept for that server only.', 'Open Settings')
+          .then((c) => c && vscode.commands.executeCommand('workbench.action.openSettings', 'nanochat.server.url'));
+        return false;
+      }
+      if (typeof key !== 'string') {
+        const typed = await vscode.window.showInputBox({
+          title: `API key for ${origin}`, prompt: 'Sent only to this server, as a Bearer token. Kept in VS Code\'s secret storage; leave empty to remove it.',
+          password: true, ignoreFocusOut: true,
+        });
+        if (typed === undefined) return false;
+        key = typed;
+      }
+      if (key.trim()) await services.context.secrets.store(serverKeySecret(origin), key.trim());
+      else await services.context.secrets.delete(serverKeySecret(origin));
+      log.info(`${key.trim() ? 'Saved' : 'Removed'} the API key for ${origin}.`); // never the key itself
+      void services.server.refresh().catch(() => undefined);
+      return true;
+    }),
+
+    vscode.commands.registerCommand(COMMANDS.select, () => services.settings.current.backend === 'server' ? selectServerModel(services) : selectModel(services, useModelFile, deleteModel)),
   ];
 }
 
@@ -176,6 +204,23 @@ async function pickCatalogModel(services: Services): Promise<string | undefined>
     placeHolder: 'hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf', ignoreFocusOut: true,
     validateInput: (v) => { try { resolveModelSource(v); return undefined; } catch (err) { return errorMessage(err); } },
   });
+}
+
+async function selectServerModel(services: Services): Promise<string | undefined> {
+  const models = await services.server.refresh().catch((err: unknown) => {
+    void vscode.window.showErrorMessage(errorMessage(err), 'Set Server API Key', 'Open Settings').then((c) => {
+      if (c === 'Set Server API Key') void vscode.commands.executeCommand(COMMANDS.setServerKey);
+      if (c === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'nanochat.server');
+    });
+    return undefined;
+  });
+  if (!models) return undefined;
+  const current = services.backend.selectedModel()?.id;
+  const picked = await vscode.window.showQuickPick(models.map((m) => ({ label: `${m.id === current ? '$(check) ' : ''}${m.name}`, description: `${m.contextSize} tokens of context`, detail: m.id, id: m.id })),
+    { title: `Nanochat: Select Model on ${services.settings.current['server.url']}` });
+  if (!picked) return undefined;
+  await services.backend.selectModel(picked.id);
+  return picked.id;
 }
 
 async function selectModel(services: Services, use: (p: string) => Promise<string | undefined>, remove: (p: string, confirmed: boolean) => Promise<boolean>): Promise<unknown> {

@@ -29,6 +29,7 @@ export class ChatPanel implements vscode.Disposable {
     this.subscriptions.push(
       vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, { deserializeWebviewPanel: async (panel) => this.attach(panel) }),
       services.models.onDidChangeState(() => this.postModel()),
+      services.server.onDidChangeState(() => this.postModel()),
       services.downloader.onProgress((p) => { this.download = p.phase === 'done' || p.phase === 'stopped' ? undefined : p; this.postModel(); }),
       services.settings.onDidChange(() => { this.postSettings(); this.postModel(); }),
       vscode.window.onDidChangeActiveTextEditor((e) => { if (e) this.lastEditor = e; }),
@@ -123,7 +124,8 @@ export class ChatPanel implements vscode.Disposable {
       case 'command': {
         const commands = { download: COMMANDS.download, useLocal: COMMANDS.useLocal, select: COMMANDS.select, logs: COMMANDS.showLogs } as const;
         if (message.command === 'retry') {
-          void this.services.models.load(this.services.models.selectedPath).catch(() => undefined);
+          if (this.services.settings.current.backend === 'server') void this.services.server.refresh().catch(() => undefined);
+          else void this.services.models.load(this.services.models.selectedPath).catch(() => undefined);
           return;
         }
         await vscode.commands.executeCommand(commands[message.command]);
@@ -214,6 +216,7 @@ export class ChatPanel implements vscode.Disposable {
       const d = this.download;
       return { kind: 'downloading', name: d.fileName, progress: d.totalBytes ? Math.min(1, d.receivedBytes / d.totalBytes) : 0 };
     }
+    if (this.services.settings.current.backend === 'server') return this.serverView();
     const state = this.services.models.state;
     const contextSize = state.kind === 'ready' ? state.info.contextSize : this.services.settings.current.contextSize;
     switch (state.kind) {
@@ -225,6 +228,18 @@ export class ChatPanel implements vscode.Disposable {
         const selected = this.services.models.selectedPath;
         return selected ? { kind: 'unloaded', name: selected.split(/[\\/]/).pop()!.replace(/\.gguf$/i, ''), contextSize } : { kind: 'none', contextSize };
       }
+    }
+  }
+
+  /** The server backend as the panel's model line: connected is ready, unreachable or refused is an error with Retry. */
+  private serverView(): ModelView {
+    const state = this.services.server.state;
+    const model = this.services.backend.selectedModel();
+    switch (state.kind) {
+      case 'connected': return { kind: 'ready', name: `${model?.name ?? 'server'} (server)`, contextSize: model?.contextSize };
+      case 'unreachable': case 'unauthorized': return { kind: 'error', error: state.message };
+      case 'unconfigured': return { kind: 'error', error: 'nanochat.backend is "server" but nanochat.server.url is empty.' };
+      case 'connecting': return { kind: 'loading', name: state.url, progress: 0 };
     }
   }
 

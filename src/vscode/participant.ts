@@ -6,6 +6,8 @@ import { formatBytes } from '../core/modelFiles/ggufCheck';
 import { COMMANDS, type Services } from './services';
 import { collectReferences } from './references';
 import { abortOn } from './cancellation';
+import { ServerError } from '../core/server/serverBackend';
+import { engineLabel, type TokenCount } from '../core/tokens/tokenCounter';
 import { footer, historyFromTurns, isNanochatMetadata, type NanochatResultMetadata, type TurnView } from './chatHistory';
 import type { Benchmarks } from './bench';
 import { benchRows, benchTitle, formatChange, formatValue } from '../core/bench/report';
@@ -65,7 +67,7 @@ async function answer(services: Services, request: vscode.ChatRequest, context: 
   const settings = services.settings.current;
   const model = services.backend.selectedModel();
   if (!model) throw new NoModelError();
-  if (services.models.state.kind !== 'ready') stream.progress('Loading model…');
+  if (services.backend.kind === 'embedded' && services.models.state.kind !== 'ready') stream.progress('Loading model…');
   // Counting needs the tokenizer only; the reply below is the one place the model is acquired.
   const count = (text: string) => services.backend.countTokens(text).then((c) => c.tokens);
   const references = await collectReferences(request, count, Math.floor(model.contextSize / 3));
@@ -106,12 +108,28 @@ function explainFailure(stream: vscode.ChatResponseStream, err: unknown): void {
   } else {
     stream.markdown(`**nanochat could not answer.** ${errorMessage(err)}`);
   }
+  if (err instanceof ServerError) {
+    if (err.problem === 'unauthorized') stream.button({ command: COMMANDS.setServerKey, title: 'Set server API key…' });
+    stream.button({ command: 'workbench.action.openSettings', title: 'Server settings', arguments: ['nanochat.server'] });
+    stream.button({ command: COMMANDS.showLogs, title: 'Show logs' });
+    return;
+  }
   stream.button({ command: COMMANDS.download, title: 'Download a model' });
   stream.button({ command: COMMANDS.useLocal, title: 'Use a local GGUF file…' });
   if (!(err instanceof NoModelError)) stream.button({ command: COMMANDS.showLogs, title: 'Show logs' });
 }
 
 async function describeModel(services: Services, stream: vscode.ChatResponseStream): Promise<void> {
+  if (services.backend.kind === 'server') {
+    const server = services.server.state;
+    const model = services.backend.selectedModel();
+    stream.markdown(server.kind === 'connected'
+      ? `**${model?.name ?? server.model}** on the server ${server.url} (${model?.contextSize ?? '?'} tokens of context, ${server.latencyMs} ms away).\n`
+      : server.kind === 'unreachable' || server.kind === 'unauthorized' ? `The server is not usable: ${server.message}\n` : 'No server is connected yet.\n');
+    stream.button({ command: COMMANDS.select, title: 'Switch model…' });
+    stream.button({ command: COMMANDS.setServerKey, title: 'Set server API key…' });
+    return;
+  }
   const state = services.models.state;
   if (state.kind === 'ready') {
     const i = state.info;
@@ -139,10 +157,11 @@ async function describeModel(services: Services, stream: vscode.ChatResponseStre
 }
 
 async function countPromptTokens(services: Services, request: vscode.ChatRequest, stream: vscode.ChatResponseStream): Promise<void> {
-  const modelPath = services.models.selectedPath;
-  if (!modelPath) throw new NoModelError();
+  const model = services.backend.selectedModel();
+  if (!model) throw new NoModelError();
   // Counting needs the tokenizer only: the model's weights are not loaded for it.
-  const count = async (text: string) => (await services.tokens.count(modelPath, text)).tokens;
+  let engine: TokenCount['engine'] = 'js';
+  const count = async (text: string) => { const c = await services.backend.countTokens(text); engine = c.engine; return c.tokens; };
   const references = await collectReferences(request, count, Number.MAX_SAFE_INTEGER);
   const rows = [['Prompt', request.prompt], ...references.parts.map((p) => [p.label, p.text])].filter(([, t]) => t.length > 0);
   if (rows.length === 0) {
@@ -151,14 +170,12 @@ async function countPromptTokens(services: Services, request: vscode.ChatRequest
   }
   const counted = await Promise.all(rows.map(async ([label, t]) => ({ label, chars: t.length, tokens: await count(t) })));
   const total = counted.reduce((n, r) => n + r.tokens, 0);
-  const engine = await services.tokens.engineFor(modelPath);
-  const state = services.models.state;
-  const contextSize = state.kind === 'ready' ? state.info.contextSize : services.settings.current.contextSize;
+  const contextSize = model.contextSize;
   stream.markdown([
     `| Source | Tokens | Characters |`, '|---|---:|---:|',
     ...counted.map((r) => `| ${r.label} | ${r.tokens} | ${r.chars} |`),
     `| **Total** | **${total}** | ${counted.reduce((n, r) => n + r.chars, 0)} |`, '',
-    `${(100 * total / contextSize).toFixed(1)}% of the ${contextSize}-token context, counted with the ${engine === 'js' ? 'JS' : 'llama.cpp'} tokenizer of ${modelPath.split(/[\\/]/).pop()}.`,
+    `${(100 * total / contextSize).toFixed(1)}% of the ${contextSize}-token context, counted with the ${engineLabel(engine)} of ${model.name}.`,
   ].join('\n'));
 }
 

@@ -1,5 +1,6 @@
 import type * as vscode from 'vscode';
-import type { ChatBackend } from '../core/chat/backend';
+import type { BackendSwitch } from '../core/chat/backendSwitch';
+import type { ServerBackend } from '../core/server/serverBackend';
 import type { Downloader } from '../core/modelFiles/download';
 import type { ModelLibrary } from '../core/modelFiles/library';
 import type { Logger } from '../core/log';
@@ -15,7 +16,9 @@ export interface Services {
   readonly logChannel: vscode.LogOutputChannel;
   readonly models: ModelManager;
   /** Replies, models and token counts: every surface talks to the model through this seam. */
-  readonly backend: ChatBackend;
+  readonly backend: BackendSwitch;
+  /** The OpenAI-compatible server backend (its connection state). */
+  readonly server: ServerBackend;
   readonly library: ModelLibrary;
   readonly downloader: Downloader;
   readonly tokens: TokenCounter;
@@ -34,4 +37,5 @@ export const COMMANDS = {
   showBenchReport: 'nanochat.showBenchmarkReport',
   showLogs: 'nanochat.showLogs',
   statusMenu: 'nanochat.statusMenu',
+  setServerKey: 'nanochat.setServerApiKey',
 } as const;

@@ -3,7 +3,9 @@ import type { ChatActivity } from '../core/chat/engine';
 import type { DownloadProgress } from '../core/modelFiles/download';
 import { formatBytes } from '../core/modelFiles/ggufCheck';
 import type { ModelState } from '../core/engine/models';
+import type { ServerState } from '../core/server/serverBackend';
 import { COMMANDS, type Services } from './services';
+import { engineLabel } from '../core/tokens/tokenCounter';
 
 export interface StatusView { text: string; tooltip: string; error: boolean }
 
@@ -42,7 +44,26 @@ export function statusView(state: ModelState, activity: ChatActivity, selectedPa
   }
 }
 
-/** The status-bar item: a view of the core's model state and chat activity. */
+/** What the status bar shows for the server backend: connected (model, latency), unreachable, refused. */
+export function serverStatusView(state: ServerState, activity: ChatActivity): StatusView {
+  switch (state.kind) {
+    case 'unconfigured':
+      return { text: '$(circle-slash) Nanochat: no server', tooltip: 'nanochat.backend is "server" but nanochat.server.url is empty.', error: false };
+    case 'connecting':
+      return { text: '$(sync~spin) Nanochat: connecting', tooltip: `Connecting to ${state.url}`, error: false };
+    case 'connected': {
+      const name = state.model.split(/[\\/]/).pop()!.replace(/\.gguf$/i, '') || 'server';
+      if (activity.generating > 0) return { text: `$(sync~spin) Nanochat: generating${activity.tokensPerSecond ? ` ${activity.tokensPerSecond.toFixed(0)} tok/s` : ''}`, tooltip: `${name} on ${state.url} is generating`, error: false };
+      return { text: `$(cloud) ${name}`, tooltip: `${name} on ${state.url} — connected, ${state.latencyMs} ms`, error: false };
+    }
+    case 'unreachable':
+      return { text: '$(error) Nanochat: server unreachable', tooltip: state.message, error: true };
+    case 'unauthorized':
+      return { text: '$(error) Nanochat: server refused the key', tooltip: state.message, error: true };
+  }
+}
+
+/** The status-bar item: a view of the core's model (or server) state and chat activity. */
 export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('nanochat.status', vscode.StatusBarAlignment.Right, 100);
   private activity: ChatActivity = { generating: 0 };
@@ -56,6 +77,7 @@ export class StatusBar implements vscode.Disposable {
     this.item.command = COMMANDS.statusMenu;
     this.subscriptions.push(
       services.models.onDidChangeState(() => this.render()),
+      services.server.onDidChangeState(() => this.render()),
       services.backend.onDidChangeActivity((a) => { this.activity = a; this.render(); }),
       services.settings.onDidChange(() => this.render()),
       services.downloader.onProgress((p) => {
@@ -70,7 +92,9 @@ export class StatusBar implements vscode.Disposable {
   get text(): string { return this.item.text; }
 
   private render(): void {
-    const view = statusView(this.services.models.state, this.activity, this.services.models.selectedPath, this.download);
+    const view = this.services.settings.current.backend === 'server'
+      ? serverStatusView(this.services.server.state, this.activity)
+      : statusView(this.services.models.state, this.activity, this.services.models.selectedPath, this.download);
     if (view.text === this.item.text) return;
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
@@ -116,17 +140,16 @@ export class SelectionTokenCount implements vscode.Disposable {
   private async update(): Promise<void> {
     const run = ++this.generation;
     const editor = vscode.window.activeTextEditor;
-    const modelPath = this.services.models.selectedPath;
-    if (!editor || !modelPath || editor.selections.every((s) => s.isEmpty)) {
+    if (!editor || !this.services.backend.selectedModel() || editor.selections.every((s) => s.isEmpty)) {
       this.item.hide();
       return;
     }
     const text = editor.selections.map((s) => editor.document.getText(s)).join('\n');
     try {
-      const { tokens, engine } = await this.services.tokens.count(modelPath, text);
+      const { tokens, engine } = await this.services.backend.countTokens(text);
       if (run !== this.generation) return;
       this.item.text = `$(symbol-number) ${tokens.toLocaleString()} tokens`;
-      this.item.tooltip = `${tokens.toLocaleString()} tokens in the selection (${text.length.toLocaleString()} characters), ${engine === 'js' ? 'JS' : 'llama.cpp'} tokenizer. Click for details.`;
+      this.item.tooltip = `${tokens.toLocaleString()} tokens in the selection (${text.length.toLocaleString()} characters), ${engineLabel(engine)}. Click for details.`;
       this.item.show();
     } catch (err) {
       this.services.log.debug(`Selection count failed: ${err instanceof Error ? err.message : err}`);

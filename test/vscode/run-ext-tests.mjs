@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testModel } from '../support/models.ts';
 import { hostEnv } from './host.mjs';
+import { LlamaServer } from '../support/llamaServer.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 await esbuild.build({
@@ -41,13 +42,17 @@ fs.copyFileSync(model, path.join(untrusted, 'evil.gguf'));
 fs.writeFileSync(path.join(untrusted, '.vscode', 'settings.json'), JSON.stringify({
   'nanochat.model': path.join(untrusted, 'evil.gguf'), 'nanochat.modelsFolder': path.join(untrusted, 'models'), 'nanochat.maxHistoryMessages': 3,
 }));
+// A real llama-server on loopback for the server-backend suite (built once per machine from the bundled llama.cpp).
+const server = new LlamaServer(path.join(path.dirname(model), 'stories260K-chatml.gguf'));
 try {
-  await run('main', workspace);
+  await server.start();
+  await run('main', workspace, { NANOCHAT_TEST_SERVER_URL: server.url });
   if (!desktop) await run('restricted', untrusted, { NANOCHAT_TEST_WORKSPACE_TRUST: '1' });
 } catch (err) {
   console.error('Extension host tests failed:', err.message ?? err);
   process.exitCode = 1;
 } finally {
+  await server.stop();
   fs.rmSync(workspace, { recursive: true, force: true });
   fs.rmSync(untrusted, { recursive: true, force: true });
 }

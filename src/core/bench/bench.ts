@@ -3,7 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { corpusOfSize } from './corpus';
+import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
 import { ChatEngine, type ReplyStats } from '../chat/engine';
+import { ModelLibrary } from '../modelFiles/library';
+import { TokenCounter } from '../tokens/tokenCounter';
 import { NanochatError } from '../errors';
 import { checkModelFile } from '../modelFiles/ggufCheck';
 import { backendOf, importNodeLlamaCpp } from '../engine/llama';
@@ -80,9 +83,16 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
 
   const manager = new ModelManager({ settings: () => settings, sequences: 4, log });
   const chat = new ChatEngine(manager, () => settings, log);
+  // Replies go through the same seam as every surface's (the server backend will slot in here).
+  const memory = new Map<string, unknown>();
+  const tokenCounter = new TokenCounter({ models: manager, log });
+  const backend: ChatBackend = new EmbeddedBackend({
+    models: manager, chat, tokens: tokenCounter, settings: () => settings, log,
+    library: new ModelLibrary({ get: <T>(key: string) => memory.get(key) as T | undefined, update: async (key, value) => { memory.set(key, value); } }),
+  });
   let conversation = 0;
   const reply = async (messages: Array<{ role: 'user' | 'assistant'; content: string }>, id = `bench-${conversation++}`, extra: { maxTokens?: number } = {}, signal?: AbortSignal) => {
-    const r = chat.reply({ id, messages }, { maxTokens: extra.maxTokens ?? maxTokens, systemPrompt: null }, signal);
+    const r = backend.reply({ id, messages }, { maxTokens: extra.maxTokens ?? maxTokens, systemPrompt: null }, signal);
     for await (const _ of r) { /* drain */ }
     return r.stats;
   };
@@ -125,7 +135,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     for (let i = 0; i < runs; i++) {
       const controller = new AbortController();
       const id = `bench-${conversation++}`;
-      const r = chat.reply({ id, messages: [{ role: 'user', content: 'Write a very long story.' }] }, { maxTokens: 100_000, systemPrompt: null }, controller.signal);
+      const r = backend.reply({ id, messages: [{ role: 'user', content: 'Write a very long story.' }] }, { maxTokens: 100_000, systemPrompt: null }, controller.signal);
       let abortedAt = 0;
       for await (const _ of r) { if (!abortedAt) { abortedAt = performance.now(); controller.abort(); } }
       await r.stats;
@@ -202,7 +212,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     };
     return benchReportSchema.parse(report);
   } finally {
+    backend.dispose();
     chat.dispose();
+    await tokenCounter.dispose();
     await manager.dispose();
     await model.dispose();
   }

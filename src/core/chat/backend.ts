@@ -30,7 +30,7 @@ export interface BackendModel {
  * OpenAI-compatible server is the next. Cancelling is the AbortSignal given to `reply`.
  */
 export interface ChatBackend extends Disposable {
-  readonly kind: 'embedded';
+  readonly kind: 'embedded' | 'server';
   /** Models to offer, the selected one first where it is known. */
   listModels(): Promise<BackendModel[]>;
   /** The model replies go to now, without loading anything. */

@@ -84,6 +84,9 @@ export class Downloader {
 
   get inProgress(): string[] { return [...this.active.keys()]; }
 
+  /** Stops reporting progress (a download under way keeps its partial file and resumes next time). */
+  dispose(): void { this.progressEmitter.dispose(); }
+
   /** Where a partial download of `fileName` is kept. */
   partialPath(fileName: string): string { return path.join(this.modelsDir, PARTIAL_DIR, `${fileName}.part`); }
 

@@ -14,7 +14,13 @@ type Kind = JsTokenizer['kind'];
 type Pending = { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void };
 
 export type TokenizerEngine = 'js' | 'llama';
-export interface TokenCount { tokens: number; engine: TokenizerEngine }
+/** Which tokenizer counted: exact ones (the JS rebuild, llama.cpp, a server's /tokenize) or a labelled estimate. */
+export interface TokenCount { tokens: number; engine: TokenizerEngine | 'server' | 'estimate' }
+
+/** How a count names its tokenizer to the user. */
+export function engineLabel(engine: TokenCount['engine']): string {
+  return { js: 'JS tokenizer', llama: 'llama.cpp tokenizer', server: 'server\'s tokenizer', estimate: 'estimate (about 4 characters per token; the server cannot count)' }[engine];
+}
 
 export interface TokenCounterOptions {
   models?: ModelManager;

@@ -8,6 +8,7 @@ import { defineModelTests } from './models.test';
 import { definePanelTests } from './panel.test';
 import { defineParticipantTests } from './participant.test';
 import { defineRestrictedModeTests } from './restricted.test';
+import { defineServerTests } from './server.test';
 
 export function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 120_000, reporter: 'spec', ...(process.env.NANOCHAT_TEST_GREP ? { grep: process.env.NANOCHAT_TEST_GREP } : {}) });
@@ -23,6 +24,7 @@ export function run(): Promise<void> {
       defineBenchTests();
       defineModelTests();
       definePanelTests();
+      defineServerTests();
     }
   });
   return new Promise((resolve, reject) => {

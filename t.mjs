@@ -1,0 +1,15 @@
+import { getLlama, resolveChatWrapper, LlamaChat } from 'node-llama-cpp';
+const llama = await getLlama({ gpu: false, build: 'never' });
+const file = process.argv[2];
+let t = performance.now();
+const model = await llama.loadModel({ modelPath: file, vocabOnly: process.argv[3] === 'vocab' });
+console.log('load', Math.round(performance.now() - t));
+t = performance.now();
+const w = resolveChatWrapper(model);
+console.log('resolve auto', Math.round(performance.now() - t), w.wrapperName, w.constructor.name);
+t = performance.now();
+const w2 = resolveChatWrapper({ type: 'chatML', bosString: model.tokens.bosString, filename: model.filename, fileInfo: model.fileInfo, tokenizer: model.tokenizer, llama });
+console.log('resolve typed', Math.round(performance.now() - t), w2.wrapperName);
+t = performance.now();
+const w3 = resolveChatWrapper({ bosString: model.tokens.bosString, filename: model.filename, fileInfo: model.fileInfo, tokenizer: model.tokenizer, llama, noJinja: true });
+console.log('resolve noJinja', Math.round(performance.now() - t), w3.wrapperName);

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import type { ChatReply, ReplyStats } from '../../src/core/chat/engine';
+import { ServerBackend, ServerError, type ServerState } from '../../src/core/server/serverBackend';
+import type { Settings } from '../../src/core/settings';
+import { TokenCounter } from '../../src/core/tokens/tokenCounter';
+import { FaultServer } from '../support/faultServer';
+import { LlamaServer, freePort } from '../support/llamaServer';
+import { testModel } from '../support/models';
+import { testSettings } from '../support/settings';
+
+async function collect(reply: ChatReply, onText?: (text: string) => void): Promise<{ text: string; deltas: number; stats: ReplyStats }> {
+  let text = '';
+  let deltas = 0;
+  for await (const d of reply) { text += d; deltas++; onText?.(text); }
+  return { text, deltas, stats: await reply.stats };
+}
+
+const user = (content: string) => ({ role: 'user' as const, content });
+
+describe('server backend against a real llama-server (loopback, --parallel 4)', function () {
+  this.timeout(20 * 60_000); // the first run on a machine builds llama-server (about 8 minutes)
+  let model: string;
+  let server: LlamaServer;
+  let settings: Settings;
+  let backend: ServerBackend;
+  const states: ServerState[] = [];
+
+  before(async () => {
+    model = await testModel('stories260K-chatml.gguf');
+    server = await new LlamaServer(model).start();
+    settings = testSettings({ backend: 'server', 'server.url': server.url });
+    backend = new ServerBackend({ settings: () => settings });
+    backend.onDidChangeState((s) => states.push(s));
+  });
+  after(async () => { backend?.dispose(); await server?.stop(); });
+  beforeEach(function () { this.timeout(120_000); });
+
+  it('lists the server\'s model with the context a request gets, and reports connected with its latency', async () => {
+    const models = await backend.refresh();
+    assert.equal(models.length, 1);
+    assert.equal(models[0].name, 'stories260K-chatml');
+    assert.equal(models[0].contextSize, 1024, 'llama-server\'s /props: 4096 tokens over 4 slots');
+    assert.equal(backend.selectedModel()?.id, models[0].id);
+    const state = backend.state;
+    assert.equal(state.kind, 'connected');
+    assert.ok(state.kind === 'connected' && state.latencyMs >= 0 && state.model === models[0].id);
+  });
+
+  it('streams a reply through the openai client with the server\'s usage and timings, and counts tokens exactly as the embedded engine', async () => {
+    const { text, deltas, stats } = await collect(backend.reply({ messages: [user('Once upon a time')] }));
+    assert.ok(text.trim().length > 20 && deltas > 3, `${deltas} deltas: ${JSON.stringify(text)}`);
+    assert.equal(stats.model, 'stories260K-chatml');
+    assert.ok(stats.promptTokens > 5 && stats.completionTokens > 0 && stats.completionTokens <= settings.maxTokens, JSON.stringify(stats));
+    assert.ok(stats.tokensPerSecond > 0 && stats.timeToFirstTokenMs! <= stats.totalMs);
+    assert.ok(['done', 'maxTokens'].includes(stats.stopReason));
+    const counter = new TokenCounter();
+    try {
+      for (const sample of ['Once upon a time', 'def add(a, b):\n    return a + b  # 😀 你好', '']) {
+        const viaServer = await backend.countTokens(sample);
+        assert.equal(viaServer.engine, 'server');
+        assert.equal(viaServer.tokens, (await counter.count(model, sample, 'llama')).tokens, JSON.stringify(sample));
+      }
+    } finally {
+      await counter.dispose();
+    }
+  });
+
+  it('stops at once when cancelled, and the server\'s slot is idle right after', async () => {
+    const controller = new AbortController();
+    const long = await collect(backend.reply({ messages: [user('Once upon a time there was a dragon')] }, { maxTokens: 1000 }, controller.signal),
+      (text) => { if (text.length > 20) controller.abort(); });
+    assert.equal(long.stats.stopReason, 'cancelled');
+    assert.ok(long.text.length > 20);
+    let slots = await server.slots();
+    for (let i = 0; i < 40 && slots.some((s) => s.is_processing); i++) { await new Promise((r) => setTimeout(r, 25)); slots = await server.slots(); }
+    assert.deepEqual(slots.map((s) => s.is_processing), [false, false, false, false], 'no slot goes on generating');
+  });
+
+  it('sends tool results back in OpenAI\'s format and the model continues', async () => {
+    const tools = [{ name: 'getWeather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }];
+    const { text, stats } = await collect(backend.reply({ messages: [user('What is the weather in Paris?'),
+      { role: 'assistant', content: '', toolCalls: [{ id: 'call-1', name: 'getWeather', params: { city: 'Paris' }, result: 'sunny, 21 C' }] }] }, { tools, maxTokens: 16 }));
+    assert.ok(stats.promptTokens > 10 && (text.length > 0 || (stats.toolCalls?.length ?? 0) > 0), JSON.stringify({ text, stats }));
+  });
+
+  it('answers 16 concurrent chats, every reply intact and none mixed with another', async () => {
+    const prompts = Array.from({ length: 16 }, (_, i) => `Once upon a time, number ${i}, there was a`);
+    const alone = [];
+    for (const p of prompts.slice(0, 4)) alone.push((await collect(backend.reply({ messages: [user(p)] }, { maxTokens: 24 }))).text);
+    const together = await Promise.all(prompts.map((p) => collect(backend.reply({ messages: [user(p)] }, { maxTokens: 24 }))));
+    for (const [i, r] of together.entries()) {
+      assert.ok(r.text.length > 0 && r.stats.completionTokens > 0 && r.stats.stopReason !== 'error', `reply ${i}: ${JSON.stringify(r)}`);
+    }
+    // At temperature 0 a reply depends on its own prompt only: the batched replies are the ones each gets alone.
+    assert.deepEqual(together.slice(0, 4).map((r) => r.text), alone);
+  });
+
+  describe('faults: each a clear error, nothing lost, the process lives', () => {
+    it('a server that is not running', async () => {
+      const down = new ServerBackend({ settings: () => testSettings({ 'server.url': `http://127.0.0.1:${server.port + 1}/v1` }) });
+      await assert.rejects(down.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>
+        err instanceof ServerError && err.problem === 'unreachable' && /Cannot reach the server at http:\/\/127\.0\.0\.1:\d+\/v1/.test(err.message));
+      assert.equal(down.state.kind, 'unreachable');
+      assert.deepEqual(await down.listModels(), []);
+    });
+
+    it('401 without the API key, and the key goes to that origin only', async () => {
+      const locked = await new LlamaServer(model, ['--api-key', 'sekret-key']).start();
+      const asked: string[] = [];
+      let key: string | undefined;
+      const client = new ServerBackend({ settings: () => testSettings({ 'server.url': locked.url }), apiKey: async (origin) => { asked.push(origin); return key; } });
+      try {
+        await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>
+          err instanceof ServerError && err.problem === 'unauthorized' && /Set Server API Key/.test(err.message));
+        assert.equal(client.state.kind, 'unauthorized');
+        key = 'sekret-key';
+        const { text } = await collect(client.reply({ messages: [user('Once upon a time')] }, { maxTokens: 8 }));
+        assert.ok(text.length > 0);
+        assert.ok(asked.length > 0 && asked.every((o) => o === locked.origin), `asked for keys of ${asked.join(', ')}`);
+      } finally {
+        await locked.stop();
+      }
+    });
+
+    it('a 500, a malformed event stream, a first byte slower than the timeout, a model that is gone', async () => {
+      const faults = await new FaultServer(server.origin).start();
+      let local = testSettings({ 'server.url': faults.url, 'server.timeoutSeconds': 1 });
+      const client = new ServerBackend({ settings: () => local });
+      try {
+        await client.refresh();
+        faults.fault = 'status-500';
+        await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>
+          err instanceof ServerError && err.problem === 'server' && /answered 500: the model crashed/.test(err.message));
+        faults.fault = 'malformed-sse';
+        const broken = await collect(client.reply({ messages: [user('Hello')] }));
+        assert.equal(broken.text, 'Once upon', 'the text that arrived is kept');
+        assert.equal(broken.stats.stopReason, 'error');
+        assert.match(broken.stats.error!, /cannot read|server/i);
+        faults.fault = 'slow-first-byte';
+        await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>
+          err instanceof ServerError && err.problem === 'timeout' && /did not answer within 1 s/.test(err.message));
+        faults.fault = 'none';
+        local = { ...local, 'server.model': 'a-model-that-was-removed' };
+        await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>
+          err instanceof ServerError && err.problem === 'no-model' && /has no model "a-model-that-was-removed"/.test(err.message));
+        faults.fault = 'no-models';
+        local = { ...local, 'server.model': '' };
+        const emptied = new ServerBackend({ settings: () => local });
+        await assert.rejects(emptied.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>
+          err instanceof ServerError && err.problem === 'no-model' && /lists no models/.test(err.message));
+        faults.fault = 'none';
+        const { text } = await collect(client.reply({ messages: [user('Once upon a time')] }, { maxTokens: 8 }));
+        assert.ok(text.length > 0, 'the next request works');
+      } finally {
+        client.dispose();
+        await faults.close();
+      }
+    });
+
+    it('a server killed mid-stream: the text so far is kept and the reply ends with a clear error', async () => {
+      const doomed = await new LlamaServer(model).start(await freePort());
+      const client = new ServerBackend({ settings: () => testSettings({ 'server.url': doomed.url }) });
+      let killed: Promise<void> | undefined;
+      const r = await collect(client.reply({ messages: [user('Once upon a time there was a dragon')] }, { maxTokens: 2000 }), (text) => {
+        if (text.length > 10 && !killed) killed = doomed.kill();
+      });
+      await killed;
+      assert.ok(r.text.length > 10);
+      assert.equal(r.stats.stopReason, 'error');
+      assert.ok(r.stats.error && r.stats.error.length > 10, r.stats.error);
+      await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) => err instanceof ServerError && err.problem === 'unreachable');
+    });
+  });
+});

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+import type { ToWebview } from '../../../src/protocol/panel';
+import { host, noHistory, recordingStream, request, statsOf, token, type Api } from './helpers';
+
+/**
+ * Every surface through the server backend, against the real llama-server that run-ext-tests.mjs
+ * starts on loopback (NANOCHAT_TEST_SERVER_URL), serving the same fixture model.
+ */
+export function defineServerTests(): void {
+  describe('the server backend (a real llama-server on loopback) in the real extension host', () => {
+    let api: Api;
+    const url = process.env.NANOCHAT_TEST_SERVER_URL!;
+    const config = () => vscode.workspace.getConfiguration('nanochat');
+
+    before(async () => {
+      api = host.api;
+      assert.ok(url, 'run-ext-tests.mjs started a llama-server');
+      const connected = new Promise<void>((resolve) => { const sub = api.services.server.onDidChangeState((s) => { if (s.kind === 'connected') { sub.dispose(); resolve(); } }); });
+      await config().update('server.url', url, vscode.ConfigurationTarget.Global);
+      await config().update('backend', 'server', vscode.ConfigurationTarget.Global);
+      await connected;
+    });
+    after(async () => {
+      await config().update('backend', undefined, vscode.ConfigurationTarget.Global);
+      await config().update('server.url', undefined, vscode.ConfigurationTarget.Global);
+    });
+
+    it('shows the server in the status bar and offers its model in the picker', async () => {
+      assert.match(api.statusBar.text, /\$\(cloud\) stories260K-chatml/);
+      const models = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      assert.ok(models.some((m) => m.name === 'stories260K-chatml' && m.maxInputTokens === 1024 - 48), models.map((m) => `${m.name} ${m.maxInputTokens}`).join(', '));
+    });
+
+    it('answers @nanochat, the model picker and the panel from the server; counts with its tokenizer', async () => {
+      const rec = recordingStream();
+      const result = await api.participant.handler(request('Once upon a time'), noHistory, rec.stream, token());
+      assert.ok(statsOf(result)?.completionTokens > 0, rec.text());
+      assert.match(rec.text(), /stories260K-chatml/);
+
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User('Once upon a time')], {}, token());
+      let text = '';
+      for await (const t of response.text) text += t;
+      assert.ok(text.length > 10, text);
+      assert.equal(await chat.countTokens('Once upon a time'), (await api.services.tokens.count(host.model, 'Once upon a time', 'llama')).tokens, 'the server counts as the embedded engine does');
+
+      const posted: ToWebview[] = [];
+      const sub = api.panel.onDidPost((m) => posted.push(m));
+      try {
+        await vscode.commands.executeCommand('nanochat.openChatPanel');
+        await api.panel.receive({ type: 'ready' });
+        const state = posted.find((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state')!;
+        assert.ok(posted.some((m) => m.type === 'model' && m.model.kind === 'ready' && /server/.test(m.model.name ?? '')));
+        await api.panel.receive({ type: 'newConversation' });
+        const fresh = posted.filter((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state').at(-1)!;
+        assert.notEqual(fresh.activeId, state.activeId);
+        await api.panel.receive({ type: 'send', conversationId: fresh.activeId, text: 'Once upon a time' });
+        const done = posted.find((m): m is Extract<ToWebview, { type: 'done' }> => m.type === 'done');
+        assert.ok(done && done.stats.completionTokens > 0 && done.stats.model === 'stories260K-chatml', JSON.stringify(done));
+      } finally {
+        sub.dispose();
+        api.panel.webviewPanel?.dispose();
+      }
+    });
+
+    it('keeps the user\'s message and says what is wrong when the server is down, and works again after', async () => {
+      await config().update('server.url', 'http://127.0.0.1:9/v1', vscode.ConfigurationTarget.Global);
+      try {
+        const rec = recordingStream();
+        await api.participant.handler(request('Hello'), noHistory, rec.stream, token());
+        assert.match(rec.text(), /could not answer.*Cannot reach the server at http:\/\/127\.0\.0\.1:9\/v1/);
+        assert.match(api.statusBar.text, /server unreachable/);
+      } finally {
+        await config().update('server.url', url, vscode.ConfigurationTarget.Global);
+      }
+      const rec = recordingStream();
+      const result = await api.participant.handler(request('Once upon a time'), noHistory, rec.stream, token());
+      assert.ok(statsOf(result)?.completionTokens > 0, rec.text());
+    });
+  });
+}
