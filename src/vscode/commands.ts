@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
-import { errorMessage } from '../core/errors';
+import { NoModelError, errorMessage } from '../core/errors';
+import type { BackendModel } from '../core/chat/backend';
 import { COMMANDS, type Services } from './services';
 import { engineLabel } from '../core/tokens/tokenCounter';
 
@@ -16,8 +17,14 @@ export function registerCommands(services: Services): vscode.Disposable[] {
     vscode.commands.registerCommand(COMMANDS.countTokens, async () => {
       const editor = vscode.window.activeTextEditor;
       if (!editor) { void vscode.window.showInformationMessage('Open a file or select text to count its tokens.'); return undefined; }
-      const model = services.backend.selectedModel();
-      if (!model) { void vscode.window.showWarningMessage('Select a model first: token counts depend on its tokenizer.', 'Select Model…').then((c) => c && vscode.commands.executeCommand(COMMANDS.select)); return undefined; }
+      let model: BackendModel;
+      try {
+        model = await services.backend.prepare();
+      } catch (err) {
+        if (err instanceof NoModelError) void vscode.window.showWarningMessage('Select a model first: token counts depend on its tokenizer.', 'Select Model…').then((c) => c && vscode.commands.executeCommand(COMMANDS.select));
+        else void vscode.window.showErrorMessage(`Cannot count tokens: ${errorMessage(err)}`);
+        return undefined;
+      }
       const scope = editor.selection.isEmpty ? 'document' : 'selection';
       const text = editor.document.getText(editor.selection.isEmpty ? undefined : editor.selection);
       try {

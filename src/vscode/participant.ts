@@ -65,8 +65,7 @@ export function registerParticipant(services: Services, bench: Benchmarks): { pa
 async function answer(services: Services, request: vscode.ChatRequest, context: vscode.ChatContext,
   stream: vscode.ChatResponseStream, sink: { markdown(s: string): void }, token: vscode.CancellationToken): Promise<{ stats: ReplyStats; sent: ChatMessage[]; reply: string } | undefined> {
   const settings = services.settings.current;
-  const model = services.backend.selectedModel();
-  if (!model) throw new NoModelError();
+  const model = await services.backend.prepare();
   if (services.backend.kind === 'embedded' && services.models.state.kind !== 'ready') stream.progress('Loading model…');
   // Counting needs the tokenizer only; the reply below is the one place the model is acquired.
   const count = (text: string) => services.backend.countTokens(text).then((c) => c.tokens);
@@ -157,8 +156,7 @@ async function describeModel(services: Services, stream: vscode.ChatResponseStre
 }
 
 async function countPromptTokens(services: Services, request: vscode.ChatRequest, stream: vscode.ChatResponseStream): Promise<void> {
-  const model = services.backend.selectedModel();
-  if (!model) throw new NoModelError();
+  const model = await services.backend.prepare();
   // Counting needs the tokenizer only: the model's weights are not loaded for it.
   let engine: TokenCount['engine'] = 'js';
   const count = async (text: string) => { const c = await services.backend.countTokens(text); engine = c.engine; return c.tokens; };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ModelManager } from '../engine/models';
-import { errorMessage } from '../errors';
+import { NoModelError, errorMessage } from '../errors';
 import { Emitter, type Disposable, type Event } from '../events';
 import { silentLogger, type Logger } from '../log';
 import type { InstalledModel, ModelLibrary } from '../modelFiles/library';
@@ -35,6 +35,8 @@ export interface ChatBackend extends Disposable {
   listModels(): Promise<BackendModel[]>;
   /** The model replies go to now, without loading anything. */
   selectedModel(): BackendModel | undefined;
+  /** The selected model, connecting first where that is needed (a server); never loads weights. Throws a NanochatError that says what is missing. */
+  prepare(signal?: AbortSignal): Promise<BackendModel>;
   /** Makes a listed model the one replies go to (persisted, then loaded). */
   selectModel(id: string): Promise<void>;
   /** Streams a reply: text deltas, then stats (tokens, timings, tool calls, stop reason). */
@@ -95,6 +97,12 @@ export class EmbeddedBackend implements ChatBackend {
     if (!selected) return undefined;
     const known = this.installed().find((m) => m.path === selected);
     return known ? this.describe(known) : this.describe({ path: selected, name: selected.split(/[\\/]/).pop()!.replace(/\.gguf$/i, ''), sizeBytes: 0, architecture: 'gguf', hasChatTemplate: false, addedAt: 0 });
+  }
+
+  async prepare(): Promise<BackendModel> {
+    const model = this.selectedModel();
+    if (!model) throw new NoModelError();
+    return model;
   }
 
   async selectModel(id: string): Promise<void> {

@@ -38,6 +38,7 @@ export class BackendSwitch implements ChatBackend {
   listModels(): Promise<BackendModel[]> { return this.active.listModels(); }
   selectedModel(): BackendModel | undefined { return this.active.selectedModel(); }
   selectModel(id: string): Promise<void> { return this.active.selectModel(id); }
+  prepare(signal?: AbortSignal): Promise<BackendModel> { return this.active.prepare(signal); }
   reply(conversation: Conversation, options?: ReplyOptions, signal?: AbortSignal): ChatReply { return this.active.reply(conversation, options, signal); }
   countTokens(text: string, modelId?: string): Promise<TokenCount> { return this.active.countTokens(text, modelId); }
 

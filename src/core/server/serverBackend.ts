@@ -129,6 +129,16 @@ export class ServerBackend implements ChatBackend {
     await this.options.persistModel?.(id);
   }
 
+  async prepare(signal?: AbortSignal): Promise<BackendModel> {
+    if (this.models.length === 0 || !this.selectedModel()) await this.refresh(signal);
+    const chosen = this.selectedModel();
+    if (chosen) return chosen;
+    const wanted = this.options.settings()['server.model'];
+    throw new ServerError('no-model', wanted
+      ? `The server at ${this.url} has no model "${wanted}". Pick one with "Nanochat: Select Model…".`
+      : `The server at ${this.url} lists no models (GET /v1/models); is one loaded?`);
+  }
+
   reply(conversation: Conversation, options: ReplyOptions = {}, signal?: AbortSignal): ChatReply {
     const requested = performance.now();
     const stop = new AbortController();
@@ -182,14 +192,7 @@ export class ServerBackend implements ChatBackend {
     const calls = new Map<number, { id?: string; name: string; args: string }>();
     let model = '';
     try {
-      if (this.models.length === 0 || !this.selectedModel()) await this.refresh(stop.signal);
-      const chosen = this.selectedModel();
-      if (!chosen) {
-        throw new ServerError('no-model', settings['server.model']
-          ? `The server at ${this.url} has no model "${settings['server.model']}". Pick one with "Nanochat: Select Model…".`
-          : `The server at ${this.url} lists no models (GET /v1/models); is one loaded?`);
-      }
-      model = chosen.id;
+      model = (await this.prepare(stop.signal)).id;
       const client = await this.client();
       const turns = conversation.messages.filter((m) => m.role !== 'system');
       const earlier = settings.maxHistoryMessages > 0 ? turns.slice(0, -1).slice(-settings.maxHistoryMessages) : [];
@@ -236,7 +239,8 @@ export class ServerBackend implements ChatBackend {
         if (extra) timings = extra;
       }
       const toolCalls: ToolCall[] = [...calls.values()].map((c) => ({ ...(c.id ? { id: c.id } : {}), name: c.name, params: parseArguments(c.args) }));
-      const stopReason: StopReason = finish === 'length' ? 'maxTokens' : 'done';
+      // An abort can end the stream quietly (the client stops reading): it is still a stop, not an end.
+      const stopReason: StopReason = stop.signal.aborted ? (timedOut ? 'timeout' : 'cancelled') : finish === 'length' ? 'maxTokens' : 'done';
       return this.stats(model, requested, firstTokenAt, { text, chunks, usage, timings, stopReason, toolCalls, queue });
     } catch (err) {
       if (stop.signal.aborted || err instanceof APIUserAbortError) {
