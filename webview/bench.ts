@@ -72,18 +72,23 @@ function render(data: BenchToWebview): void {
   ].map((d) => ({ ...d, label: `${d.label}${label}` }));
   const throughput = (r: typeof report) => [r.promptTokensPerSecond.median, r.generationTokensPerSecond.median, r.generationTokensPerSecond.p95];
   chart('throughput-chart', { type: 'bar', data: { labels: ['Prompt', 'Generation (median)', 'Generation (p95)'], datasets: pair('', throughput(report), previous ? throughput(previous) : undefined) } });
+  // A server's point is concurrency: the same chart shows throughput at 1, 4 and 16 requests at once.
+  const levels = report.concurrency ?? [];
+  $('threads-caption').textContent = levels.length ? 'Throughput by requests at once (tokens/s, all requests)' : 'Generation by threads (tokens/s)';
   chart('threads-chart', {
     type: 'bar',
-    data: {
-      labels: report.threads.map((t) => `${t.threads} thread${t.threads === 1 ? '' : 's'}${t.threads === report.defaultThreads ? ' (default)' : ''}`),
-      datasets: [
-        { label: 'Alone', data: report.threads.map((t) => t.tokensPerSecond), backgroundColor: colors.current },
-        { label: 'Under CPU load', data: report.threads.map((t) => t.underLoadTokensPerSecond), backgroundColor: colors.load },
-      ],
-    },
+    data: levels.length
+      ? { labels: levels.map((c) => `${c.requests} at once`), datasets: [{ label: 'All requests', data: levels.map((c) => c.tokensPerSecond), backgroundColor: colors.current }] }
+      : {
+        labels: report.threads.map((t) => `${t.threads} thread${t.threads === 1 ? '' : 's'}${t.threads === report.defaultThreads ? ' (default)' : ''}`),
+        datasets: [
+          { label: 'Alone', data: report.threads.map((t) => t.tokensPerSecond), backgroundColor: colors.current },
+          { label: 'Under CPU load', data: report.threads.map((t) => t.underLoadTokensPerSecond), backgroundColor: colors.load },
+        ],
+      },
   });
   const tokenizer = (r: typeof report) => [r.tokenizer.jsTokensPerSecond, r.tokenizer.llamaTokensPerSecond];
-  chart('tokenizer-chart', { type: 'bar', data: { labels: ['JS (@huggingface/tokenizers)', 'llama.cpp'], datasets: pair('', tokenizer(report), previous ? tokenizer(previous) : undefined) }, options: { indexAxis: 'y' } });
+  chart('tokenizer-chart', { type: 'bar', data: { labels: ['JS (@huggingface/tokenizers)', report.backend === 'server' ? 'Server /tokenize' : 'llama.cpp'], datasets: pair('', tokenizer(report), previous ? tokenizer(previous) : undefined) }, options: { indexAxis: 'y' } });
   const turns = Array.from({ length: Math.max(report.multiTurn.turns, previous?.multiTurn.turns ?? 0) }, (_, i) => `Turn ${i + 1}`);
   chart('turns-chart', {
     type: 'line',
@@ -124,7 +129,9 @@ function render(data: BenchToWebview): void {
     });
     return tr;
   }));
-  $('footnote').textContent = `Default threads: ${report.defaultThreads}, ${report.defaultThreadsWithin80PercentUnderLoad ? 'within' : 'NOT within'} 80% of the best setting under load. Memory bandwidth measured with a buffer copy; utilisation = model bytes × generation tok/s ÷ bandwidth.`;
+  $('footnote').textContent = report.backend === 'server'
+    ? `Measured against ${report.server?.url ?? 'the server'} from this machine; time to first token includes the network. Multi-turn "without reuse" changes the first line so the server's prompt cache cannot answer.`
+    : `Default threads: ${report.defaultThreads}, ${report.defaultThreadsWithin80PercentUnderLoad ? 'within' : 'NOT within'} 80% of the best setting under load. Memory bandwidth measured with a buffer copy; utilisation = model bytes × generation tok/s ÷ bandwidth.`;
   $('report').setAttribute('aria-busy', 'false');
   document.body.dataset.rendered = report.createdAt;
 }

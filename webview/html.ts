@@ -64,7 +64,7 @@ export function benchHtml(options: PanelHtmlOptions): string {
   <section id="summary" class="cards" aria-label="Summary"></section>
   <section class="charts">
     <figure><figcaption>Throughput (tokens/s)</figcaption><div class="chart"><canvas id="throughput-chart" role="img" aria-label="Throughput bar chart"></canvas></div></figure>
-    <figure><figcaption>Generation by threads (tokens/s)</figcaption><div class="chart"><canvas id="threads-chart" role="img" aria-label="Threads bar chart"></canvas></div></figure>
+    <figure><figcaption id="threads-caption">Generation by threads (tokens/s)</figcaption><div class="chart"><canvas id="threads-chart" role="img" aria-label="Threads bar chart"></canvas></div></figure>
     <figure><figcaption>Tokenizer (tokens/s)</figcaption><div class="chart"><canvas id="tokenizer-chart" role="img" aria-label="Tokenizer bar chart"></canvas></div></figure>
     <figure><figcaption>Multi-turn: time to first token by turn (ms)</figcaption><div class="chart"><canvas id="turns-chart" role="img" aria-label="Multi-turn line chart"></canvas></div></figure>
     <figure><figcaption>History: generation tokens/s per run</figcaption><div class="chart"><canvas id="history-chart" role="img" aria-label="History line chart"></canvas></div></figure>

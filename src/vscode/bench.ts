@@ -12,6 +12,8 @@ import { benchHtml } from '../../webview/html';
 import { COMMANDS, type Services } from './services';
 import { attachWebview } from './webview';
 import { abortOn } from './cancellation';
+import { runServerBenchmark } from '../core/bench/serverBench';
+import { serverKeySecret } from './secrets';
 
 export const BENCH_VIEW_TYPE = 'nanochat.benchReport';
 
@@ -60,17 +62,27 @@ export class Benchmarks implements vscode.Disposable {
    */
   run(request: BenchRunRequest, token?: vscode.CancellationToken, onProgress?: (step: string, fraction: number) => void): Promise<BenchResult> {
     if (this.running) return this.running;
-    const modelPath = request.modelPath ?? this.services.models.selectedPath;
-    if (!modelPath) return Promise.reject(new NanochatError('Select a model to benchmark first.'));
+    const settings = this.services.settings.current;
+    const server = settings.backend === 'server' && !request.modelPath;
+    const modelPath = request.modelPath ?? (server ? settings['server.url'] : this.services.models.selectedPath);
+    if (!modelPath) return Promise.reject(new NanochatError(server ? 'Set nanochat.server.url to benchmark a server.' : 'Select a model to benchmark first.'));
     const cancel = token ? abortOn(token) : undefined;
     const log = this.services.log;
     log.info(`Benchmark of ${modelPath} started (${request.quick ? 'quick' : 'full'}).`);
+    const progress = (step: string, fraction: number) => { log.debug(`Benchmark: ${step}`); onProgress?.(step, fraction); };
     this.running = (async () => {
-      const report = await runBenchmarkInChild({
-        modelPath, quick: request.quick, runs: request.runs, signal: cancel?.signal, log,
-        workerScript: path.join(this.services.context.extensionUri.fsPath, 'dist', 'benchWorker.js'),
-        onProgress: (step, fraction) => { log.debug(`Benchmark: ${step}`); onProgress?.(step, fraction); },
-      });
+      // A server is measured from here (it is all HTTP); the embedded engine in a child process, so its
+      // second copy of the model and its CPU-load test never slow the editor.
+      const report = server
+        ? await runServerBenchmark({
+          url: modelPath, model: settings['server.model'] || undefined, quick: request.quick, runs: request.runs, signal: cancel?.signal, onProgress: progress,
+          apiKey: await this.services.context.secrets.get(serverKeySecret(new URL(modelPath).origin)),
+        })
+        : await runBenchmarkInChild({
+          modelPath, quick: request.quick, runs: request.runs, signal: cancel?.signal, log,
+          workerScript: path.join(this.services.context.extensionUri.fsPath, 'dist', 'benchWorker.js'),
+          onProgress: progress,
+        });
       if (this.activationMs !== undefined) report.extension = { activationMs: Math.round(this.activationMs * 10) / 10 };
       const previous = appendHistory(this.historyFile, report);
       log.info(`Benchmark done: ${report.generationTokensPerSecond.median} tok/s generation, first token ${report.firstTokenMs.short.median} ms.`);
@@ -85,9 +97,11 @@ export class Benchmarks implements vscode.Disposable {
       void vscode.window.showInformationMessage('A benchmark is already running.');
       return (await this.running.catch(() => undefined))?.report;
     }
-    const modelPath = request.modelPath ?? this.services.models.selectedPath;
+    const settings = this.services.settings.current;
+    const server = settings.backend === 'server' && !request.modelPath;
+    const modelPath = request.modelPath ?? (server ? settings['server.url'] : this.services.models.selectedPath);
     if (!modelPath) {
-      const choice = await vscode.window.showWarningMessage('Select a model to benchmark first.', 'Select Model…', 'Download Model…');
+      const choice = await vscode.window.showWarningMessage(server ? 'Set nanochat.server.url to benchmark a server.' : 'Select a model to benchmark first.', 'Select Model…', 'Download Model…');
       if (choice) await vscode.commands.executeCommand(choice === 'Select Model…' ? COMMANDS.select : COMMANDS.download);
       return undefined;
     }
@@ -103,7 +117,7 @@ export class Benchmarks implements vscode.Disposable {
     try {
       const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Benchmarking ${path.basename(modelPath)}`, cancellable: true }, (progress, token) => {
         let done = 0;
-        return this.run({ ...request, modelPath, quick }, token, (step, fraction) => {
+        return this.run({ ...request, modelPath: server ? undefined : modelPath, quick }, token, (step, fraction) => {
           progress.report({ message: step, increment: Math.max(0, fraction * 100 - done) });
           done = Math.max(done, fraction * 100);
         });

@@ -7,13 +7,8 @@ import { ModelFileError, errorMessage } from '../core/errors';
 import { checkModelFile, formatBytes } from '../core/modelFiles/ggufCheck';
 import { COMMANDS, type Services } from './services';
 import { abortOn } from './cancellation';
+import { HF_TOKEN_SECRET, serverKeySecret } from './secrets';
 
-export const HF_TOKEN_SECRET = 'nanochat.huggingFaceToken';
-
-/** A server's API key lives in SecretStorage under its origin: it is sent to that origin only, and a changed URL asks again. */
-export function serverKeySecret(origin: string): string {
-  return `nanochat.serverApiKey:${origin}`;
-}
 
 /** The Hugging Face endpoint: HF_ENDPOINT (the variable huggingface_hub reads too, for mirrors), else huggingface.co. */
 export function huggingFaceEndpoint(): string {

@@ -7,6 +7,16 @@ import { FaultServer } from '../support/faultServer';
 import { LlamaServer, freePort } from '../support/llamaServer';
 import { testModel } from '../support/models';
 import { testSettings } from '../support/settings';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { benchReportSchema } from '../../src/core/bench/schema';
+import { benchRows } from '../../src/core/bench/report';
+import { assertOneLineFailure } from '../support/cli';
+import { REPO_ROOT } from '../support/models';
+
+const run = promisify(execFile);
+const benchCli = ['--import', 'tsx', path.join(REPO_ROOT, 'tools', 'cli', 'bench.ts')];
 
 async function collect(reply: ChatReply, onText?: (text: string) => void): Promise<{ text: string; deltas: number; stats: ReplyStats }> {
   let text = '';
@@ -93,6 +103,28 @@ describe('server backend against a real llama-server (loopback, --parallel 4)', 
     }
     // At temperature 0 a reply depends on its own prompt only: the batched replies are the ones each gets alone.
     assert.deepEqual(together.slice(0, 4).map((r) => r.text), alone);
+  });
+
+  it('npm run bench -- --server: the same report schema plus latency and throughput at 1, 4 and 16 requests at once', async () => {
+    const { stdout } = await run(process.execPath, [...benchCli, '--server', server.url, '--quick', '--json'], { cwd: REPO_ROOT, maxBuffer: 1e7 });
+    assert.equal(stdout.trim().split('\n').length, 1, 'nothing but the report on stdout');
+    const report = benchReportSchema.parse(JSON.parse(stdout));
+    assert.equal(report.backend, 'server');
+    assert.equal(report.model.name, 'stories260K-chatml');
+    assert.deepEqual(report.concurrency?.map((c) => c.requests), [1, 4, 16]);
+    for (const c of report.concurrency!) assert.ok(c.p50 > 0 && c.p50 <= c.p95 && c.p95 <= c.p99 && c.tokensPerSecond > 0, JSON.stringify(c));
+    assert.ok(report.firstTokenMs.short.median > 0 && report.generationTokensPerSecond.median > 0 && report.tokenizer.llamaTokensPerSecond > 0);
+    const rows = benchRows(report);
+    assert.ok(rows.some((r) => r.label === '16 at once, latency p99') && !rows.some((r) => r.section === 'Threads' || r.label === 'Load model'));
+  });
+
+  it('npm run bench -- --server: an unreachable or dying server exits non-zero with one line', async () => {
+    await assertOneLineFailure(run(process.execPath, [...benchCli, '--server', `http://127.0.0.1:${await freePort()}/v1`, '--quick', '--json'], { cwd: REPO_ROOT }),
+      /^nanochat bench: Cannot reach the server at http:\/\/127\.0\.0\.1:\d+\/v1/);
+    const doomed = await new LlamaServer(model).start();
+    const pending = run(process.execPath, [...benchCli, '--server', doomed.url, '--quick', '--json'], { cwd: REPO_ROOT });
+    setTimeout(() => void doomed.kill(), 1500);
+    await assertOneLineFailure(pending, /^nanochat bench: .*(server|reach)/i);
   });
 
   describe('faults: each a clear error, nothing lost, the process lives', () => {

@@ -56,6 +56,27 @@ describe('benchmark report webview in headless Chromium', function () {
     assert.deepEqual(harness.external, []);
   });
 
+  it('shows a server benchmark: concurrency instead of threads, no embedded-only rows', async () => {
+    const server = fixtureReport((r) => {
+      r.backend = 'server';
+      r.server = { url: 'http://gpu-box:8080/v1' };
+      r.threads = [];
+      r.defaultThreads = 0;
+      r.concurrency = [1, 4, 16].map((requests) => ({ requests, p50: 20 * requests, p95: 25 * requests, p99: 30 * requests, tokensPerSecond: 300 + requests * 10 }));
+    });
+    page = await harness.open();
+    const update: BenchToWebview = { type: 'report', report: server, previous: null, history: [] };
+    await deliver(page, update);
+    await page.waitForSelector(`body[data-rendered="${server.createdAt}"]`);
+    assert.ok(await inked('threads-chart') > 500, 'the concurrency chart has been drawn');
+    assert.equal(await page.locator('#threads-caption').innerText(), 'Throughput by requests at once (tokens/s, all requests)');
+    assert.equal(await page.locator('#table tbody tr').count(), benchRows(server).length);
+    assert.match(await page.locator('#table tbody tr', { hasText: '16 at once, latency p99' }).innerText(), /480 ms/);
+    assert.equal(await page.locator('#table tbody tr', { hasText: 'Load model' }).count(), 0);
+    assert.match(await page.locator('#subtitle').innerText(), /on the server http:\/\/gpu-box:8080\/v1/);
+    assert.deepEqual(await violations(page), []);
+  });
+
   it('asks the host to export, copy and run again', async () => {
     page = await harness.open();
     await deliver(page, message);

@@ -1,10 +1,12 @@
 // npm run bench -- --model FILE [--runs N] [--quick] [--json]
+//                   --server URL [--model NAME] [--quick] [--json]   (an OpenAI-compatible server; key in NANOCHAT_SERVER_API_KEY)
 // Benchmarks a model in this process; with --json, stdout is exactly one report object.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runBenchmark } from '../../src/core/bench/bench';
+import { runServerBenchmark } from '../../src/core/bench/serverBench';
 import { errorMessage } from '../../src/core/errors';
 import { formatBytes } from '../../src/core/modelFiles/ggufCheck';
 import { testModel } from '../../test/support/models';
@@ -34,18 +36,26 @@ async function main(): Promise<void> {
     process.exitCode = await runIsolated();
     return;
   }
-  const { values } = parseArgs({ options: { model: { type: 'string' }, runs: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
-  const modelPath = path.resolve(values.model ?? await testModel('stories260K.gguf'));
-  const report = await runBenchmark({
-    modelPath, quick: values.quick, runs: values.runs ? Number(values.runs) : undefined,
-    onProgress: values.json ? undefined : (step) => process.stderr.write(`… ${step}\n`),
-  });
+  const { values } = parseArgs({ options: { model: { type: 'string' }, server: { type: 'string' }, runs: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
+  const onProgress = values.json ? undefined : (step: string) => process.stderr.write(`… ${step}\n`);
+  const runs = values.runs ? Number(values.runs) : undefined;
+  const report = values.server
+    ? await runServerBenchmark({ url: values.server, model: values.model, apiKey: process.env.NANOCHAT_SERVER_API_KEY, quick: values.quick, runs, onProgress })
+    : await runBenchmark({ modelPath: path.resolve(values.model ?? await testModel('stories260K.gguf')), quick: values.quick, runs, onProgress });
   if (values.json) {
     const fd = Number(process.env.NANOCHAT_BENCH_REPORT_FD);
     fs.writeSync(Number.isInteger(fd) ? fd : 1, JSON.stringify(report) + '\n');
     return;
   }
   const r = report;
+  if (r.backend === 'server') {
+    console.log(`${r.model.name} on ${r.server?.url}; medians of ${r.runs} runs${r.quick ? ' (quick)' : ''}; connect ${r.load.totalMs} ms`);
+    console.log(`  first token: ${r.firstTokenMs.short.median} ms (${r.promptTokens.short}-token prompt), ${r.firstTokenMs.long.median} ms (${r.promptTokens.long} tokens)`);
+    console.log(`  prompt ${r.promptTokensPerSecond.median} tok/s; generation ${r.generationTokensPerSecond.median} tok/s; cancel ${r.cancelLatencyMs.median} ms`);
+    console.log(`  multi-turn first token at turn ${r.multiTurn.turns}: ${r.multiTurn.withReuseMs} ms with the prompt cache, ${r.multiTurn.withoutReuseMs} ms without (${r.multiTurn.speedup}×)`);
+    for (const c of r.concurrency ?? []) console.log(`  ${c.requests} at once: p50/p95/p99 ${c.p50}/${c.p95}/${c.p99} ms, ${c.tokensPerSecond} tok/s in all`);
+    return;
+  }
   console.log(`${r.model.name} (${r.model.architecture}, ${formatBytes(r.memory.modelBytes)}) on ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.backend}; medians of ${r.runs} runs${r.quick ? ' (quick)' : ''}`);
   console.log(`  load ${r.load.totalMs} ms (import ${r.load.importMs}, llama ${r.load.llamaMs}, model ${r.load.modelMs}, context ${r.load.contextMs})`);
   console.log(`  first token: ${r.firstTokenMs.short.median} ms (${r.promptTokens.short}-token prompt), ${r.firstTokenMs.long.median} ms (${r.promptTokens.long} tokens)`);

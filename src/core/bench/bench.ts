@@ -16,6 +16,7 @@ import { defaultSettings, type Settings } from '../settings';
 import { resolveThreads } from '../engine/threads';
 import { loadJsTokenizer } from '../tokens/tokenizer';
 import { benchReportSchema, type BenchReport } from './schema';
+import { LONG_PROMPT, latencies, percentile, round, summary } from './stats';
 
 export { benchReportSchema, type BenchReport } from './schema';
 
@@ -34,11 +35,6 @@ export class BenchCancelledError extends NanochatError {
   constructor() { super('The benchmark was cancelled.'); }
 }
 
-const percentile = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0; };
-const summary = (xs: number[]) => ({ median: round(percentile(xs, 0.5)), p95: round(percentile(xs, 0.95)) });
-const latencies = (xs: number[]) => ({ p50: round(percentile(xs, 0.5)), p95: round(percentile(xs, 0.95)), p99: round(percentile(xs, 0.99)) });
-const round = (n: number) => Math.round(n * 10) / 10;
-const LONG_PROMPT = 'Summarize the following notes in two sentences. ' + 'The team met to plan the next release of the editor extension; they reviewed open issues, agreed on priorities, and assigned owners. '.repeat(12);
 
 /**
  * Measures a model the way a user feels it: cold start, time to first token, prompt and generation

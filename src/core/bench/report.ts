@@ -22,12 +22,17 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
     rows.push({ section, label, value, unit, better, ...(before === undefined ? {} : { previous: before }) });
   };
   const load = 'Cold start';
+  const server = report.backend === 'server';
   if (report.extension) add(load, 'Extension activation', (r) => r.extension?.activationMs, 'ms', 'lower');
-  add(load, 'Import node-llama-cpp', (r) => r.load.importMs, 'ms', 'lower');
-  add(load, 'Start llama.cpp', (r) => r.load.llamaMs, 'ms', 'lower');
-  add(load, 'Load model', (r) => r.load.modelMs, 'ms', 'lower');
-  add(load, 'Create context', (r) => r.load.contextMs, 'ms', 'lower');
-  add(load, 'Total', (r) => r.load.totalMs, 'ms', 'lower');
+  if (server) {
+    add(load, 'Connect (list the server\'s models)', (r) => r.load.totalMs, 'ms', 'lower');
+  } else {
+    add(load, 'Import node-llama-cpp', (r) => r.load.importMs, 'ms', 'lower');
+    add(load, 'Start llama.cpp', (r) => r.load.llamaMs, 'ms', 'lower');
+    add(load, 'Load model', (r) => r.load.modelMs, 'ms', 'lower');
+    add(load, 'Create context', (r) => r.load.contextMs, 'ms', 'lower');
+    add(load, 'Total', (r) => r.load.totalMs, 'ms', 'lower');
+  }
 
   const speed = 'Speed';
   add(speed, `First token, short prompt (${report.promptTokens.short} tokens)`, (r) => r.firstTokenMs.short.median, 'ms', 'lower');
@@ -35,7 +40,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   add(speed, 'Prompt processing', (r) => r.promptTokensPerSecond.median, 'tok/s', 'higher');
   add(speed, 'Generation (median)', (r) => r.generationTokensPerSecond.median, 'tok/s', 'higher');
   add(speed, 'Generation (p95)', (r) => r.generationTokensPerSecond.p95, 'tok/s', 'higher');
-  add(speed, 'Memory-bandwidth utilisation', (r) => Math.round(r.bandwidthUtilisation * 10000) / 100, '%', 'higher');
+  if (!server) add(speed, 'Memory-bandwidth utilisation', (r) => Math.round(r.bandwidthUtilisation * 10000) / 100, '%', 'higher');
 
   const turns = 'Multi-turn';
   add(turns, `First token at turn ${report.multiTurn.turns}, KV cache reused`, (r) => r.multiTurn.withReuseMs, 'ms', 'lower');
@@ -45,11 +50,20 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   const latency = 'Latency';
   add(latency, 'Cancel (median)', (r) => r.cancelLatencyMs.median, 'ms', 'lower');
   for (const p of ['p50', 'p95', 'p99'] as const) add(latency, `Request ${p}`, (r) => r.latencyMs[p], 'ms', 'lower');
-  for (const p of ['p50', 'p95', 'p99'] as const) add(latency, `${report.concurrentLatencyMs.requests} concurrent requests ${p}`, (r) => r.concurrentLatencyMs[p], 'ms', 'lower');
+  if (report.concurrency) {
+    const level = 'Concurrency';
+    for (const c of report.concurrency) {
+      const at = (r: BenchReport) => r.concurrency?.find((x) => x.requests === c.requests);
+      for (const p of ['p50', 'p95', 'p99'] as const) add(level, `${c.requests} at once, latency ${p}`, (r) => at(r)?.[p], 'ms', 'lower');
+      add(level, `${c.requests} at once, throughput`, (r) => at(r)?.tokensPerSecond, 'tok/s', 'higher');
+    }
+  } else {
+    for (const p of ['p50', 'p95', 'p99'] as const) add(latency, `${report.concurrentLatencyMs.requests} concurrent requests ${p}`, (r) => r.concurrentLatencyMs[p], 'ms', 'lower');
+  }
 
   const tok = 'Tokenizer';
   add(tok, 'JS (@huggingface/tokenizers)', (r) => r.tokenizer.jsTokensPerSecond || undefined, 'tok/s', 'higher');
-  add(tok, 'llama.cpp', (r) => r.tokenizer.llamaTokensPerSecond, 'tok/s', 'higher');
+  add(tok, server ? 'Server /tokenize' : 'llama.cpp', (r) => r.tokenizer.llamaTokensPerSecond || undefined, 'tok/s', 'higher');
   add(tok, 'JS ÷ llama.cpp', (r) => r.tokenizer.ratio || undefined, '×', 'higher');
 
   const threads = 'Threads';
@@ -59,10 +73,12 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   }
 
   const memory = 'Memory and machine';
-  add(memory, 'RSS before load', (r) => r.memory.rssBeforeBytes, 'bytes', 'none');
-  add(memory, 'RSS after load', (r) => r.memory.rssAfterBytes, 'bytes', 'lower');
-  add(memory, 'Model file', (r) => r.memory.modelBytes, 'bytes', 'none');
-  add(memory, 'Memory bandwidth (copy)', (r) => r.machine.bandwidthBytesPerSecond, 'bytes/s', 'none');
+  if (!server) {
+    add(memory, 'RSS before load', (r) => r.memory.rssBeforeBytes, 'bytes', 'none');
+    add(memory, 'RSS after load', (r) => r.memory.rssAfterBytes, 'bytes', 'lower');
+    add(memory, 'Model file', (r) => r.memory.modelBytes, 'bytes', 'none');
+    add(memory, 'Memory bandwidth (copy)', (r) => r.machine.bandwidthBytesPerSecond, 'bytes/s', 'none');
+  }
   return rows;
 }
 
@@ -91,6 +107,7 @@ export function formatChange(row: BenchRow): string {
 /** One line saying what was measured where, for titles and exports. */
 export function benchTitle(report: BenchReport): string {
   const m = report.machine;
+  if (report.backend === 'server') return `${report.model.name} on the server ${report.server?.url ?? ''}`;
   return `${report.model.name} (${report.model.architecture}, ${formatBytes(report.memory.modelBytes)}) on ${m.cpu}, ${m.cores} cores, ${m.backend.toUpperCase()}`;
 }
 

@@ -22,10 +22,15 @@ export const benchReportSchema = z.object({
   tokenizer: z.object({ bytes: z.number(), tokens: z.number(), jsTokensPerSecond: z.number(), llamaTokensPerSecond: z.number(), ratio: z.number() }),
   memory: z.object({ rssBeforeBytes: z.number(), rssAfterBytes: z.number(), modelBytes: z.number() }),
   threads: z.array(z.object({ threads: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() })),
-  defaultThreads: z.number().int().positive(),
+  defaultThreads: z.number().int().nonnegative(),
   defaultThreadsWithin80PercentUnderLoad: z.boolean(),
   machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
   bandwidthUtilisation: z.number().nonnegative(),
+  /** `server`: a benchmark of an OpenAI-compatible server (load is the time to list its models; no threads). */
+  backend: z.enum(['embedded', 'server']).optional(),
+  server: z.object({ url: z.string() }).optional(),
+  /** A server's point: latency and throughput at 1, 4 and 16 requests at once. */
+  concurrency: z.array(latency.extend({ requests: z.number().int().positive(), tokensPerSecond: z.number().nonnegative() })).optional(),
   /** Added when the benchmark runs from the extension: how long nanochat took to activate. */
   extension: z.object({ activationMs: z.number().nonnegative() }).optional(),
 });

@@ -296,7 +296,7 @@ export class ServerBackend implements ChatBackend {
     if (err instanceof APIConnectionTimeoutError) {
       error = new ServerError('timeout', `The server at ${url} did not answer within ${this.options.settings()['server.timeoutSeconds']} s (nanochat.server.timeoutSeconds).`, { cause: err });
     } else if (err instanceof APIConnectionError) {
-      error = new ServerError('unreachable', `Cannot reach the server at ${url}: ${errorMessage(err.cause ?? err)}. Is it running, and is nanochat.server.url right?`, { cause: err });
+      error = new ServerError('unreachable', `Cannot reach the server at ${url}: ${networkReason(err)}. Is it running, and is nanochat.server.url right?`, { cause: err });
     } else if (err instanceof APIError) {
       error = new ServerError('server', `The server at ${url} answered ${err.status ?? 'with an error'}: ${apiMessage(err)}`, { cause: err });
       this.log.error(error.message);
@@ -324,7 +324,9 @@ export class ServerBackend implements ChatBackend {
   private async client(): Promise<OpenAI> {
     const url = this.url!;
     const key = await this.options.apiKey?.(this.origin!);
-    return new OpenAI({ baseURL: url, apiKey: key || 'no-key', maxRetries: 0, fetch: this.options.fetch, timeout: this.options.settings()['server.timeoutSeconds'] * 1000 });
+    // One retry: a pooled keep-alive socket that the server has just closed fails before the request
+    // reaches it (undici's "other side closed"); the client retries only such connection errors, 408/429 and 5xx.
+    return new OpenAI({ baseURL: url, apiKey: key || 'no-key', maxRetries: 1, fetch: this.options.fetch, timeout: this.options.settings()['server.timeoutSeconds'] * 1000 });
   }
 
   /** llama-server's /props: the context a request gets (per slot). Other servers have none. */
@@ -366,6 +368,16 @@ function toOpenAi(m: ChatMessage): ChatCompletionMessageParam[] {
     { role: 'assistant', content: m.content || null, tool_calls: calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: JSON.stringify(c.params ?? {}) } })) },
     ...calls.filter((c) => c.result !== undefined).map((c) => ({ role: 'tool' as const, tool_call_id: c.id, content: c.result! })),
   ];
+}
+
+/** The deepest cause's code or message: "connect ECONNREFUSED 127.0.0.1:9" says more than "fetch failed". */
+function networkReason(err: unknown): string {
+  let reason = errorMessage(err);
+  for (let cause = (err as { cause?: unknown }).cause; cause; cause = (cause as { cause?: unknown }).cause) {
+    const code = (cause as { code?: string }).code;
+    reason = code ? `${code}${(cause as { address?: string }).address ? ` (${(cause as { address?: string }).address}:${(cause as { port?: number }).port})` : ''}` : errorMessage(cause);
+  }
+  return reason;
 }
 
 function parseArguments(args: string): unknown {

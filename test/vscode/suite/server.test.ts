@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
+import type { BenchReport } from '../../../src/core/bench/schema';
 import type { ToWebview } from '../../../src/protocol/panel';
 import { host, noHistory, recordingStream, request, statsOf, token, type Api } from './helpers';
 
@@ -62,6 +63,23 @@ export function defineServerTests(): void {
         sub.dispose();
         api.panel.webviewPanel?.dispose();
       }
+    });
+
+    it('keeps the API key in secret storage under the server\'s origin, and benchmarks the server into the report', async function () {
+      this.timeout(240_000);
+      const origin = new URL(url).origin;
+      assert.equal(await vscode.commands.executeCommand('nanochat.setServerApiKey', 'test-key-123'), true);
+      assert.equal(await api.services.context.secrets.get(`nanochat.serverApiKey:${origin}`), 'test-key-123');
+      assert.equal(config().get('server.url'), url, 'the key is not a setting');
+      assert.ok(!JSON.stringify(config()).includes('test-key-123'));
+      const report = await vscode.commands.executeCommand<BenchReport>('nanochat.runBenchmark', { quick: true });
+      assert.equal(report.backend, 'server');
+      assert.deepEqual(report.concurrency?.map((c) => c.requests), [1, 4, 16]);
+      assert.ok(report.generationTokensPerSecond.median > 0);
+      assert.equal(api.bench.webviewPanel?.viewType, 'nanochat.benchReport');
+      api.bench.webviewPanel?.dispose();
+      assert.equal(await vscode.commands.executeCommand('nanochat.setServerApiKey', ''), true);
+      assert.equal(await api.services.context.secrets.get(`nanochat.serverApiKey:${origin}`), undefined);
     });
 
     it('keeps the user\'s message and says what is wrong when the server is down, and works again after', async () => {
