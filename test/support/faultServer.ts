@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = 'none' | 'status-500' | 'malformed-sse' | 'slow-first-byte' | 'no-models';
+export type Fault = 'none' | 'status-500' | 'malformed-sse' | 'slow-first-byte' | 'no-models' | 'tool-call-stream' | 'no-tokenize';
 
 /**
  * A loopback server that forwards to a real llama-server, except for the fault it is told to inject
@@ -39,6 +39,21 @@ export class FaultServer {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: {"id":"1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Once upon"},"finish_reason":null}]}\n\n');
       res.end('data: {"choices":[{"delta":{"content": broken\n\n');
+      return;
+    }
+    if (chat && this.fault === 'tool-call-stream') {
+      // A tool call as OpenAI and vLLM stream it: the id and name first, the arguments in pieces.
+      const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_abc', type: 'function', function: { name: 'getWeather', arguments: '' } }] }));
+      res.write(chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city": "Pa' } }] }));
+      res.write(chunk({ tool_calls: [{ index: 0, function: { arguments: 'ris"}' } }] }));
+      res.write(chunk({}, 'tool_calls'));
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    if (req.url?.includes('/tokenize') && this.fault === 'no-tokenize') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":404,"message":"Not Found"}}');
       return;
     }
     if (chat && this.fault === 'slow-first-byte') {

@@ -14,6 +14,20 @@ function memoryStore(): KeyValueStore & { data: Map<string, string> } {
 }
 
 describe('ConversationStore', () => {
+  it('keeps every reply when several conversations are written at once, even if the store applies writes later', async () => {
+    // A store whose writes land after a turn of the event loop, as a remote Memento's may.
+    const data = new Map<string, string>();
+    const slow: KeyValueStore = {
+      get: <T>(key: string) => (data.has(key) ? JSON.parse(data.get(key)!) as T : undefined),
+      update: (key: string, value: unknown) => new Promise<void>((resolve) => setTimeout(() => { data.set(key, JSON.stringify(value)); resolve(); }, 1)),
+    };
+    const store = new ConversationStore(slow);
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push((await store.create()).id);
+    await Promise.all(ids.map((id, i) => store.setMessages(id, [{ role: 'user', content: `question ${i}`, createdAt: i }, { role: 'assistant', content: `answer ${i}`, createdAt: i }])));
+    for (const [i, id] of ids.entries()) assert.deepEqual(store.get(id)!.messages.map((m) => m.content), [`question ${i}`, `answer ${i}`]);
+  });
+
   it('creates, titles, renames, switches and deletes conversations that persist', async () => {
     const backing = memoryStore();
     const store = new ConversationStore(backing);

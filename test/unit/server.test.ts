@@ -154,7 +154,7 @@ describe('server backend against a real llama-server (loopback, --parallel 4)', 
       }
     });
 
-    it('a 500, a malformed event stream, a first byte slower than the timeout, a model that is gone', async () => {
+    it('a 500, a malformed event stream, a first byte slower than the timeout, a model that is gone; a streamed tool call; no /tokenize', async () => {
       const faults = await new FaultServer(server.origin).start();
       let local = testSettings({ 'server.url': faults.url, 'server.timeoutSeconds': 1 });
       const client = new ServerBackend({ settings: () => local });
@@ -171,6 +171,11 @@ describe('server backend against a real llama-server (loopback, --parallel 4)', 
         faults.fault = 'slow-first-byte';
         await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>
           err instanceof ServerError && err.problem === 'timeout' && /did not answer within 1 s/.test(err.message));
+        faults.fault = 'tool-call-stream';
+        const called = await collect(client.reply({ messages: [user('Weather in Paris?')] }, { tools: [{ name: 'getWeather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }] }));
+        assert.deepEqual(called.stats.toolCalls, [{ id: 'call_abc', name: 'getWeather', params: { city: 'Paris' } }], 'a streamed tool call comes back whole');
+        faults.fault = 'no-tokenize';
+        assert.deepEqual(await client.countTokens('abcdefgh'), { tokens: 2, engine: 'estimate' }, 'a server without /tokenize gets a labelled estimate');
         faults.fault = 'none';
         local = { ...local, 'server.model': 'a-model-that-was-removed' };
         await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) =>

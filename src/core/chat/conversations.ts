@@ -20,6 +20,9 @@ const MAX_CONVERSATIONS = 200;
  * and restarts. Oldest conversations beyond 200 are dropped.
  */
 export class ConversationStore {
+  /** Writes run one after another: each reads what the previous one stored (replies end concurrently). */
+  private writes: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly store: KeyValueStore) {}
 
   list(): ConversationSummary[] {
@@ -45,7 +48,7 @@ export class ConversationStore {
   async create(): Promise<StoredConversation> {
     const now = Date.now();
     const conversation: StoredConversation = { id: randomUUID(), title: DEFAULT_TITLE, createdAt: now, updatedAt: now, messages: [] };
-    await this.save([conversation, ...this.all()].slice(0, MAX_CONVERSATIONS));
+    await this.exclusive(() => this.save([conversation, ...this.all()].slice(0, MAX_CONVERSATIONS)));
     await this.setActive(conversation.id);
     return conversation;
   }
@@ -55,7 +58,7 @@ export class ConversationStore {
   }
 
   async delete(id: string): Promise<void> {
-    await this.save(this.all().filter((c) => c.id !== id));
+    await this.exclusive(() => this.save(this.all().filter((c) => c.id !== id)));
   }
 
   /** Replaces the messages; a still-untitled conversation takes its title from the first message. */
@@ -67,14 +70,22 @@ export class ConversationStore {
     });
   }
 
-  private async change(id: string, edit: (c: StoredConversation) => void): Promise<StoredConversation | undefined> {
-    const all = this.all();
-    const conversation = all.find((c) => c.id === id);
-    if (!conversation) return undefined;
-    edit(conversation);
-    conversation.updatedAt = Date.now();
-    await this.save([conversation, ...all.filter((c) => c !== conversation)]);
-    return conversation;
+  private change(id: string, edit: (c: StoredConversation) => void): Promise<StoredConversation | undefined> {
+    return this.exclusive(async () => {
+      const all = this.all();
+      const conversation = all.find((c) => c.id === id);
+      if (!conversation) return undefined;
+      edit(conversation);
+      conversation.updatedAt = Date.now();
+      await this.save([conversation, ...all.filter((c) => c !== conversation)]);
+      return conversation;
+    });
+  }
+
+  private exclusive<T>(write: () => Promise<T>): Promise<T> {
+    const next = this.writes.then(write, write);
+    this.writes = next.catch(() => undefined);
+    return next;
   }
 
   private all(): StoredConversation[] {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { BenchReport } from '../../../src/core/bench/schema';
+import { ConversationStore } from '../../../src/core/chat/conversations';
+import type { HandledRequest } from '../../../src/vscode/participant';
 import type { ToWebview } from '../../../src/protocol/panel';
 import { host, noHistory, recordingStream, request, statsOf, token, type Api } from './helpers';
 
@@ -33,6 +35,22 @@ export function defineServerTests(): void {
       assert.ok(models.some((m) => m.name === 'stories260K-chatml' && m.maxInputTokens === 1024 - 48), models.map((m) => `${m.name} ${m.maxInputTokens}`).join(', '));
     });
 
+    it('answers "@nanochat" sent through the real Chat view from the server', async () => {
+      const handled = new Promise<HandledRequest>((resolve) => {
+        const sub = api.participant.onDidHandle((h) => { if (h.prompt.includes('a server story')) { sub.dispose(); resolve(h); } });
+      });
+      let result: HandledRequest | 'timeout' = 'timeout';
+      for (let attempt = 0; attempt < 10 && result === 'timeout'; attempt++) {
+        await vscode.commands.executeCommand('workbench.action.chat.open', { query: '@nanochat Once upon a time, a server story' });
+        result = await Promise.race([handled, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))]);
+      }
+      assert.notEqual(result, 'timeout', 'the participant never got the request');
+      const h = result as HandledRequest;
+      assert.equal(h.error, undefined);
+      assert.equal(h.stats?.model, 'stories260K-chatml');
+      assert.ok(h.text.trim().length > 10 && h.stats!.completionTokens > 0, h.text);
+    });
+
     it('answers @nanochat, the model picker and the panel from the server; counts with its tokenizer', async () => {
       const rec = recordingStream();
       const result = await api.participant.handler(request('Once upon a time'), noHistory, rec.stream, token());
@@ -59,6 +77,48 @@ export function defineServerTests(): void {
         await api.panel.receive({ type: 'send', conversationId: fresh.activeId, text: 'Once upon a time' });
         const done = posted.find((m): m is Extract<ToWebview, { type: 'done' }> => m.type === 'done');
         assert.ok(done && done.stats.completionTokens > 0 && done.stats.model === 'stories260K-chatml', JSON.stringify(done));
+      } finally {
+        sub.dispose();
+        api.panel.webviewPanel?.dispose();
+      }
+    });
+
+    it('16 concurrent chats from the panel and the model picker: every reply intact, none mixed', async () => {
+      const prompts = Array.from({ length: 8 }, (_, i) => `Once upon a time, story ${i}, there was a`);
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const ask = async (prompt: string) => {
+        const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User(prompt)], {}, token());
+        let text = '';
+        for await (const t of response.text) text += t;
+        return text;
+      };
+      const alone = await ask(prompts[0]);
+      const posted: ToWebview[] = [];
+      const sub = api.panel.onDidPost((m) => posted.push(m));
+      try {
+        await vscode.commands.executeCommand('nanochat.openChatPanel');
+        const ids: string[] = [];
+        for (let i = 0; i < prompts.length; i++) {
+          await api.panel.receive({ type: 'newConversation' });
+          ids.push(posted.filter((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state').at(-1)!.activeId);
+        }
+        assert.equal(new Set(ids).size, prompts.length);
+        const [picker] = await Promise.all([
+          Promise.all(prompts.map(ask)),
+          Promise.all(ids.map((id, i) => api.panel.receive({ type: 'send', conversationId: id, text: prompts[i] }))),
+        ]);
+        assert.equal(picker[0], alone, 'a reply does not depend on the requests beside it');
+        for (const [i, id] of ids.entries()) {
+          const streamed = posted.filter((m): m is Extract<ToWebview, { type: 'delta' }> => m.type === 'delta' && m.conversationId === id).map((m) => m.text).join('');
+          const done = posted.find((m): m is Extract<ToWebview, { type: 'done' }> => m.type === 'done' && m.conversationId === id);
+          assert.ok(done && done.stats.stopReason !== 'error' && streamed.length > 0, `conversation ${i}: ${JSON.stringify(done)}`);
+          const saved = new ConversationStore(api.services.context.globalState).get(id)!;
+          assert.deepEqual(saved.messages.map((m) => m.role), ['user', 'assistant']);
+          assert.equal(saved.messages[0].content, prompts[i]);
+          assert.equal(saved.messages[1].content, streamed, `conversation ${i} holds exactly its own stream`);
+        }
+        for (const text of picker) assert.ok(text.length > 0);
+        for (const id of ids) await api.panel.receive({ type: 'deleteConversation', conversationId: id });
       } finally {
         sub.dispose();
         api.panel.webviewPanel?.dispose();
