@@ -95,11 +95,14 @@ export class ServerBackend implements ChatBackend {
       const settings = this.options.settings();
       const listed = page.data;
       const fallbackContext = await this.serverContextSize(signal);
-      this.models = listed.map((m) => {
-        const extra = m as unknown as { max_model_len?: number; meta?: { n_ctx_train?: number } };
-        const contextSize = extra.max_model_len ?? fallbackContext ?? settings.contextSize;
+      this.models = await Promise.all(listed.map(async (m) => {
+        const extra = m as unknown as { max_model_len?: number };
+        // vLLM names it in the list; llama-server in /props; Ollama per model in /api/show.
+        // /api/show only for short lists: not one request per model of a large hosted catalogue.
+        const contextSize = extra.max_model_len ?? fallbackContext
+          ?? (listed.length <= 20 ? await this.ollamaContextSize(m.id, signal) : undefined) ?? settings.contextSize;
         return { id: m.id, name: shortName(m.id), family: m.owned_by || 'server', contextSize, maxOutputTokens: Math.min(settings.maxTokens, Math.floor(contextSize / 2)) };
-      });
+      }));
       const selected = this.selectedModel();
       this.setState({ kind: 'connected', url, model: selected?.id ?? '', latencyMs });
       this.log.info(`Server ${url}: ${this.models.length} model(s), ${latencyMs} ms.`);
@@ -334,6 +337,13 @@ export class ServerBackend implements ChatBackend {
     const props = await this.fetchJson(`${this.origin}/props`, undefined, signal).catch(() => undefined) as { default_generation_settings?: { n_ctx?: number } } | undefined;
     const n = props?.default_generation_settings?.n_ctx;
     return typeof n === 'number' && n > 0 ? n : undefined;
+  }
+
+  /** Ollama's /api/show: `model_info["<architecture>.context_length"]`. */
+  private async ollamaContextSize(model: string, signal?: AbortSignal): Promise<number | undefined> {
+    const shown = await this.fetchJson(`${this.origin}/api/show`, { model }, signal).catch(() => undefined) as { model_info?: Record<string, unknown> } | undefined;
+    const entry = Object.entries(shown?.model_info ?? {}).find(([key, value]) => key.endsWith('.context_length') && typeof value === 'number');
+    return entry ? entry[1] as number : undefined;
   }
 
   private async fetchJson(url: string, body?: object, signal?: AbortSignal): Promise<unknown> {

@@ -11,7 +11,7 @@ import { host, noHistory, recordingStream, request, statsOf, token } from './hel
  */
 export function defineRestrictedModeTests(): void {
   describe('Restricted Mode (an untrusted cloned repository)', () => {
-    it('ignores the workspace\'s model file and models folder, and still answers with the user\'s model', async () => {
+    it('ignores the workspace\'s model file, models folder, backend and server URL, and still answers with the user\'s model', async () => {
       const api = host.api;
       assert.equal(vscode.workspace.isTrusted, false, 'the workspace is untrusted');
       const folder = vscode.workspace.workspaceFolders![0].uri.fsPath;
@@ -21,6 +21,9 @@ export function defineRestrictedModeTests(): void {
       assert.equal(api.services.settings.current.maxHistoryMessages, tried['nanochat.maxHistoryMessages']);
       assert.equal(api.services.settings.current.model, host.model, 'the user\'s model, not the repository\'s');
       assert.equal(api.services.settings.current.modelsFolder, '', 'downloads do not go into the repository');
+      assert.equal(tried['nanochat.server.url'], 'http://attacker.invalid:8080/v1');
+      assert.equal(api.services.settings.current.backend, 'embedded', 'prompts are not sent to the repository\'s server');
+      assert.equal(api.services.settings.current['server.url'], '', 'nor is the API key');
       const rec = recordingStream();
       const result = await api.participant.handler(request('Once upon a time'), noHistory, rec.stream, token());
       assert.ok(statsOf(result)?.completionTokens > 0, rec.text());
