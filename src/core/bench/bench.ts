@@ -16,7 +16,7 @@ import { defaultSettings, type Settings } from '../settings';
 import { resolveThreads } from '../engine/threads';
 import { loadJsTokenizer } from '../tokens/tokenizer';
 import { benchReportSchema, type BenchReport } from './schema';
-import { LONG_PROMPT, latencies, percentile, round, summary } from './stats';
+import { LONG_PROMPT, benchPlan, latencies, percentile, round, summary } from './stats';
 
 export { benchReportSchema, type BenchReport } from './schema';
 
@@ -43,15 +43,7 @@ export class BenchCancelledError extends NanochatError {
  * comes to the machine's memory bandwidth.
  */
 export async function runBenchmark(options: BenchOptions): Promise<BenchReport> {
-  const quick = options.quick ?? false;
-  const runs = options.runs ?? (quick ? 2 : 5);
-  const maxTokens = quick ? 24 : 64;
-  const steps = 9;
-  let step = 0;
-  const progress = (name: string) => {
-    if (options.signal?.aborted) throw new BenchCancelledError();
-    options.onProgress?.(name, step++ / steps);
-  };
+  const { quick, runs, maxTokens, progress } = benchPlan(options, 9, () => new BenchCancelledError());
   const log = options.log ?? silentLogger;
 
   progress('Checking the model');

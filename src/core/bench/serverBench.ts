@@ -6,7 +6,7 @@ import { defaultSettings, type Settings } from '../settings';
 import { BenchCancelledError, measureCopyBandwidth } from './bench';
 import { corpusOfSize } from './corpus';
 import { benchReportSchema, type BenchReport } from './schema';
-import { LONG_PROMPT, latencies, round, summary } from './stats';
+import { LONG_PROMPT, benchPlan, latencies, round, summary } from './stats';
 
 export interface ServerBenchOptions {
   /** The server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1. */
@@ -30,15 +30,7 @@ export const CONCURRENCY_LEVELS = [1, 4, 16] as const;
  * once. A server that cannot be reached, or dies during the run, fails with one clear error.
  */
 export async function runServerBenchmark(options: ServerBenchOptions): Promise<BenchReport> {
-  const quick = options.quick ?? false;
-  const runs = options.runs ?? (quick ? 2 : 5);
-  const maxTokens = quick ? 24 : 64;
-  const steps = 7;
-  let step = 0;
-  const progress = (name: string) => {
-    if (options.signal?.aborted) throw new BenchCancelledError();
-    options.onProgress?.(name, step++ / steps);
-  };
+  const { quick, runs, maxTokens, progress } = benchPlan(options, 7, () => new BenchCancelledError());
   const settings: Settings = {
     ...defaultSettings(), backend: 'server', 'server.url': options.url, 'server.model': options.model ?? '',
     temperature: 0, seed: 1, maxTokens, systemPrompt: '',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { activate } from '../../../src/extension';
+import type { HandledRequest } from '../../../src/vscode/participant';
 
 export type Api = Awaited<ReturnType<typeof activate>>;
 
@@ -60,4 +61,22 @@ export async function select(editor: vscode.TextEditor, selection: vscode.Select
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok(vscode.window.activeTextEditor?.selection.isEqual(selection), 'the selection was set');
+}
+
+/**
+ * Sends `@nanochat <prompt>` through the real Chat view and resolves with what the participant
+ * handled. The workbench selects a model asynchronously, so the first tries can fail with
+ * "Language model unavailable": it asks again, up to ten times.
+ */
+export async function askThroughChatView(prompt: string): Promise<HandledRequest> {
+  const handled = new Promise<HandledRequest>((resolve) => {
+    const sub = host.api.participant.onDidHandle((h) => { if (h.prompt.includes(prompt)) { sub.dispose(); resolve(h); } });
+  });
+  let result: HandledRequest | 'timeout' = 'timeout';
+  for (let attempt = 0; attempt < 10 && result === 'timeout'; attempt++) {
+    await vscode.commands.executeCommand('workbench.action.chat.open', { query: `@nanochat ${prompt}` });
+    result = await Promise.race([handled, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))]);
+  }
+  assert.notEqual(result, 'timeout', 'the participant never got the request');
+  return result as HandledRequest;
 }

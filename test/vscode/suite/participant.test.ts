@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { HandledRequest } from '../../../src/vscode/participant';
-import { host, mostAtOnce, noHistory, recordingStream, request, select, statsOf, token, type Api } from './helpers';
+import { askThroughChatView, host, mostAtOnce, noHistory, recordingStream, request, select, statsOf, token, type Api } from './helpers';
 
 export function defineParticipantTests(): void {
   describe('@nanochat in the real extension host', () => {
@@ -9,17 +9,7 @@ export function defineParticipantTests(): void {
     before(() => { api = host.api; });
 
     it('answers "@nanochat Once upon a time" sent through the real Chat view', async () => {
-      const handled = new Promise<HandledRequest>((resolve) => {
-        const sub = api.participant.onDidHandle((h) => { if (h.prompt.includes('Once upon a time')) { sub.dispose(); resolve(h); } });
-      });
-      let result: HandledRequest | 'timeout' = 'timeout';
-      for (let attempt = 0; attempt < 10 && result === 'timeout'; attempt++) {
-        // The workbench selects a model asynchronously; the first tries can fail with "Language model unavailable".
-        await vscode.commands.executeCommand('workbench.action.chat.open', { query: '@nanochat Once upon a time' });
-        result = await Promise.race([handled, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))]);
-      }
-      assert.notEqual(result, 'timeout', 'the participant never got the request');
-      const h = result as HandledRequest;
+      const h = await askThroughChatView('Once upon a time');
       assert.equal(h.error, undefined);
       assert.ok(h.text.trim().length > 20, `reply ${JSON.stringify(h.text)}`);
       assert.ok(h.stats && h.stats.completionTokens > 0);

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { BenchReport } from '../../../src/core/bench/schema';
 import { ConversationStore } from '../../../src/core/chat/conversations';
-import type { HandledRequest } from '../../../src/vscode/participant';
 import type { ToWebview } from '../../../src/protocol/panel';
-import { host, noHistory, recordingStream, request, statsOf, token, type Api } from './helpers';
+import { askThroughChatView, host, noHistory, recordingStream, request, statsOf, token, type Api } from './helpers';
 
 /**
  * Every surface through the server backend, against the real llama-server that run-ext-tests.mjs
@@ -36,16 +35,7 @@ export function defineServerTests(): void {
     });
 
     it('answers "@nanochat" sent through the real Chat view from the server', async () => {
-      const handled = new Promise<HandledRequest>((resolve) => {
-        const sub = api.participant.onDidHandle((h) => { if (h.prompt.includes('a server story')) { sub.dispose(); resolve(h); } });
-      });
-      let result: HandledRequest | 'timeout' = 'timeout';
-      for (let attempt = 0; attempt < 10 && result === 'timeout'; attempt++) {
-        await vscode.commands.executeCommand('workbench.action.chat.open', { query: '@nanochat Once upon a time, a server story' });
-        result = await Promise.race([handled, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))]);
-      }
-      assert.notEqual(result, 'timeout', 'the participant never got the request');
-      const h = result as HandledRequest;
+      const h = await askThroughChatView('Once upon a time, a server story');
       assert.equal(h.error, undefined);
       assert.equal(h.stats?.model, 'stories260K-chatml');
       assert.ok(h.text.trim().length > 10 && h.stats!.completionTokens > 0, h.text);
