@@ -40,8 +40,11 @@ export class MessageTooLongError extends NanochatError {
 }
 
 export class PromptTooLongError extends NanochatError {
-  constructor(readonly tokens: number, readonly budget: number) {
-    super(`The message alone needs ${tokens} tokens but only ${budget} fit in the context window. Shorten it or raise nanochat.contextSize.`);
+  /** `tools`: how many tool schemas the prompt carries (they are counted too). */
+  constructor(readonly tokens: number, readonly budget: number, readonly tools = 0) {
+    super(tools > 0
+      ? `The prompt needs ${tokens} tokens with the schemas of ${tools} tool${tools === 1 ? '' : 's'}, but only ${budget} fit in the context window (the rest is kept for the reply). Offer fewer tools or raise nanochat.contextSize.`
+      : `The message alone needs ${tokens} tokens but only ${budget} fit in the context window. Shorten it or raise nanochat.contextSize.`);
   }
 }
 

@@ -27,6 +27,7 @@ describe('benchmark', function () {
     assert.equal(steps.at(-1), 'Done');
     assert.equal(report.runs, 2);
     assert.ok(report.load.totalMs > 0 && report.load.modelMs > 0);
+    assert.ok(report.eventLoop && report.eventLoop.maxBlockMs >= 0, 'the event loop was watched while loading and chatting');
     assert.ok(report.firstTokenMs.short.median > 0 && report.firstTokenMs.long.median > 0);
     assert.ok(report.promptTokens.long > report.promptTokens.short * 5);
     assert.ok(report.promptTokensPerSecond.median > 0);

@@ -4,7 +4,9 @@ import { MessageTooLongError, PromptTooLongError } from '../../src/core/errors';
 import { importNodeLlamaCpp } from '../../src/core/engine/llama';
 import { ModelManager } from '../../src/core/engine/models';
 import type { Settings } from '../../src/core/settings';
-import { testModel } from '../support/models';
+import fs from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT, testModel } from '../support/models';
 import { testSettings } from '../support/settings';
 
 async function collect(reply: ChatReply): Promise<{ text: string; deltas: string[]; stats: ReplyStats }> {
@@ -226,6 +228,20 @@ for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
       } finally {
         settings = saved;
       }
+    });
+
+    it('counts tool schemas in the prompt budget: VS Code\'s 27 tools get nanochat\'s clear message, never llama.cpp\'s', async function () {
+      const fixture = path.resolve(REPO_ROOT, '..', 'shared', 'fixtures', 'vscode-1.139.1-lm-tools.json');
+      if (!fs.existsSync(fixture)) this.skip();
+      const vscodeTools = (JSON.parse(fs.readFileSync(fixture, 'utf8')) as Array<{ name: string; description: string; inputSchema?: object }>)
+        .map((t) => ({ name: t.name, description: t.description, parameters: t.inputSchema }));
+      const one = [{ name: 'getWeather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } }];
+      const plain = await collect(chat.reply({ messages: [user('List the files')] }, { maxTokens: 4 }));
+      const withOne = await collect(chat.reply({ messages: [user('List the files')] }, { maxTokens: 4, tools: one }));
+      assert.ok(withOne.stats.promptTokens > plain.stats.promptTokens + 20, `one tool schema is counted: ${plain.stats.promptTokens} → ${withOne.stats.promptTokens}`);
+      const reply = chat.reply({ messages: [user('List the files in this workspace')] }, { tools: vscodeTools });
+      await assert.rejects(reply.stats, (err: unknown) => err instanceof PromptTooLongError && err.tools === 27
+        && /with the schemas of 27 tools.*Offer fewer tools or raise nanochat\.contextSize/.test(err.message) && !/context shift/i.test(err.message));
     });
 
     it('generates two conversations at the same time without mixing their text', async () => {

@@ -61,6 +61,7 @@ async function main(): Promise<void> {
   console.log(`  first token: ${r.firstTokenMs.short.median} ms (${r.promptTokens.short}-token prompt), ${r.firstTokenMs.long.median} ms (${r.promptTokens.long} tokens)`);
   console.log(`  prompt ${r.promptTokensPerSecond.median} tok/s; generation ${r.generationTokensPerSecond.median} tok/s (p95 ${r.generationTokensPerSecond.p95})`);
   console.log(`  multi-turn first token at turn ${r.multiTurn.turns}: ${r.multiTurn.withReuseMs} ms with KV reuse, ${r.multiTurn.withoutReuseMs} ms without (${r.multiTurn.speedup}×)`);
+  if (r.eventLoop) console.log(`  longest event-loop block while loading and chatting: ${r.eventLoop.maxBlockMs} ms`);
   console.log(`  cancel latency ${r.cancelLatencyMs.median} ms; request latency p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms; ${r.concurrentLatencyMs.requests} concurrent: ${r.concurrentLatencyMs.p50}/${r.concurrentLatencyMs.p95}/${r.concurrentLatencyMs.p99} ms`);
   console.log(`  tokenizer: JS ${r.tokenizer.jsTokensPerSecond} tok/s, llama.cpp ${r.tokenizer.llamaTokensPerSecond} tok/s`);
   console.log(`  memory: RSS ${formatBytes(r.memory.rssBeforeBytes)} → ${formatBytes(r.memory.rssAfterBytes)}; bandwidth ${formatBytes(r.machine.bandwidthBytesPerSecond)}/s, utilisation ${(100 * r.bandwidthUtilisation).toFixed(1)}%`);

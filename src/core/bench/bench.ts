@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { corpusOfSize } from './corpus';
 import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
@@ -84,6 +85,10 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     for await (const _ of r) { /* drain */ }
     return r.stats;
   };
+  // The longest the event loop stood still while loading and chatting (the extension host does the
+  // same work): the tokenizer, thread and bandwidth phases below time synchronous work on purpose.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   try {
     await reply([{ role: 'user', content: 'Warm up.' }], 'warm-up', { maxTokens: 4 });
     chat.clearCaches();
@@ -148,6 +153,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       return performance.now() - started;
     }));
 
+    loop.disable();
+    const maxBlockMs = Math.max(0, loop.max / 1e6 - 10);
+
     progress('Tokenizer');
     const text = corpusOfSize(quick ? 200_000 : 1_000_000);
     const js = await loadJsTokenizer(options.modelPath).catch(() => undefined);
@@ -197,9 +205,11 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       defaultThreadsWithin80PercentUnderLoad: defaultUnderLoad >= 0.8 * bestUnderLoad,
       machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores, backend: backendOf(llama), bandwidthBytesPerSecond: Math.round(bandwidth), node: process.version },
       bandwidthUtilisation: Number(((file.tensorBytes * genMedian) / bandwidth).toFixed(4)),
+      eventLoop: { maxBlockMs: round(maxBlockMs) },
     };
     return benchReportSchema.parse(report);
   } finally {
+    loop.disable();
     backend.dispose();
     chat.dispose();
     await tokenCounter.dispose();

@@ -26,6 +26,8 @@ export const benchReportSchema = z.object({
   defaultThreadsWithin80PercentUnderLoad: z.boolean(),
   machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
   bandwidthUtilisation: z.number().nonnegative(),
+  /** The longest event-loop block while loading and chatting (goal: 50 ms; the chat format is resolved synchronously at load). */
+  eventLoop: z.object({ maxBlockMs: z.number().nonnegative() }).optional(),
   /** `server`: a benchmark of an OpenAI-compatible server (load is the time to list its models; no threads). */
   backend: z.enum(['embedded', 'server']).optional(),
   server: z.object({ url: z.string() }).optional(),

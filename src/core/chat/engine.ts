@@ -275,7 +275,7 @@ export function fitHistory(loaded: LoadedModel, conversation: Conversation, opti
     history = build(earlier);
     tokens = measure(history);
   }
-  if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget);
+  if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length);
   return { history, promptTokens: tokens.length, tokens, dropped };
 }
 
