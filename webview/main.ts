@@ -200,6 +200,8 @@ function messageElement(message: PanelMessage, index: number): HTMLElement {
   if (!view.generating) {
     if (message.role === 'user') footer.append(iconButton('edit', 'Edit and resend', () => editMessage(element, body, index, message.content)));
     if (message.role === 'assistant' && index === view.messages.length - 1) footer.append(iconButton('refresh', 'Regenerate', () => post({ type: 'regenerate', conversationId: view.activeId })));
+    // A message left without a reply (the model or the server failed): send it again.
+    if (message.role === 'user' && index === view.messages.length - 1) footer.append(iconButton('refresh', 'Retry', () => post({ type: 'regenerate', conversationId: view.activeId })));
   }
   element.append(footer);
   return element;

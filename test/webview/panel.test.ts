@@ -99,6 +99,13 @@ describe('chat panel webview in headless Chromium', function () {
     assert.deepEqual(actions, [{ type: 'regenerate', conversationId: 'c1' }, { type: 'edit', conversationId: 'c1', index: 0, text: 'First, edited' }]);
   });
 
+  it('offers Retry on a message left without a reply (the model or server failed)', async () => {
+    await state([msg('user', 'First'), msg('assistant', 'Answer'), msg('user', 'Unanswered')]);
+    assert.equal(await page.getByRole('button', { name: 'Regenerate' }).count(), 0);
+    await page.getByRole('button', { name: 'Retry' }).click();
+    assert.deepEqual((await posted()).filter((m) => m.type === 'regenerate'), [{ type: 'regenerate', conversationId: 'c1' }]);
+  });
+
   it('switches, renames and deletes conversations', async () => {
     await state([]);
     await page.locator('.conversation', { hasText: 'Second chat' }).locator('.title').click();

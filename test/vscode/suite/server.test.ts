@@ -133,18 +133,36 @@ export function defineServerTests(): void {
     });
 
     it('keeps the user\'s message and says what is wrong when the server is down, and works again after', async () => {
+      const posted: ToWebview[] = [];
+      const sub = api.panel.onDidPost((m) => posted.push(m));
+      const store = new ConversationStore(api.services.context.globalState);
+      let id = '';
       await config().update('server.url', 'http://127.0.0.1:9/v1', vscode.ConfigurationTarget.Global);
       try {
         const rec = recordingStream();
         await api.participant.handler(request('Hello'), noHistory, rec.stream, token());
         assert.match(rec.text(), /could not answer.*Cannot reach the server at http:\/\/127\.0\.0\.1:9\/v1/);
         assert.match(api.statusBar.text, /server unreachable/);
+        await vscode.commands.executeCommand('nanochat.openChatPanel');
+        await api.panel.receive({ type: 'newConversation' });
+        id = posted.filter((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state').at(-1)!.activeId;
+        await api.panel.receive({ type: 'send', conversationId: id, text: 'Once upon a time' });
+        assert.ok(posted.some((m) => m.type === 'error' && /Cannot reach the server/.test(m.message)), 'the panel says why');
+        assert.deepEqual(store.get(id)!.messages.map((m) => m.content), ['Once upon a time'], 'the user\'s message stays');
       } finally {
         await config().update('server.url', url, vscode.ConfigurationTarget.Global);
       }
-      const rec = recordingStream();
-      const result = await api.participant.handler(request('Once upon a time'), noHistory, rec.stream, token());
-      assert.ok(statsOf(result)?.completionTokens > 0, rec.text());
+      try {
+        const rec = recordingStream();
+        const result = await api.participant.handler(request('Once upon a time'), noHistory, rec.stream, token());
+        assert.ok(statsOf(result)?.completionTokens > 0, rec.text());
+        await api.panel.receive({ type: 'regenerate', conversationId: id }); // the panel's Retry
+        assert.deepEqual(store.get(id)!.messages.map((m) => m.role), ['user', 'assistant']);
+        await api.panel.receive({ type: 'deleteConversation', conversationId: id });
+      } finally {
+        sub.dispose();
+        api.panel.webviewPanel?.dispose();
+      }
     });
   });
 }
