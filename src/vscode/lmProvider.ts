@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
-import type { ChatMessage, Conversation } from '../core/chat/engine';
-import type { ToolCall } from '../core/chat/tools';
+import type { Conversation } from '../core/chat/engine';
+import { conversationFrom, type MessageView, type PartView } from './lmConversation';
 import { Emitter } from '../core/events';
 import { NoModelError } from '../core/errors';
 import { abortOn } from './cancellation';
@@ -95,41 +95,15 @@ function messageText(message: vscode.LanguageModelChatRequestMessage): string {
   return message.content.map(partText).join('');
 }
 
-/**
- * VS Code's messages as a core conversation: roles mapped, runs of one role merged, tool calls and
- * their results paired (a result comes back in the next user message, under the call's id).
- */
+/** VS Code's messages as a core conversation (the pairing logic is plain data: ./lmConversation.ts). */
 export function toConversation(messages: readonly vscode.LanguageModelChatRequestMessage[]): Conversation {
-  const out: ChatMessage[] = [];
-  const calls = new Map<string, ToolCall>();
-  for (const message of messages) {
-    const role: ChatMessage['role'] = message.role === vscode.LanguageModelChatMessageRole.Assistant ? 'assistant'
-      : message.role === vscode.LanguageModelChatMessageRole.User ? 'user' : 'system';
-    let content = '';
-    const toolCalls: ToolCall[] = [];
-    for (const part of message.content) {
-      if (part instanceof vscode.LanguageModelToolCallPart && role === 'assistant') {
-        const call: ToolCall = { id: part.callId, name: part.name, params: part.input };
-        calls.set(part.callId, call);
-        toolCalls.push(call);
-      } else if (part instanceof vscode.LanguageModelToolResultPart && calls.has(part.callId)) {
-        calls.get(part.callId)!.result = partText(part);
-      } else {
-        content += partText(part);
-      }
-    }
-    const last = out.at(-1);
-    if (!content && toolCalls.length === 0) continue;
-    if (last && last.role === role) {
-      last.content = [last.content, content].filter(Boolean).join('\n\n');
-      if (toolCalls.length) last.toolCalls = [...(last.toolCalls ?? []), ...toolCalls];
-    } else {
-      out.push({ role, content, ...(toolCalls.length ? { toolCalls } : {}) });
-    }
-  }
-  const last = out.at(-1);
-  const awaitsContinuation = last?.role === 'assistant' && !!last.toolCalls?.length && last.toolCalls.every((c) => c.result !== undefined);
-  if (last?.role !== 'user' && !awaitsContinuation) out.push({ role: 'user', content: 'Continue.' });
-  // No id: which cached prefix a request reuses is the sequence pool's choice, by its tokens.
-  return { messages: out };
+  return conversationFrom(messages.map((message): MessageView => ({
+    role: message.role === vscode.LanguageModelChatMessageRole.Assistant ? 'assistant'
+      : message.role === vscode.LanguageModelChatMessageRole.User ? 'user' : 'system',
+    parts: message.content.map((part): PartView => {
+      if (part instanceof vscode.LanguageModelToolCallPart) return { kind: 'toolCall', callId: part.callId, name: part.name, input: part.input };
+      if (part instanceof vscode.LanguageModelToolResultPart) return { kind: 'toolResult', callId: part.callId, text: partText(part) };
+      return { kind: 'text', value: partText(part) };
+    }),
+  })));
 }

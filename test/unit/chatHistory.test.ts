@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ReplyStats } from '../../src/core/chat/engine';
 import { footer, historyFromTurns, isNanochatMetadata, type TurnView } from '../../src/vscode/chatHistory';
+import { conversationFrom } from '../../src/vscode/lmConversation';
 
 const stats: ReplyStats = { model: 'm', promptTokens: 10, evaluatedPromptTokens: 3, completionTokens: 5, timeToFirstTokenMs: 12, tokensPerSecond: 40, totalMs: 50, stopReason: 'maxTokens', droppedMessages: 2 };
 
@@ -36,5 +37,35 @@ describe('@nanochat history (pure adapter logic)', () => {
 
   it('writes a footer with the reply\'s figures and why it stopped', () => {
     assert.equal(footer(stats), '5 tokens · 40.0 tok/s · first token 12 ms · stopped at max tokens · 2 older messages left out · m');
+  });
+});
+
+describe('model-provider messages as a conversation (pure adapter logic)', () => {
+  const text = (value: string) => ({ kind: 'text' as const, value });
+
+  it('maps roles, merges runs of one role and adds "Continue." when the last word is not the user\'s', () => {
+    const c = conversationFrom([
+      { role: 'system', parts: [text('Be brief.')] },
+      { role: 'user', parts: [text('Hello')] }, { role: 'user', parts: [text('there')] },
+      { role: 'assistant', parts: [text('Hi!')] },
+    ]);
+    assert.equal(c.id, undefined, 'no thread is keyed by its text');
+    assert.deepEqual(c.messages, [
+      { role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello\n\nthere' }, { role: 'assistant', content: 'Hi!' }, { role: 'user', content: 'Continue.' },
+    ]);
+  });
+
+  it('pairs tool calls with their results by call id, and lets the model continue after them', () => {
+    const c = conversationFrom([
+      { role: 'user', parts: [text('Weather in Paris?')] },
+      { role: 'assistant', parts: [{ kind: 'toolCall', callId: 'call-1', name: 'getWeather', input: { city: 'Paris' } }] },
+      { role: 'user', parts: [{ kind: 'toolResult', callId: 'call-1', text: 'sunny, 21 C' }] },
+    ]);
+    assert.deepEqual(c.messages.map((m) => m.role), ['user', 'assistant']);
+    assert.deepEqual(c.messages[1].toolCalls, [{ id: 'call-1', name: 'getWeather', params: { city: 'Paris' }, result: 'sunny, 21 C' }]);
+    const unanswered = conversationFrom([{ role: 'user', parts: [text('x')] }, { role: 'assistant', parts: [{ kind: 'toolCall', callId: 'c', name: 'f', input: {} }] }]);
+    assert.equal(unanswered.messages.at(-1)!.content, 'Continue.', 'a call without a result is not continued');
+    const stray = conversationFrom([{ role: 'user', parts: [{ kind: 'toolResult', callId: 'unknown', text: 'orphan result' }] }]);
+    assert.equal(stray.messages[0].content, 'orphan result', 'a result without its call is kept as text');
   });
 });
