@@ -156,7 +156,9 @@ async function vocabulary(shape: ModelShape, vocabDir?: string): Promise<Vocabul
   types = types.slice(0, shape.vocabSize);
   const special = new Set(['<|im_start|>', '<|im_end|>', '<|endoftext|>']);
   for (const s of special) if (!tokens.includes(s) && tokens.length < shape.vocabSize) { tokens.push(s); types.push(3); }
-  while (tokens.length < shape.vocabSize) { tokens.push(`<|extra_${tokens.length}|>`); types.push(3); }
+  // Padding as llama.cpp's converter writes it ([PAD<id>], type UNUSED): control-typed padding made
+  // every special-token scan walk ~100K entries, which real models never do.
+  while (tokens.length < shape.vocabSize) { tokens.push(`[PAD${tokens.length}]`); types.push(5); }
   const known = new Set(tokens);
   merges = merges.filter((m) => { const [a, b] = m.split(' '); return known.has(a) && known.has(b) && known.has(a + b); });
   // The vocabulary's own markers where it has them (Llama 3 is full at 128,256 and has no ChatML ones).
