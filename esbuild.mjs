@@ -9,7 +9,7 @@ const production = process.argv.includes('--production');
 /** @type {esbuild.BuildOptions[]} */
 const builds = [
   {
-    entryPoints: { extension: 'src/extension.ts', tokenWorker: 'src/core/tokens/tokenWorker.ts', benchWorker: 'src/core/bench/worker.ts' },
+    entryPoints: { extension: 'src/extension.ts', tokenWorker: 'src/core/tokens/tokenWorker.ts', benchWorker: 'src/core/bench/worker.ts', chatFormatWorker: 'src/core/engine/chatFormatWorker.ts' },
     outdir: 'dist',
     bundle: true,
     platform: 'node',
@@ -42,7 +42,7 @@ if (watch) {
 } else {
   await Promise.all(builds.map((options) => esbuild.build(options)));
   // esbuild must leave import('node-llama-cpp') alone: a require() of that ESM package fails in the extension host.
-  for (const file of ['dist/extension.js', 'dist/benchWorker.js']) {
+  for (const file of ['dist/extension.js', 'dist/benchWorker.js', 'dist/chatFormatWorker.js']) {
     if (/require\(["']node-llama-cpp["']\)/.test(fs.readFileSync(file, 'utf8'))) throw new Error(`${file} requires node-llama-cpp instead of importing it`);
   }
 }

@@ -27,7 +27,10 @@ export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
   const { channel, logger } = createLog();
   const settings = new SettingsSource(logger);
-  const models = new ModelManager({ settings: () => settings.current, log: logger, persistSelection: (modelPath) => settings.update('model', modelPath) });
+  const models = new ModelManager({
+    settings: () => settings.current, log: logger, persistSelection: (modelPath) => settings.update('model', modelPath),
+    chatFormat: { workerScript: path.join(context.extensionUri.fsPath, 'dist', 'chatFormatWorker.js'), cache: context.globalState },
+  });
   const chat = new ChatEngine(models, () => settings.current, logger);
   const library = new ModelLibrary(context.globalState);
   const tokens = new TokenCounter({ models, log: logger, workerScript: path.join(context.extensionUri.fsPath, 'dist', 'tokenWorker.js') });

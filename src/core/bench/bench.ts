@@ -70,7 +70,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   await context.dispose();
   const rssAfterBytes = process.memoryUsage().rss;
 
-  const manager = new ModelManager({ settings: () => settings, sequences: 4, log });
+  // As in the extension: the chat format is resolved in a child process (a first load: no cache).
+  const formatWorker = [path.join(__dirname, 'chatFormatWorker.js'), path.resolve(__dirname, '..', '..', '..', 'dist', 'chatFormatWorker.js')].find((f) => fs.existsSync(f));
+  const manager = new ModelManager({ settings: () => settings, sequences: 4, log, chatFormat: { workerScript: formatWorker } });
   const chat = new ChatEngine(manager, () => settings, log);
   // Replies go through the same seam as every surface's (the server backend will slot in here).
   const memory = new Map<string, unknown>();

@@ -2,7 +2,8 @@ import type { ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cp
 import { Emitter, type Disposable } from '../events';
 import { ModelLoadError, NanochatError, NoModelError, errorMessage } from '../errors';
 import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
-import { backendOf, getLlamaFor, importNodeLlamaCpp, type Backend } from './llama';
+import { backendOf, getLlamaFor, type Backend } from './llama';
+import { prepareChatFormat, type ChatFormatResolverOptions, type ChatFormatSource } from './chatFormat';
 import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
 import type { Settings } from '../settings';
@@ -19,6 +20,8 @@ export interface LoadedModelInfo extends ModelFileInfo {
   loadMs: number;
   /** The chat format node-llama-cpp resolved from the model's template, once per load. */
   chatFormat: string;
+  /** Where it came from: the cache of an earlier load, a child process, or this process. */
+  chatFormatSource: ChatFormatSource;
 }
 
 export type ModelState =
@@ -47,6 +50,8 @@ export interface ModelManagerOptions {
   /** Persists the selected model (the `nanochat.model` setting); `select()` calls it before loading. */
   persistSelection?: (modelPath: string) => Promise<void>;
   log?: Logger;
+  /** Where the chat format is resolved (a child process) and remembered; without it, in this process. */
+  chatFormat?: Omit<ChatFormatResolverOptions, 'log'>;
   /** Parallel sequences in the context: conversations that keep their KV cache at once. */
   sequences?: number;
   /** Overrides the OS's free memory in the size check (tests). */
@@ -202,6 +207,8 @@ export class ModelManager implements Disposable {
       const file = await checkModelFile(filePath, { llama, freeMemoryBytes: this.options.freeMemoryBytes?.() });
       if (superseded()) throw new NanochatError('Loading was superseded by another request.');
       this.setState({ kind: 'loading', path: filePath, name: file.name, progress: 0 });
+      // Starts now, beside the load: the format comes from the cache or a child process.
+      const chatFormat = prepareChatFormat(filePath, { ...this.options.chatFormat, log: this.log });
       const threads = resolveThreads(settings.threads);
       let model: LlamaModel;
       try {
@@ -232,11 +239,15 @@ export class ModelManager implements Disposable {
         await model.dispose();
         throw new NanochatError('Loading was superseded by another request.');
       }
-      // Once per model: node-llama-cpp tests the template against every format it knows, synchronously.
-      const { resolveChatWrapper } = await importNodeLlamaCpp();
+      // Once per model, and off this event loop where it can be (see chatFormat.ts).
       const resolveStarted = performance.now();
-      const chatWrapper = resolveChatWrapper(model);
+      const { wrapper: chatWrapper, source: formatSource } = await chatFormat(model);
       const resolveMs = Math.round(performance.now() - resolveStarted);
+      if (superseded()) {
+        await context.dispose();
+        await model.dispose();
+        throw new NanochatError('Loading was superseded by another request.');
+      }
       const info: LoadedModelInfo = {
         ...file,
         contextSize: context.contextSize,
@@ -247,11 +258,12 @@ export class ModelManager implements Disposable {
         totalLayers: model.fileInsights.totalLayers,
         loadMs: Math.round(performance.now() - started),
         chatFormat: chatWrapper.wrapperName,
+        chatFormatSource: formatSource,
       };
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));
       this.loaded = { info, llama, model, context, chatWrapper, sequences, disposed: false };
       this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
-      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads, ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (resolved in ${resolveMs} ms).`);
+      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads, ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms).`);
       this.setState({ kind: 'ready', info });
       this.armIdleTimer();
       return this.loaded;

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { describeChatWrapper, rebuildChatWrapper, renderSample } from '../../src/core/engine/chatFormat';
+import { getLlamaFor, importNodeLlamaCpp } from '../../src/core/engine/llama';
+import { ModelManager } from '../../src/core/engine/models';
+import { silentLogger } from '../../src/core/log';
+import type { KeyValueStore } from '../../src/core/modelFiles/library';
+import { REPO_ROOT, testModel, vocabDir } from '../support/models';
+import { testSettings } from '../support/settings';
+
+describe('chat format: resolved once per model file, off the event loop', function () {
+  this.timeout(120_000);
+
+  it('rebuilds each resolved wrapper from plain data, rendering exactly as the original (specialized and Jinja)', async function () {
+    const lib = await importNodeLlamaCpp();
+    const llama = await getLlamaFor('off', silentLogger);
+    const files = [await testModel('stories260K-chatml.gguf'), await testModel('stories260K.gguf')];
+    const vocab = vocabDir();
+    if (vocab) files.push(path.join(vocab, 'ggml-vocab-phi-3.gguf'));
+    const seen: string[] = [];
+    for (const file of files) {
+      const model = await llama.loadModel({ modelPath: file, vocabOnly: true });
+      try {
+        const original = lib.resolveChatWrapper(model);
+        const format = describeChatWrapper(original, lib)!;
+        assert.ok(format, `${path.basename(file)}: ${original.wrapperName} is one of node-llama-cpp's wrappers`);
+        const copy = JSON.parse(JSON.stringify(format)); // as it crosses from the child process
+        const rebuilt = rebuildChatWrapper(copy, model, lib);
+        assert.ok(rebuilt, `${path.basename(file)}: ${format.type} rebuilt`);
+        assert.equal(rebuilt!.wrapperName, original.wrapperName);
+        assert.equal(renderSample(rebuilt!), renderSample(original));
+        assert.equal(rebuildChatWrapper({ ...copy, sample: copy.sample.replace('Hello', 'Howdy') }, model, lib), undefined, 'a wrapper that renders differently is refused');
+        seen.push(format.type);
+      } finally {
+        await model.dispose();
+      }
+    }
+    assert.ok(seen.includes('chatML'), seen.join(', '));
+    if (vocab) assert.ok(seen.includes('jinjaTemplate'), `Phi-3's own template: ${seen.join(', ')}`);
+  });
+
+  it('resolves in a child process on the first load, then comes from the cache; the same wrapper either way', async () => {
+    execFileSync(process.execPath, ['esbuild.mjs'], { cwd: REPO_ROOT });
+    const data = new Map<string, unknown>();
+    const cache: KeyValueStore = { get: <T>(key: string) => data.get(key) as T | undefined, update: async (key, value) => { data.set(key, JSON.parse(JSON.stringify(value))); } };
+    const model = await testModel('stories260K-chatml.gguf');
+    const settings = testSettings({ model });
+    const sources: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const manager = new ModelManager({ settings: () => settings, chatFormat: { workerScript: path.join(REPO_ROOT, 'dist', 'chatFormatWorker.js'), cache } });
+      try {
+        const loaded = await manager.load();
+        sources.push(loaded.info.chatFormatSource);
+        assert.equal(loaded.info.chatFormat, 'ChatML');
+        const lib = await importNodeLlamaCpp();
+        assert.equal(renderSample(loaded.chatWrapper), renderSample(lib.resolveChatWrapper(loaded.model)));
+      } finally {
+        await manager.dispose();
+      }
+    }
+    assert.deepEqual(sources, ['worker', 'cache']);
+    const here = new ModelManager({ settings: () => settings });
+    try {
+      assert.equal((await here.load()).info.chatFormatSource, 'here', 'without a worker script: in this process, as node-llama-cpp does');
+    } finally {
+      await here.dispose();
+    }
+  });
+});
