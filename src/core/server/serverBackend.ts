@@ -219,6 +219,8 @@ export class ServerBackend implements ChatBackend {
         repeat_penalty: options.repeatPenalty ?? settings.repeatPenalty,
       };
       const stream = await client.chat.completions.create(body, { signal: stop.signal, timeout: settings['server.timeoutSeconds'] * 1000 });
+      // The server answered: whatever failed before (a restart, a network blip) is over.
+      if (this.current.kind !== 'connected' && this.url) this.setState({ kind: 'connected', url: this.url, model, latencyMs: Math.round(performance.now() - requested) });
       for await (const chunk of stream) {
         chunks++;
         const choice = chunk.choices?.[0];
