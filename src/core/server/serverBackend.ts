@@ -54,6 +54,7 @@ export class ServerBackend implements ChatBackend {
   readonly onDidChangeModels = this.modelsChanged.event;
   private current: ServerState = { kind: 'unconfigured' };
   private knownUrl: string | undefined;
+  private readonly counts = new Map<string, TokenCount>();
   private models: BackendModel[] = [];
   private generating = 0;
   private readonly log: Logger;
@@ -153,6 +154,19 @@ export class ServerBackend implements ChatBackend {
 
   async countTokens(text: string): Promise<TokenCount> {
     const origin = this.origin;
+    // VS Code asks for the same texts again and again (each message of a request): one request each.
+    const key = `${origin}\u0000${this.options.settings()['server.model']}\u0000${text}`;
+    const known = this.counts.get(key);
+    if (known) return known;
+    const count = await this.countOnServer(origin, text);
+    if (count.engine === 'server') {
+      if (this.counts.size >= 1000) this.counts.delete(this.counts.keys().next().value!);
+      this.counts.set(key, count);
+    }
+    return count;
+  }
+
+  private async countOnServer(origin: string | undefined, text: string): Promise<TokenCount> {
     if (origin) {
       try {
         // llama-server's /tokenize (vLLM's takes `prompt`; it answers `count`).
