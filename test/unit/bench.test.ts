@@ -84,6 +84,24 @@ describe('benchmark', function () {
     }
   });
 
+  it('npm run bench -- --compare-llama-cpp: nanochat beside llama-bench at each thread count, alone and under load', async function () {
+    this.timeout(20 * 60_000); // builds llama-bench the first time on a machine
+    const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'tools', 'cli', 'bench.ts')];
+    const { stdout } = await run(process.execPath, [...cli, '--model', model, '--quick', '--json', '--compare-llama-cpp'], { cwd: REPO_ROOT, maxBuffer: 1e7 });
+    const compared = benchReportSchema.parse(JSON.parse(stdout));
+    const parity = compared.llamaCpp!;
+    assert.ok(parity, 'the report has the comparison');
+    assert.deepEqual(parity.threads.map((t) => t.threads), compared.threads.map((t) => t.threads));
+    for (const t of parity.threads) {
+      for (const side of [t.prompt, t.generation, t.generationUnderLoad]) {
+        assert.ok(side.llamaCpp > 0, `llama-bench measured ${JSON.stringify(t)}`);
+        assert.ok(Math.abs(side.ratio - side.nanochat / side.llamaCpp) < 0.01, JSON.stringify(side));
+      }
+      assert.ok(t.prompt.nanochat > 0 && t.generation.nanochat > 0, JSON.stringify(t));
+    }
+    assert.ok(benchRows(compared).some((r) => r.section.startsWith('nanochat ÷ llama.cpp')));
+  });
+
   describe('in a child process (as the extension runs it)', () => {
     const worker = { workerScript: path.join(REPO_ROOT, 'src', 'core', 'bench', 'worker.ts'), execArgv: ['--import', 'tsx'] };
 

@@ -1,4 +1,4 @@
-// npm run bench -- --model FILE [--runs N] [--quick] [--json]
+// npm run bench -- --model FILE [--runs N] [--quick] [--json] [--compare-llama-cpp]
 //                   --server URL [--model NAME] [--quick] [--json]   (an OpenAI-compatible server; key in NANOCHAT_SERVER_API_KEY)
 // Benchmarks a model in this process; with --json, stdout is exactly one report object.
 import { spawn } from 'node:child_process';
@@ -10,6 +10,8 @@ import { runServerBenchmark } from '../../src/core/bench/serverBench';
 import { errorMessage } from '../../src/core/errors';
 import { formatBytes } from '../../src/core/modelFiles/ggufCheck';
 import { testModel } from '../../test/support/models';
+// @ts-expect-error a plain ESM helper shared with .ci/run
+import { llamaCppBin } from '../llamaCpp.mjs';
 
 /**
  * llama.cpp prints some warnings straight to the process's stdout, where JS cannot filter them. With
@@ -36,12 +38,14 @@ async function main(): Promise<void> {
     process.exitCode = await runIsolated();
     return;
   }
-  const { values } = parseArgs({ options: { model: { type: 'string' }, server: { type: 'string' }, runs: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { model: { type: 'string' }, server: { type: 'string' }, runs: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, 'compare-llama-cpp': { type: 'boolean', default: false } } });
+  // llama.cpp's own llama-bench, built once per machine from the source node-llama-cpp ships.
+  const llamaBench = values['compare-llama-cpp'] ? path.join(llamaCppBin({ build: true }) as string, 'llama-bench') : undefined;
   const onProgress = values.json ? undefined : (step: string) => process.stderr.write(`… ${step}\n`);
   const runs = values.runs ? Number(values.runs) : undefined;
   const report = values.server
     ? await runServerBenchmark({ url: values.server, model: values.model, apiKey: process.env.NANOCHAT_SERVER_API_KEY, quick: values.quick, runs, onProgress })
-    : await runBenchmark({ modelPath: path.resolve(values.model ?? await testModel('stories260K.gguf')), quick: values.quick, runs, onProgress });
+    : await runBenchmark({ modelPath: path.resolve(values.model ?? await testModel('stories260K.gguf')), quick: values.quick, runs, onProgress, llamaBench });
   if (values.json) {
     const fd = Number(process.env.NANOCHAT_BENCH_REPORT_FD);
     fs.writeSync(Number.isInteger(fd) ? fd : 1, JSON.stringify(report) + '\n');
@@ -65,6 +69,10 @@ async function main(): Promise<void> {
   console.log(`  cancel latency ${r.cancelLatencyMs.median} ms; request latency p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms; ${r.concurrentLatencyMs.requests} concurrent: ${r.concurrentLatencyMs.p50}/${r.concurrentLatencyMs.p95}/${r.concurrentLatencyMs.p99} ms`);
   console.log(`  tokenizer: JS ${r.tokenizer.jsTokensPerSecond} tok/s, llama.cpp ${r.tokenizer.llamaTokensPerSecond} tok/s`);
   console.log(`  memory: RSS ${formatBytes(r.memory.rssBeforeBytes)} → ${formatBytes(r.memory.rssAfterBytes)}; bandwidth ${formatBytes(r.machine.bandwidthBytesPerSecond)}/s, utilisation ${(100 * r.bandwidthUtilisation).toFixed(1)}%`);
+  for (const t of r.llamaCpp?.threads ?? []) {
+    const show = (p: { nanochat: number; llamaCpp: number; ratio: number }) => `${p.nanochat} vs ${p.llamaCpp} tok/s (${p.ratio}×)`;
+    console.log(`  vs llama-bench, ${t.threads} thread(s): prompt ${show(t.prompt)}; generation ${show(t.generation)}; under load ${show(t.generationUnderLoad)}`);
+  }
   console.log(`  threads: ${r.threads.map((x) => `${x.threads}: ${x.tokensPerSecond} (${x.underLoadTokensPerSecond} under load)`).join(', ')} tok/s; default ${r.defaultThreads}${r.defaultThreadsWithin80PercentUnderLoad ? '' : ' — NOT within 80% of the best under load'}`);
 }
 

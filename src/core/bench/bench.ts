@@ -4,6 +4,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { corpusOfSize } from './corpus';
+import { compareWithLlamaCpp } from './parity';
 import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
 import { ChatEngine, type ReplyStats } from '../chat/engine';
 import { ModelLibrary } from '../modelFiles/library';
@@ -30,6 +31,8 @@ export interface BenchOptions {
   signal?: AbortSignal;
   onProgress?: (step: string, fraction: number) => void;
   log?: Logger;
+  /** llama.cpp's llama-bench: when given, each thread count is compared with it (`llamaCpp` in the report). */
+  llamaBench?: string;
 }
 
 export class BenchCancelledError extends NanochatError {
@@ -181,6 +184,10 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     const defaultUnderLoad = threads.find((x) => x.threads === defaultThreads)?.underLoadTokensPerSecond
       ?? (await completionSpeed(model, LlamaCompletion, defaultThreads, maxTokens));
 
+    const llamaCpp = options.llamaBench
+      ? await compareWithLlamaCpp({ llamaBench: options.llamaBench, modelPath: options.modelPath, model, threads: threadCounts, quick, runs, cpuLoad: () => startCpuLoad(cores) })
+      : undefined;
+
     progress('Memory bandwidth');
     const bandwidth = measureCopyBandwidth(quick ? 64 : 256);
     const genMedian = percentile(generation, 0.5);
@@ -208,6 +215,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores, backend: backendOf(llama), bandwidthBytesPerSecond: Math.round(bandwidth), node: process.version },
       bandwidthUtilisation: Number(((file.tensorBytes * genMedian) / bandwidth).toFixed(4)),
       eventLoop: { maxBlockMs: round(maxBlockMs) },
+      ...(llamaCpp ? { llamaCpp } : {}),
     };
     return benchReportSchema.parse(report);
   } finally {

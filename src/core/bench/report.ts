@@ -73,6 +73,17 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
     add(threads, `${t.threads} thread${t.threads === 1 ? '' : 's'}, under load`, (r) => r.threads.find((x) => x.threads === t.threads)?.underLoadTokensPerSecond, 'tok/s', 'higher');
   }
 
+  if (report.llamaCpp) {
+    const parity = 'nanochat ÷ llama.cpp (llama-bench)';
+    for (const t of report.llamaCpp.threads) {
+      const at = (r: BenchReport) => r.llamaCpp?.threads.find((x) => x.threads === t.threads);
+      const n = `${t.threads} thread${t.threads === 1 ? '' : 's'}`;
+      add(parity, `${n}: prompt`, (r) => at(r)?.prompt.ratio, '×', 'higher');
+      add(parity, `${n}: generation`, (r) => at(r)?.generation.ratio, '×', 'higher');
+      add(parity, `${n}: generation under load`, (r) => at(r)?.generationUnderLoad.ratio, '×', 'higher');
+    }
+  }
+
   const memory = 'Memory and machine';
   if (!server) {
     add(memory, 'RSS before load', (r) => r.memory.rssBeforeBytes, 'bytes', 'none');

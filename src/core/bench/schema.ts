@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
 const stat = z.object({ median: z.number().nonnegative(), p95: z.number().nonnegative() });
+const ratioPair = z.object({ nanochat: z.number().nonnegative(), llamaCpp: z.number().nonnegative(), ratio: z.number().nonnegative() });
 const latency = z.object({ p50: z.number().nonnegative(), p95: z.number().nonnegative(), p99: z.number().nonnegative() });
 
 /** The benchmark report; `npm run bench -- --json` prints exactly this object. */
@@ -26,6 +27,12 @@ export const benchReportSchema = z.object({
   defaultThreadsWithin80PercentUnderLoad: z.boolean(),
   machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
   bandwidthUtilisation: z.number().nonnegative(),
+  /** `--compare-llama-cpp`: nanochat beside llama-bench, same model, threads and lengths, alone and under load. */
+  llamaCpp: z.object({
+    promptTokens: z.number().int().positive(),
+    generateTokens: z.number().int().positive(),
+    threads: z.array(z.object({ threads: z.number().int().positive(), prompt: ratioPair, generation: ratioPair, generationUnderLoad: ratioPair })),
+  }).optional(),
   /** The longest event-loop block while loading and chatting (goal: 50 ms; the chat format is resolved synchronously at load). */
   eventLoop: z.object({ maxBlockMs: z.number().nonnegative() }).optional(),
   /** `server`: a benchmark of an OpenAI-compatible server (load is the time to list its models; no threads). */
