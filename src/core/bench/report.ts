@@ -47,6 +47,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   add(turns, `First token at turn ${report.multiTurn.turns}, KV cache reused`, (r) => r.multiTurn.withReuseMs, 'ms', 'lower');
   add(turns, `First token at turn ${report.multiTurn.turns}, history re-evaluated`, (r) => r.multiTurn.withoutReuseMs, 'ms', 'lower');
   add(turns, 'Speed-up from reuse', (r) => r.multiTurn.speedup, '×', 'higher');
+  add(turns, `Prompt tokens evaluated at turn ${report.multiTurn.turns}`, (r) => r.multiTurn.evaluatedPromptTokensByTurn?.at(-1), '', 'lower');
 
   const latency = 'Latency';
   add(latency, 'Cancel (median)', (r) => r.cancelLatencyMs.median, 'ms', 'lower');

@@ -16,7 +16,11 @@ export const benchReportSchema = z.object({
   promptTokens: z.object({ short: z.number(), long: z.number() }),
   promptTokensPerSecond: stat,
   generationTokensPerSecond: stat,
-  multiTurn: z.object({ turns: z.number(), withReuseMs: z.number(), withoutReuseMs: z.number(), speedup: z.number(), firstTokenMsByTurn: z.array(z.number()) }),
+  multiTurn: z.object({
+    turns: z.number(), withReuseMs: z.number(), withoutReuseMs: z.number(), speedup: z.number(), firstTokenMsByTurn: z.array(z.number()),
+    /** Prompt tokens each turn evaluated (the rest came from the KV cache): flat when follow-ups reuse it. */
+    evaluatedPromptTokensByTurn: z.array(z.number()).optional(),
+  }),
   cancelLatencyMs: stat,
   latencyMs: latency,
   concurrentLatencyMs: latency.extend({ requests: z.number() }),
