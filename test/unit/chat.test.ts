@@ -218,6 +218,26 @@ for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
       }
     });
 
+    it('trims a long history in steps, so the cached prefix holds across turns (multi-turn stays flat)', async () => {
+      const saved = settings;
+      settings = { ...settings, maxHistoryMessages: 4 };
+      try {
+        const history: ChatMessage[] = [];
+        const evaluated: Array<{ turn: number; evaluated: number; prompt: number }> = [];
+        for (let turn = 1; turn <= 9; turn++) {
+          history.push(user(`Turn ${turn}: and then the little dog`));
+          const r = await collect(chat.reply({ id: 'long-history', messages: history }, { maxTokens: 8 }));
+          evaluated.push({ turn, evaluated: r.stats.evaluatedPromptTokens, prompt: r.stats.promptTokens });
+          history.push(assistant(r.text));
+        }
+        // From turn 4 on the history is trimmed; a cut that slid by one exchange per turn re-evaluated every prompt.
+        const whole = evaluated.slice(3).filter((e) => e.evaluated >= e.prompt / 2);
+        assert.ok(whole.length <= 3, `turns that re-evaluated most of their prompt: ${JSON.stringify(whole)} of ${JSON.stringify(evaluated)}`);
+      } finally {
+        settings = saved;
+      }
+    });
+
     it('rejects an over-long message with a clear error', async () => {
       const saved = settings;
       settings = { ...settings, maxMessageLength: 100 };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { ReplyStats } from '../../src/core/chat/engine';
 import { footer, historyFromTurns, isNanochatMetadata, type TurnView } from '../../src/vscode/chatHistory';
 import { conversationFrom } from '../../src/vscode/lmConversation';
+import { historyCut } from '../../src/core/chat/engine';
 
 const stats: ReplyStats = { model: 'm', promptTokens: 10, evaluatedPromptTokens: 3, completionTokens: 5, timeToFirstTokenMs: 12, tokensPerSecond: 40, totalMs: 50, stopReason: 'maxTokens', droppedMessages: 2 };
 
@@ -67,5 +68,21 @@ describe('model-provider messages as a conversation (pure adapter logic)', () =>
     assert.equal(unanswered.messages.at(-1)!.content, 'Continue.', 'a call without a result is not continued');
     const stray = conversationFrom([{ role: 'user', parts: [{ kind: 'toolResult', callId: 'unknown', text: 'orphan result' }] }]);
     assert.equal(stray.messages[0].content, 'orphan result', 'a result without its call is kept as text');
+  });
+});
+
+describe('history trimming', () => {
+  it('keeps at most the limit, cuts whole exchanges, and moves the cut in steps so the start holds for several turns', () => {
+    for (const limit of [2, 4, 10, 20]) {
+      let starts = 0;
+      let previous = -1;
+      for (let messages = 0; messages <= 60; messages += 2) {
+        const cut = historyCut(messages, limit);
+        assert.ok(messages - cut <= Math.max(limit, 0) && cut % 2 === 0 && cut >= 0, `${messages} messages, limit ${limit}: cut ${cut}`);
+        if (messages <= limit) assert.equal(cut, 0);
+        if (cut !== previous) { starts++; previous = cut; }
+      }
+      if (limit >= 4) assert.ok(starts <= 1 + Math.ceil((60 - limit) / 4), `limit ${limit}: the start moved ${starts} times in 30 turns`);
+    }
   });
 });

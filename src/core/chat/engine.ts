@@ -248,7 +248,7 @@ export function fitHistory(loaded: LoadedModel, conversation: Conversation, opti
   let earlier = turns.slice(0, -1);
   let dropped = 0;
   if (earlier.length > settings.maxHistoryMessages) {
-    dropped = earlier.length - settings.maxHistoryMessages;
+    dropped = historyCut(earlier.length, settings.maxHistoryMessages);
     earlier = earlier.slice(dropped);
   }
   const contextSize = loaded.context.contextSize;
@@ -277,6 +277,20 @@ export function fitHistory(loaded: LoadedModel, conversation: Conversation, opti
   }
   if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length);
   return { history, promptTokens: tokens.length, tokens, dropped };
+}
+
+/**
+ * How many of the oldest messages to leave out so that at most `limit` remain. The cut moves in
+ * steps of half the limit (whole exchanges), not one message per turn: a history that slides by one
+ * message each turn changes the prompt's start every turn, and every turn then re-evaluates its whole
+ * prompt; with steps, the cached prefix holds for several turns in a row.
+ */
+export function historyCut(messages: number, limit: number): number {
+  const overflow = messages - limit;
+  if (overflow <= 0) return 0;
+  // At least two exchanges, else half the limit (rounded to whole exchanges).
+  const step = limit < 4 ? 2 : Math.max(4, 2 * Math.ceil(limit / 4));
+  return Math.min(messages, Math.ceil(overflow / step) * step);
 }
 
 function modelResponse(m: ChatMessage): ChatModelResponse['response'] {
