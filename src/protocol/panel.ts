@@ -43,7 +43,6 @@ export const panelSettingsSchema = z.object({
   maxTokens: settingsShape.maxTokens.unwrap(),
   systemPrompt: settingsShape.systemPrompt.unwrap(),
 });
-export type PanelSettingKey = keyof typeof panelSettingsSchema.shape;
 
 /** Host → webview. */
 export const toWebviewSchema = z.discriminatedUnion('type', [

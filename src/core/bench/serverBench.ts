@@ -21,7 +21,7 @@ export interface ServerBenchOptions {
 }
 
 /** Requests at once in the concurrency measurement: a server's point is serving many. */
-export const CONCURRENCY_LEVELS = [1, 4, 16] as const;
+const CONCURRENCY_LEVELS = [1, 4, 16] as const;
 
 /**
  * The benchmark against an OpenAI-compatible server, in the same report schema as the embedded one:

@@ -238,7 +238,7 @@ export class ChatEngine implements Disposable {
  * or the new message) until the prompt (tool schemas included) leaves room for the reply in the
  * context window. Returns the prompt's tokens too: the sequence pool matches them against its caches.
  */
-export function fitHistory(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number,
+function fitHistory(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number,
   functions?: ChatModelFunctions): { history: ChatHistoryItem[]; promptTokens: number; tokens: Token[]; dropped: number } {
   const systemPrompt = options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt;
   const explicitSystem = conversation.messages.filter((m) => m.role === 'system').map((m) => m.content);
