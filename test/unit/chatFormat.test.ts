@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describeChatWrapper, rebuildChatWrapper, renderSample } from '../../src/core/engine/chatFormat';
+import { modelChatTemplate, templateTrueWrapper } from '../../src/core/engine/chatTemplate';
 import { getLlamaFor, importNodeLlamaCpp } from '../../src/core/engine/llama';
 import { ModelManager } from '../../src/core/engine/models';
 import { silentLogger } from '../../src/core/log';
@@ -54,7 +55,7 @@ describe('chat format: resolved once per model file, off the event loop', functi
         sources.push(loaded.info.chatFormatSource);
         assert.equal(loaded.info.chatFormat, 'ChatML');
         const lib = await importNodeLlamaCpp();
-        assert.equal(renderSample(loaded.chatWrapper), renderSample(lib.resolveChatWrapper(loaded.model)));
+        assert.equal(renderSample(loaded.chatWrapper), renderSample(templateTrueWrapper(lib.resolveChatWrapper(loaded.model), modelChatTemplate(loaded.model)!, lib)));
       } finally {
         await manager.dispose();
       }

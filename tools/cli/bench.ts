@@ -10,7 +10,6 @@ import { runServerBenchmark } from '../../src/core/bench/serverBench';
 import { errorMessage } from '../../src/core/errors';
 import { formatBytes } from '../../src/core/modelFiles/ggufCheck';
 import { testModel } from '../../test/support/models';
-// @ts-expect-error a plain ESM helper shared with .ci/run
 import { llamaCppBin } from '../llamaCpp.mjs';
 
 /**

@@ -2,11 +2,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { writeGguf, type MetadataValue, type TensorSpec } from './ggufWriter';
+import { LIKE, likeTokenizer } from './like';
 import { FILE_TYPE, GGML, GGML_TYPE, quantizeBlock, typeBytes, type WeightType } from './quantize';
 import { SHAPES, parameterCount, type ModelShape, type ShapeName } from './shapes';
 
 export interface SyntheticModelOptions {
-  shape: ShapeName;
+  /** A shape; optional with `like`, which brings the catalog model's own. */
+  shape?: ShapeName;
+  /** A catalog id: its shape, its real vocabulary and special tokens and its own chat template (see like.ts). */
+  like?: string;
+  /** llama.cpp's models/ folder (vocab GGUFs and templates/); needed with `like`. */
+  llamaCppModels?: string;
   type: WeightType;
   out: string;
   seed?: number;
@@ -28,13 +34,38 @@ const CHATML = "{% for message in messages %}{{'<|im_start|>' + message['role'] 
  * available. The same options always give the same bytes.
  */
 export async function makeSyntheticModel(options: SyntheticModelOptions): Promise<SyntheticModelReport> {
-  const base: ModelShape | undefined = SHAPES[options.shape];
+  const recipe = options.like === undefined ? undefined : LIKE[options.like];
+  if (options.like !== undefined && !recipe) throw new Error(`--like must be a catalog id: ${Object.keys(LIKE).join(', ')}`);
+  const shapeName = options.shape ?? recipe?.shape;
+  const base: ModelShape | undefined = shapeName ? SHAPES[shapeName] : undefined;
   if (!base) throw new Error(`Unknown shape "${options.shape}"; known: ${Object.keys(SHAPES).join(', ')}`);
   const shape: ModelShape = { ...base, ...options.overrides };
-  const vocab = await vocabulary(shape, options.vocabDir);
   const arch = shape.architecture;
-  const headDim = shape.embedding / shape.heads;
+  const headDim = shape.headDim ?? shape.embedding / shape.heads;
+  const qDim = headDim * shape.heads;
   const kvDim = headDim * shape.kvHeads;
+  let tokenizer: Record<string, MetadataValue>;
+  let source: string;
+  if (recipe) {
+    if (!options.llamaCppModels) throw new Error('--like needs llama.cpp\'s models/ folder (node tools/llamaCpp.mjs clones it)');
+    const like = await likeTokenizer(recipe, shape.vocabSize, options.llamaCppModels);
+    tokenizer = { ...like.metadata, 'tokenizer.chat_template': { type: 'string', value: like.template } };
+    source = like.source;
+  } else {
+    const vocab = await vocabulary(shape, options.vocabDir);
+    source = vocab.source;
+    tokenizer = {
+      'tokenizer.ggml.model': { type: 'string', value: 'gpt2' },
+      'tokenizer.ggml.pre': { type: 'string', value: vocab.pre },
+      'tokenizer.ggml.tokens': { type: 'string[]', value: vocab.tokens },
+      'tokenizer.ggml.token_type': { type: 'i32[]', value: vocab.types },
+      'tokenizer.ggml.merges': { type: 'string[]', value: vocab.merges },
+      'tokenizer.ggml.bos_token_id': { type: 'u32', value: vocab.bos },
+      'tokenizer.ggml.eos_token_id': { type: 'u32', value: vocab.eos },
+      'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
+      'tokenizer.chat_template': { type: 'string', value: CHATML },
+    };
+  }
   const metadata: Record<string, MetadataValue> = {
     'general.architecture': { type: 'string', value: arch },
     'general.name': { type: 'string', value: shape.name },
@@ -50,15 +81,12 @@ export async function makeSyntheticModel(options: SyntheticModelOptions): Promis
     [`${arch}.rope.freq_base`]: { type: 'f32', value: shape.ropeFreqBase },
     [`${arch}.rope.dimension_count`]: { type: 'u32', value: headDim },
     [`${arch}.vocab_size`]: { type: 'u32', value: shape.vocabSize },
-    'tokenizer.ggml.model': { type: 'string', value: 'gpt2' },
-    'tokenizer.ggml.pre': { type: 'string', value: vocab.pre },
-    'tokenizer.ggml.tokens': { type: 'string[]', value: vocab.tokens },
-    'tokenizer.ggml.token_type': { type: 'i32[]', value: vocab.types },
-    'tokenizer.ggml.merges': { type: 'string[]', value: vocab.merges },
-    'tokenizer.ggml.bos_token_id': { type: 'u32', value: vocab.bos },
-    'tokenizer.ggml.eos_token_id': { type: 'u32', value: vocab.eos },
-    'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
-    'tokenizer.chat_template': { type: 'string', value: CHATML },
+    ...(shape.headDim ? {
+      [`${arch}.attention.key_length`]: { type: 'u32', value: headDim } as MetadataValue,
+      [`${arch}.attention.value_length`]: { type: 'u32', value: headDim } as MetadataValue,
+    } : {}),
+    ...(shape.slidingWindow ? { [`${arch}.attention.sliding_window`]: { type: 'u32', value: shape.slidingWindow } as MetadataValue } : {}),
+    ...tokenizer,
   };
 
   const seed = options.seed ?? 1;
@@ -69,26 +97,32 @@ export async function makeSyntheticModel(options: SyntheticModelOptions): Promis
   weight('token_embd.weight', shape.embedding, shape.vocabSize);
   for (let i = 0; i < shape.layers; i++) {
     norm(`blk.${i}.attn_norm.weight`, shape.embedding);
-    weight(`blk.${i}.attn_q.weight`, shape.embedding, shape.embedding);
+    weight(`blk.${i}.attn_q.weight`, shape.embedding, qDim);
     weight(`blk.${i}.attn_k.weight`, shape.embedding, kvDim);
     weight(`blk.${i}.attn_v.weight`, shape.embedding, kvDim);
     if (shape.qkvBias) {
-      bias(`blk.${i}.attn_q.bias`, shape.embedding);
+      bias(`blk.${i}.attn_q.bias`, qDim);
       bias(`blk.${i}.attn_k.bias`, kvDim);
       bias(`blk.${i}.attn_v.bias`, kvDim);
     }
-    weight(`blk.${i}.attn_output.weight`, shape.embedding, shape.embedding);
+    if (shape.qkNorm) {
+      norm(`blk.${i}.attn_q_norm.weight`, headDim);
+      norm(`blk.${i}.attn_k_norm.weight`, headDim);
+    }
+    weight(`blk.${i}.attn_output.weight`, qDim, shape.embedding);
+    if (shape.postNorms) norm(`blk.${i}.post_attention_norm.weight`, shape.embedding);
     norm(`blk.${i}.ffn_norm.weight`, shape.embedding);
     weight(`blk.${i}.ffn_gate.weight`, shape.embedding, shape.feedForward);
     weight(`blk.${i}.ffn_up.weight`, shape.embedding, shape.feedForward);
     weight(`blk.${i}.ffn_down.weight`, shape.feedForward, shape.embedding);
+    if (shape.postNorms) norm(`blk.${i}.post_ffw_norm.weight`, shape.embedding);
   }
   norm('output_norm.weight', shape.embedding);
   if (!shape.tiedEmbeddings) weight('output.weight', shape.embedding, shape.vocabSize);
 
   fs.mkdirSync(path.dirname(path.resolve(options.out)), { recursive: true });
   const { bytes } = writeGguf(options.out, metadata, tensors, { headerOnly: options.headerOnly });
-  return { file: options.out, bytes, parameters: parameterCount(shape), vocabulary: vocab.source };
+  return { file: options.out, bytes, parameters: parameterCount(shape), vocabulary: source };
 }
 
 /** A mulberry32 stream: fast, and the same numbers for the same seed on every machine. */

@@ -1,4 +1,4 @@
-import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, LlamaGrammar, Token, TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { ChatHistoryItem, ChatModelFunctions, LlamaGrammar, Token, TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { AsyncQueue } from '../asyncQueue';
 import { Emitter, type Disposable } from '../events';
 import { MessageTooLongError, NanochatError, PromptTooLongError, errorMessage } from '../errors';
@@ -7,6 +7,7 @@ import type { LoadedModel, ModelManager } from '../engine/models';
 import type { PooledSequence } from '../engine/sequencePool';
 import type { Settings } from '../settings';
 import type { StopReason } from './stopReasons';
+import { promptTokens, systemText, toChatHistory } from './prompt';
 import { toChatModelFunctions, type ToolCall, type ToolDefinition } from './tools';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
@@ -70,6 +71,15 @@ export interface ChatReply extends AsyncIterable<string> {
 
 export interface ChatActivity { generating: number; tokensPerSecond?: number }
 
+/** Exactly what the model evaluated for a reply: "Nanochat: Show Prompt" and `npm run prompt` show it. */
+export interface PromptView {
+  model: string;
+  /** node-llama-cpp's chat wrapper, and whether the model's own template wrote the text. */
+  chatFormat: string;
+  text: string;
+  tokens: number[];
+}
+
 /**
  * Streams replies from the loaded model. Each conversation keeps its own context sequence, so a
  * follow-up evaluates only its new tokens; conversations beyond the context's sequences take the
@@ -81,6 +91,8 @@ export class ChatEngine implements Disposable {
   readonly onDidChangeActivity = this.activityEmitter.event;
   private generating = 0;
   private readonly log: Logger;
+  /** The prompt of the most recent reply. */
+  lastPrompt: PromptView | undefined;
 
   constructor(private readonly models: ModelManager, private readonly settings: () => Settings, log?: Logger) {
     this.log = log ?? silentLogger;
@@ -140,6 +152,7 @@ export class ChatEngine implements Disposable {
       const functions = options.tools?.length ? toChatModelFunctions(options.tools) : undefined;
       const { history, promptTokens, tokens, dropped } = fitHistory(loaded, conversation, options, settings, maxTokens, functions);
       if (dropped > 0) this.log.debug(`Conversation ${label}: ${dropped} earlier messages left out to fit the context.`);
+      this.lastPrompt = describePrompt(loaded, tokens);
       try {
         const taken = await loaded.sequences.take(tokens, stop.signal);
         slot = taken.slot;
@@ -233,6 +246,15 @@ export class ChatEngine implements Disposable {
   }
 }
 
+export function describePrompt(loaded: LoadedModel, tokens: readonly Token[]): PromptView {
+  return {
+    model: loaded.info.name,
+    chatFormat: `${loaded.info.chatFormat}${loaded.info.chatTemplate === 'none' ? '' : ', model\'s own template'}`,
+    text: loaded.model.detokenize(tokens, true),
+    tokens: [...tokens],
+  };
+}
+
 /**
  * Builds the chat history for node-llama-cpp and drops the oldest turns (never the system prompt
  * or the new message) until the prompt (tool schemas included) leaves room for the reply in the
@@ -240,9 +262,7 @@ export class ChatEngine implements Disposable {
  */
 function fitHistory(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number,
   functions?: ChatModelFunctions): { history: ChatHistoryItem[]; promptTokens: number; tokens: Token[]; dropped: number } {
-  const systemPrompt = options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt;
-  const explicitSystem = conversation.messages.filter((m) => m.role === 'system').map((m) => m.content);
-  const system = [systemPrompt ?? '', ...explicitSystem].filter((s) => s.trim().length > 0).join('\n\n');
+  const system = systemText(conversation, options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt);
   const turns = conversation.messages.filter((m) => m.role !== 'system');
   const current = turns.at(-1)!;
   let earlier = turns.slice(0, -1);
@@ -254,17 +274,8 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   const contextSize = loaded.context.contextSize;
   const replyRoom = Math.min(maxTokens, Math.floor(contextSize / 2));
   const budget = contextSize - replyRoom;
-  const build = (kept: readonly ChatMessage[]): ChatHistoryItem[] => [
-    ...(system ? [{ type: 'system', text: system } as ChatHistoryItem] : []),
-    ...[...kept, current].map((m): ChatHistoryItem => m.role === 'user'
-      ? { type: 'user', text: m.content }
-      : { type: 'model', response: modelResponse(m) }),
-    // A reply to the user starts a new model turn; after tool results the model continues its own.
-    ...(current.role === 'user' ? [{ type: 'model', response: [] } as ChatHistoryItem] : []),
-  ];
-  const measure = (history: ChatHistoryItem[]) => loaded.chatWrapper
-    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: functions ? true : undefined })
-    .contextText.tokenize(loaded.model.tokenizer);
+  const build = (kept: readonly ChatMessage[]) => toChatHistory(system, kept, current);
+  const measure = (history: ChatHistoryItem[]) => promptTokens(loaded.model, loaded.chatWrapper, history, functions);
   let history = build(earlier);
   let tokens = measure(history);
   while (tokens.length > budget && earlier.length > 0) {
@@ -291,11 +302,6 @@ export function historyCut(messages: number, limit: number): number {
   // At least two exchanges, else half the limit (rounded to whole exchanges).
   const step = limit < 4 ? 2 : Math.max(4, 2 * Math.ceil(limit / 4));
   return Math.min(messages, Math.ceil(overflow / step) * step);
-}
-
-function modelResponse(m: ChatMessage): ChatModelResponse['response'] {
-  const calls = (m.toolCalls ?? []).map((c) => ({ type: 'functionCall' as const, name: c.name, params: c.params, result: c.result ?? '' }));
-  return [...(m.content ? [m.content] : []), ...calls];
 }
 
 function emptyStats(model: string, stopReason: StopReason): ReplyStats {

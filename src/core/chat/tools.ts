@@ -46,11 +46,25 @@ export function toGbnfSchema(schema: unknown, depth = 0): GbnfJsonSchema {
   return any;
 }
 
+const originals = new WeakMap<object, Map<string, object>>();
+
+/**
+ * The tools as node-llama-cpp functions: each schema reduced to what a grammar can constrain. The
+ * callers' own schemas are kept beside them, so a chat template renders the tools as given.
+ */
 export function toChatModelFunctions(tools: readonly ToolDefinition[]): ChatModelFunctions {
   const functions: Record<string, { description?: string; params?: GbnfJsonSchema }> = {};
+  const schemas = new Map<string, object>();
   for (const tool of tools) {
     const params = tool.parameters && Object.keys((tool.parameters as Json).properties ?? {}).length > 0 ? toGbnfSchema(tool.parameters) : undefined;
     functions[tool.name] = { description: tool.description, ...(params ? { params } : {}) };
+    if (tool.parameters) schemas.set(tool.name, tool.parameters);
   }
+  originals.set(functions, schemas);
   return functions as ChatModelFunctions;
+}
+
+/** The JSON Schema a tool was given with, before toChatModelFunctions reduced it. */
+export function originalToolSchema(functions: ChatModelFunctions, name: string): object | undefined {
+  return originals.get(functions)?.get(name);
 }

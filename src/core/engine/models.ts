@@ -2,10 +2,11 @@ import type { ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cp
 import { Emitter, type Disposable } from '../events';
 import { ModelLoadError, NanochatError, NoModelError, errorMessage } from '../errors';
 import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
-import { backendOf, getLlamaFor, type Backend } from './llama';
+import { backendOf, getLlamaFor, importNodeLlamaCpp, type Backend } from './llama';
 import { prepareChatFormat, type ChatFormatResolverOptions, type ChatFormatSource } from './chatFormat';
 import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
+import { modelChatTemplate, templateTrueWrapper } from './chatTemplate';
 import type { Settings } from '../settings';
 import { resolveThreads } from './threads';
 
@@ -22,6 +23,8 @@ export interface LoadedModelInfo extends ModelFileInfo {
   chatFormat: string;
   /** Where it came from: the cache of an earlier load, a child process, or this process. */
   chatFormatSource: ChatFormatSource;
+  /** Whether the model's own chat template writes the prompt, and whether it renders tools. */
+  chatTemplate: 'with tools' | 'without tools' | 'none';
 }
 
 export type ModelState =
@@ -241,7 +244,12 @@ export class ModelManager implements Disposable {
       }
       // Once per model, and off this event loop where it can be (see chatFormat.ts).
       const resolveStarted = performance.now();
-      const { wrapper: chatWrapper, source: formatSource } = await chatFormat(model);
+      const { wrapper: resolvedWrapper, source: formatSource } = await chatFormat(model);
+      // The model's own template writes the prompt; the resolved wrapper parses what comes back.
+      const template = modelChatTemplate(model);
+      const chatWrapper = template
+        ? templateTrueWrapper(resolvedWrapper, template, await importNodeLlamaCpp(), () => ({ enableThinking: this.options.settings().thinking === 'off' ? false : undefined }))
+        : resolvedWrapper;
       const resolveMs = Math.round(performance.now() - resolveStarted);
       if (superseded()) {
         await context.dispose();
@@ -258,6 +266,7 @@ export class ModelManager implements Disposable {
         totalLayers: model.fileInsights.totalLayers,
         loadMs: Math.round(performance.now() - started),
         chatFormat: chatWrapper.wrapperName,
+        chatTemplate: template ? (template.hasTools ? 'with tools' : 'without tools') : 'none',
         chatFormatSource: formatSource,
       };
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));

@@ -16,6 +16,8 @@ export const catalogModelSchema = z.object({
   goodFor: z.enum(['fastest', 'balanced', 'code', 'reasoning']),
   description: z.string().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** The node-llama-cpp chat wrapper the model's template resolves to (checked on a template-true copy by the tests). */
+  chatFormat: z.string().min(1),
 });
 
 export const catalogSchema = z.object({

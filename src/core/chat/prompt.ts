@@ -1,0 +1,94 @@
+import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrapper, LlamaModel, Token } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { z } from 'zod';
+import { NanochatError } from '../errors';
+import type { ChatMessage, Conversation } from './engine';
+import type { ToolDefinition } from './tools';
+
+/**
+ * The history node-llama-cpp's chat wrapper renders: the system prompt, the kept turns and the new
+ * message, then an empty model turn for the reply (after tool results the model continues its own
+ * turn instead). Consecutive assistant messages (a tool call, its result, then the answer) are one
+ * model turn, in order, as chat templates render them.
+ */
+export function toChatHistory(system: string, kept: readonly ChatMessage[], current: ChatMessage): ChatHistoryItem[] {
+  const items: ChatHistoryItem[] = system ? [{ type: 'system', text: system }] : [];
+  for (const m of [...kept, current]) {
+    if (m.role === 'system') continue;
+    if (m.role === 'user') { items.push({ type: 'user', text: m.content }); continue; }
+    const previous = items.at(-1);
+    if (previous?.type === 'model') previous.response.push(...modelResponse(m));
+    else items.push({ type: 'model', response: modelResponse(m) });
+  }
+  if (current.role === 'user') items.push({ type: 'model', response: [] });
+  return items;
+}
+
+function modelResponse(m: ChatMessage): ChatModelResponse['response'] {
+  const calls = (m.toolCalls ?? []).map((c) => ({ type: 'functionCall' as const, name: c.name, params: c.params, result: c.result ?? '' }));
+  return [...(m.content ? [m.content] : []), ...calls];
+}
+
+/** The system prompt a reply uses: the setting (or the caller's override) and the conversation's own. */
+export function systemText(conversation: Conversation, systemPrompt: string | null | undefined): string {
+  const explicit = conversation.messages.filter((m) => m.role === 'system').map((m) => m.content);
+  return [systemPrompt ?? '', ...explicit].filter((s) => s.trim().length > 0).join('\n\n');
+}
+
+/** The tokens a chat wrapper gives a history: what the engine evaluates. */
+export function promptTokens(model: LlamaModel, wrapper: ChatWrapper, history: ChatHistoryItem[], functions?: ChatModelFunctions): Token[] {
+  return wrapper
+    .generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: functions ? true : undefined })
+    .contextText.tokenize(model.tokenizer);
+}
+
+// OpenAI's chat format (the shape Hugging Face chat templates take too), for `npm run prompt`.
+const openAiToolCall = z.object({
+  id: z.string().optional(),
+  type: z.literal('function').optional(),
+  function: z.object({ name: z.string().min(1), arguments: z.union([z.string(), z.record(z.string(), z.unknown())]) }),
+});
+const openAiMessage = z.discriminatedUnion('role', [
+  z.object({ role: z.literal('system'), content: z.string() }),
+  z.object({ role: z.literal('user'), content: z.string() }),
+  z.object({ role: z.literal('assistant'), content: z.string().nullable().optional(), tool_calls: z.array(openAiToolCall).optional() }),
+  z.object({ role: z.literal('tool'), content: z.string(), tool_call_id: z.string().optional() }),
+]);
+export const openAiConversationSchema = z.object({
+  messages: z.array(openAiMessage).min(1),
+  tools: z.array(z.object({
+    type: z.literal('function'),
+    function: z.object({ name: z.string().min(1), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional() }),
+  })).optional(),
+});
+export type OpenAiConversation = z.infer<typeof openAiConversationSchema>;
+
+/** Reads a conversation in OpenAI's chat format; tool results join the call they answer (by id, else in order). */
+export function fromOpenAiConversation(raw: unknown): { conversation: Conversation; tools: ToolDefinition[] } {
+  const parsed = openAiConversationSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new NanochatError(`Not a conversation in OpenAI's chat format: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  const messages: ChatMessage[] = [];
+  for (const m of parsed.data.messages) {
+    if (m.role === 'tool') {
+      const call = [...messages].reverse().flatMap((x) => x.toolCalls ?? []).reverse()
+        .find((c) => (m.tool_call_id !== undefined ? c.id === m.tool_call_id : true) && c.result === undefined);
+      if (!call) throw new NanochatError(`A tool result${m.tool_call_id ? ` (${m.tool_call_id})` : ''} answers no tool call before it.`);
+      call.result = m.content;
+    } else if (m.role === 'assistant') {
+      const toolCalls = m.tool_calls?.map((c) => ({
+        id: c.id, name: c.function.name,
+        params: typeof c.function.arguments === 'string' ? parseArguments(c.function.arguments) : c.function.arguments,
+      }));
+      messages.push({ role: 'assistant', content: m.content ?? '', ...(toolCalls?.length ? { toolCalls } : {}) });
+    } else {
+      messages.push({ role: m.role, content: m.content });
+    }
+  }
+  const tools = (parsed.data.tools ?? []).map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters }));
+  return { conversation: { messages }, tools };
+}
+
+function parseArguments(text: string): unknown {
+  try { return JSON.parse(text); } catch { throw new NanochatError(`Tool call arguments are not JSON: ${text.slice(0, 80)}`); }
+}
