@@ -33,10 +33,12 @@ interface View {
   messages: PanelMessage[];
   generating: boolean;
   streamText: string;
+  /** A thinking model's thoughts of the reply being streamed. */
+  streamThoughts: string;
   contextUsed: number;
   model: ModelView;
 }
-const view: View = { activeId: '', messages: [], generating: false, streamText: '', contextUsed: 0, model: { kind: 'none' } };
+const view: View = { activeId: '', messages: [], generating: false, streamText: '', streamThoughts: '', contextUsed: 0, model: { kind: 'none' } };
 let streamElement: HTMLElement | undefined;
 let renderScheduled = false;
 
@@ -60,7 +62,7 @@ function handle(message: ToWebview): void {
       view.messages = message.messages;
       view.generating = message.generating;
       view.contextUsed = message.contextUsed;
-      if (!message.generating) view.streamText = '';
+      if (!message.generating) { view.streamText = ''; view.streamThoughts = ''; }
       renderConversations(message.conversations);
       renderMessages();
       break;
@@ -76,6 +78,11 @@ function handle(message: ToWebview): void {
     case 'delta':
       if (message.conversationId !== view.activeId) return;
       view.streamText += message.text;
+      scheduleStreamRender();
+      break;
+    case 'thought':
+      if (message.conversationId !== view.activeId) return;
+      view.streamThoughts += message.text;
       scheduleStreamRender();
       break;
     case 'done':
@@ -151,7 +158,7 @@ function renderMessages(): void {
   const items = view.messages.map((m, index) => messageElement(m, index));
   streamElement = undefined;
   if (view.generating) {
-    streamElement = messageElement({ role: 'assistant', content: view.streamText, createdAt: Date.now() }, -1);
+    streamElement = messageElement({ role: 'assistant', content: view.streamText, thoughts: view.streamThoughts || undefined, createdAt: Date.now() }, -1);
     streamElement.classList.add('streaming');
     items.push(streamElement);
   }
@@ -176,6 +183,7 @@ function messageElement(message: PanelMessage, index: number): HTMLElement {
   body.className = 'body';
   if (message.role === 'user') body.textContent = message.content;
   else body.innerHTML = renderMarkdown(message.content);
+  if (message.thoughts) element.append(thinkingElement(message.thoughts, index < 0 && !message.content, message.stats?.thoughtTokens));
   element.append(body);
   if (index < 0) {
     body.append(cursor());
@@ -187,7 +195,7 @@ function messageElement(message: PanelMessage, index: number): HTMLElement {
     const s = message.stats;
     const stats = document.createElement('span');
     stats.className = 'stats muted';
-    stats.textContent = [`${s.completionTokens} tokens`, s.timeToFirstTokenMs !== undefined ? `first token ${s.timeToFirstTokenMs} ms` : '',
+    stats.textContent = [`${s.completionTokens} tokens`, s.thoughtTokens ? `${s.thoughtTokens} thinking` : '', s.timeToFirstTokenMs !== undefined ? `first token ${s.timeToFirstTokenMs} ms` : '',
       `${s.tokensPerSecond.toFixed(1)} tok/s`, s.model, STOP_REASON_LABELS[s.stopReason]].filter(Boolean).join(' · ');
     footer.append(stats);
     if (s.error) {
@@ -229,6 +237,23 @@ function editMessage(element: HTMLElement, body: HTMLElement, index: number, con
   void element;
 }
 
+/**
+ * A thinking model's thoughts, collapsed under "Thinking" (open while only thoughts have arrived).
+ * Plain text, never markdown: model output is untrusted.
+ */
+function thinkingElement(thoughts: string, open: boolean, tokens: number | undefined): HTMLElement {
+  const details = document.createElement('details');
+  details.className = 'thinking';
+  details.open = open;
+  const summary = document.createElement('summary');
+  summary.textContent = open ? 'Thinking…' : tokens ? `Thought for ${tokens} tokens` : 'Thoughts';
+  const text = document.createElement('div');
+  text.className = 'thoughts muted';
+  text.textContent = thoughts.trim();
+  details.append(summary, text);
+  return details;
+}
+
 /** Deltas arrive batched by the host; only the streaming message is re-rendered, at most every 50 ms. */
 function scheduleStreamRender(): void {
   if (renderScheduled) return;
@@ -236,6 +261,12 @@ function scheduleStreamRender(): void {
   setTimeout(() => {
     renderScheduled = false;
     if (!streamElement) return;
+    if (view.streamThoughts) {
+      const existing = streamElement.querySelector('details.thinking');
+      const open = existing ? (existing as HTMLDetailsElement).open && !view.streamText : !view.streamText;
+      const fresh = thinkingElement(view.streamThoughts, open, undefined);
+      if (existing) existing.replaceWith(fresh); else streamElement.prepend(fresh);
+    }
     const body = streamElement.querySelector('.body')!;
     body.innerHTML = renderMarkdown(view.streamText);
     body.append(cursor());

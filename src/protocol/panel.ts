@@ -13,6 +13,7 @@ export const replyStatsSchema = z.object({
   model: z.string(),
   promptTokens: z.number(),
   completionTokens: z.number(),
+  thoughtTokens: z.number().optional(),
   timeToFirstTokenMs: z.number().optional(),
   tokensPerSecond: z.number(),
   totalMs: z.number(),
@@ -23,6 +24,8 @@ export const replyStatsSchema = z.object({
 export const panelMessageSchema = z.object({
   role: z.enum(['user', 'assistant']),
   content: text,
+  /** A thinking model's thoughts before its answer: shown collapsed, never sent back to the model. */
+  thoughts: text.optional(),
   stats: replyStatsSchema.optional(),
   createdAt: z.number(),
 });
@@ -57,6 +60,7 @@ export const toWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('model'), model: modelViewSchema }),
   z.object({ type: z.literal('settings'), settings: panelSettingsSchema }),
   z.object({ type: z.literal('delta'), conversationId: id, text }),
+  z.object({ type: z.literal('thought'), conversationId: id, text }),
   z.object({ type: z.literal('done'), conversationId: id, stats: replyStatsSchema, contextUsed: z.number() }),
   z.object({ type: z.literal('error'), message: z.string().max(2000) }),
 ]);

@@ -33,7 +33,7 @@ export function historyFromTurns(turns: readonly TurnView[], participantId: stri
 }
 
 export function footer(stats: ReplyStats): string {
-  const parts = [`${stats.completionTokens} tokens`, `${stats.tokensPerSecond.toFixed(1)} tok/s`];
+  const parts = [`${stats.completionTokens} tokens`, ...(stats.thoughtTokens ? [`${stats.thoughtTokens} thinking`] : []), `${stats.tokensPerSecond.toFixed(1)} tok/s`];
   if (stats.timeToFirstTokenMs !== undefined) parts.push(`first token ${stats.timeToFirstTokenMs} ms`);
   if (stats.stopReason !== 'done' && stats.stopReason !== 'error') parts.push(STOP_REASON_LABELS[stats.stopReason]);
   if (stats.droppedMessages > 0) parts.push(`${stats.droppedMessages} older messages left out`);

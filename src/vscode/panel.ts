@@ -142,18 +142,28 @@ export class ChatPanel implements vscode.Disposable {
     await this.postState();
     let text = '';
     let pending = '';
+    let thoughts = '';
+    let pendingThought = '';
     let timer: NodeJS.Timeout | undefined;
     const flush = () => {
       if (timer) clearTimeout(timer);
       timer = undefined;
+      if (pendingThought) this.post({ type: 'thought', conversationId, text: pendingThought });
       if (pending) this.post({ type: 'delta', conversationId, text: pending });
       pending = '';
+      pendingThought = '';
     };
     try {
       const reply = this.services.backend.reply({
         id: panelKey(conversationId),
         messages: conversation.messages.map((m) => ({ role: m.role, content: m.content })),
-      }, {}, controller.signal);
+      }, {
+        onThought: (thought) => {
+          thoughts += thought;
+          pendingThought += thought;
+          timer ??= setTimeout(flush, 50);
+        },
+      }, controller.signal);
       for await (const delta of reply) {
         text += delta;
         pending += delta;
@@ -161,7 +171,7 @@ export class ChatPanel implements vscode.Disposable {
       }
       flush();
       const stats = await reply.stats;
-      const assistant: PanelMessage = { role: 'assistant', content: text, stats: panelStats(stats), createdAt: Date.now() };
+      const assistant: PanelMessage = { role: 'assistant', content: text, ...(thoughts ? { thoughts } : {}), stats: panelStats(stats), createdAt: Date.now() };
       await this.store.setMessages(conversationId, [...(this.store.get(conversationId)?.messages ?? []), assistant]);
       this.post({ type: 'done', conversationId, stats: panelStats(stats), contextUsed: stats.promptTokens + stats.completionTokens });
     } catch (err) {
@@ -268,6 +278,7 @@ function panelKey(conversationId: string): string {
 function panelStats(stats: ReplyStats): NonNullable<PanelMessage['stats']> {
   return {
     model: stats.model, promptTokens: stats.promptTokens, completionTokens: stats.completionTokens,
+    ...(stats.thoughtTokens ? { thoughtTokens: stats.thoughtTokens } : {}),
     timeToFirstTokenMs: stats.timeToFirstTokenMs, tokensPerSecond: stats.tokensPerSecond, totalMs: stats.totalMs,
     stopReason: stats.stopReason, ...(stats.error ? { error: stats.error } : {}),
   };

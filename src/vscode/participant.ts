@@ -83,7 +83,10 @@ async function answer(services: Services, request: vscode.ChatRequest, context: 
   for (const ref of references.used) stream.reference(ref);
   const cancel = abortOn(token);
   try {
-    const reply = services.backend.reply({ messages: sent }, {}, cancel.signal);
+    let thinking = false;
+    // Thoughts stay out of the answer (and so out of the history); the Chat view shows that the model is thinking.
+    const onThought = () => { if (!thinking) { thinking = true; stream.progress('Thinking…'); } };
+    const reply = services.backend.reply({ messages: sent }, { onThought }, cancel.signal);
     let replyText = '';
     for await (const delta of reply) { replyText += delta; sink.markdown(delta); }
     const stats = await reply.stats;

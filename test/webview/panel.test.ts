@@ -80,6 +80,29 @@ describe('chat panel webview in headless Chromium', function () {
     assert.match(await page.locator('.message.assistant .stats').innerText(), /4 tokens · first token 12 ms · 99\.5 tok\/s · m · stopped/);
   });
 
+  it('shows a thinking model\'s thoughts in a collapsible Thinking block, as plain text, apart from the answer', async () => {
+    await send({ type: 'model', model: { kind: 'ready', name: 'qwen3', contextSize: 1000 } });
+    await state([msg('user', 'Hi')], { generating: true });
+    for (const text of ['The user ', 'greets me. <img src=x onerror="window.__xss=1">']) await send({ type: 'thought', conversationId: 'c1', text });
+    const thinking = page.locator('.message.streaming details.thinking');
+    await thinking.locator('summary', { hasText: 'Thinking…' }).waitFor({ timeout: 2000 });
+    assert.equal(await thinking.evaluate((d) => (d as HTMLDetailsElement).open), true, 'open while only thoughts have arrived');
+    assert.match(await thinking.locator('.thoughts').innerText(), /The user greets me\. <img/);
+    await send({ type: 'delta', conversationId: 'c1', text: 'Hello **there**' });
+    await page.locator('.message.streaming .body strong', { hasText: 'there' }).waitFor({ timeout: 2000 });
+    assert.equal(await thinking.evaluate((d) => (d as HTMLDetailsElement).open), false, 'collapses once the answer starts');
+    assert.doesNotMatch(await page.locator('.message.streaming .body').innerText(), /greets/);
+    const stats = { model: 'qwen3', promptTokens: 9, completionTokens: 20, thoughtTokens: 12, timeToFirstTokenMs: 5, tokensPerSecond: 50, totalMs: 400, stopReason: 'done' as const };
+    await state([msg('user', 'Hi'), { ...msg('assistant', 'Hello **there**'), thoughts: 'The user greets me.', stats }]);
+    const saved = page.locator('.message.assistant details.thinking');
+    assert.equal(await saved.locator('summary').innerText(), 'Thought for 12 tokens');
+    assert.equal(await saved.evaluate((d) => (d as HTMLDetailsElement).open), false);
+    await saved.locator('summary').click();
+    assert.equal(await saved.locator('.thoughts').innerText(), 'The user greets me.');
+    assert.match(await page.locator('.message.assistant .stats').innerText(), /20 tokens · 12 thinking/);
+    assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+  });
+
   it('sends with Enter, keeps Shift+Enter for new lines, and edits or regenerates', async () => {
     await state([msg('user', 'First'), msg('assistant', 'Answer')]);
     await page.locator('#input').click();

@@ -42,6 +42,8 @@ export interface ReplyOptions {
   tools?: readonly ToolDefinition[];
   /** Biases sampling, re-read before every token when given as a function. */
   tokenBias?: TokenBias | (() => TokenBias);
+  /** Receives a thinking model's thoughts as they stream; they are never part of the reply's text. */
+  onThought?: (text: string) => void;
 }
 
 export { STOP_REASONS, type StopReason } from './stopReasons';
@@ -53,6 +55,8 @@ export interface ReplyStats {
   /** Prompt tokens actually evaluated for this reply; the rest came from the KV cache. */
   evaluatedPromptTokens: number;
   completionTokens: number;
+  /** Of the completion tokens, those spent thinking (models that think, e.g. Qwen3). */
+  thoughtTokens?: number;
   timeToFirstTokenMs: number | undefined;
   tokensPerSecond: number;
   totalMs: number;
@@ -168,6 +172,8 @@ export class ChatEngine implements Disposable {
       let stopReason: StopReason = 'done';
       let error: string | undefined;
       let toolCalls: ToolCall[] | undefined;
+      let thoughtTokens = 0;
+      const thinkingBudget = settings.thinking === 'off' ? 0 : settings.thinkingBudget > 0 ? settings.thinkingBudget : undefined;
       try {
         const seed = options.seed ?? settings.seed;
         const toolsOrGrammar = functions ? { functions, documentFunctionParams: true } : { grammar: options.grammar };
@@ -183,6 +189,13 @@ export class ChatEngine implements Disposable {
           repeatPenalty: (options.repeatPenalty ?? settings.repeatPenalty) > 1
             ? { penalty: options.repeatPenalty ?? settings.repeatPenalty } : false,
           tokenBias: options.tokenBias,
+          ...(thinkingBudget !== undefined ? { budgets: { thoughtTokens: thinkingBudget } } : {}),
+          onResponseChunk: (chunk) => {
+            if (chunk.type !== 'segment' || chunk.segmentType !== 'thought') return;
+            thoughtTokens += chunk.tokens.length;
+            firstTokenAt ??= performance.now();
+            if (chunk.text) options.onThought?.(chunk.text);
+          },
           onTextChunk: (text: string) => {
             if (!text) return;
             firstTokenAt ??= performance.now();
@@ -219,6 +232,7 @@ export class ChatEngine implements Disposable {
         promptTokens,
         evaluatedPromptTokens: meterAfter.usedInputTokens - meterBefore.usedInputTokens,
         completionTokens,
+        ...(thoughtTokens > 0 ? { thoughtTokens } : {}),
         // From the request, not from when a sequence was free: what the user waited.
         timeToFirstTokenMs: firstTokenAt === undefined ? undefined : Math.round(firstTokenAt - requested),
         tokensPerSecond: generationSeconds > 0 && completionTokens > 1 ? (completionTokens - 1) / generationSeconds : 0,
@@ -228,7 +242,7 @@ export class ChatEngine implements Disposable {
         ...(toolCalls ? { toolCalls } : {}),
         ...(error ? { error } : {}),
       };
-      this.log.info(`Reply in ${label}: ${stats.completionTokens} tokens, ${stats.tokensPerSecond.toFixed(1)} tok/s, first token ${stats.timeToFirstTokenMs ?? '-'} ms, prompt ${stats.promptTokens} (${stats.evaluatedPromptTokens} evaluated), ${stats.stopReason}.`);
+      this.log.info(`Reply in ${label}: ${stats.completionTokens} tokens${thoughtTokens ? ` (${thoughtTokens} thinking)` : ''}, ${stats.tokensPerSecond.toFixed(1)} tok/s, first token ${stats.timeToFirstTokenMs ?? '-'} ms, prompt ${stats.promptTokens} (${stats.evaluatedPromptTokens} evaluated), ${stats.stopReason}.`);
       queue.end();
       return stats;
     } finally {

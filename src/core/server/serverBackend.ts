@@ -239,6 +239,12 @@ export class ServerBackend implements ChatBackend {
         chunks++;
         const choice = chunk.choices?.[0];
         const delta = choice?.delta;
+        // llama-server (with --reasoning-format), vLLM and DeepSeek send a thinking model's thoughts apart.
+        const reasoning = (delta as { reasoning_content?: string } | undefined)?.reasoning_content;
+        if (reasoning) {
+          firstTokenAt ??= performance.now();
+          options.onThought?.(reasoning);
+        }
         if (delta?.content) {
           firstTokenAt ??= performance.now();
           text += delta.content;
