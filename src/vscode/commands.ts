@@ -42,6 +42,30 @@ export function registerCommands(services: Services): vscode.Disposable[] {
 
     vscode.commands.registerCommand(COMMANDS.showLogs, () => logChannel.show(true)),
 
+    // Exactly what the model evaluated for the last reply: the text (special tokens included) and the token ids.
+    vscode.commands.registerCommand(COMMANDS.showPrompt, async () => {
+      const prompt = await services.backend.lastPrompt();
+      if (!prompt) {
+        void vscode.window.showInformationMessage(services.backend.kind === 'server'
+          ? 'The server does not show its prompt (llama-server does, through /apply-template). Send a message first.'
+          : 'No reply yet: send a message to @nanochat, in the chat panel or through the model picker, then show its prompt.');
+        return undefined;
+      }
+      const content = [
+        `# Prompt of the last reply: ${prompt.model}`,
+        `# Chat format: ${prompt.chatFormat} · ${prompt.tokens.length} tokens`,
+        '',
+        prompt.text,
+        '',
+        '# Token ids',
+        JSON.stringify(prompt.tokens),
+        '',
+      ].join('\n');
+      const document = await vscode.workspace.openTextDocument({ content, language: 'plaintext' });
+      await vscode.window.showTextDocument(document, { preview: true });
+      return prompt;
+    }),
+
     vscode.commands.registerCommand(COMMANDS.statusMenu, async () => {
       const state = models.state;
       type Item = vscode.QuickPickItem & { command: string };
@@ -53,6 +77,7 @@ export function registerCommands(services: Services): vscode.Disposable[] {
         ...(state.kind === 'ready' ? [{ label: '$(debug-stop) Unload Model', command: COMMANDS.unload }] : []),
         ...(services.settings.current.backend === 'server' ? [{ label: '$(key) Set Server API Key', command: COMMANDS.setServerKey }] : []),
         { label: '$(symbol-number) Count Tokens', command: COMMANDS.countTokens },
+        { label: '$(code) Show Prompt of the Last Reply', command: COMMANDS.showPrompt },
         { label: '$(dashboard) Run Benchmark', command: COMMANDS.bench },
         { label: '$(output) Show Logs', command: COMMANDS.showLogs },
       ];

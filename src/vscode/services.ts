@@ -38,4 +38,5 @@ export const COMMANDS = {
   showLogs: 'nanochat.showLogs',
   statusMenu: 'nanochat.statusMenu',
   setServerKey: 'nanochat.setServerApiKey',
+  showPrompt: 'nanochat.showPrompt',
 } as const;

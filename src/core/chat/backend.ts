@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../log';
 import type { InstalledModel, ModelLibrary } from '../modelFiles/library';
 import type { Settings } from '../settings';
 import type { TokenCount, TokenCounter } from '../tokens/tokenCounter';
-import type { ChatActivity, ChatEngine, ChatReply, Conversation, ReplyOptions } from './engine';
+import type { ChatActivity, ChatEngine, ChatReply, Conversation, PromptView, ReplyOptions } from './engine';
 
 /** A model a backend can answer with, as every surface shows it. */
 export interface BackendModel {
@@ -41,6 +41,8 @@ export interface ChatBackend extends Disposable {
   selectModel(id: string): Promise<void>;
   /** Streams a reply: text deltas, then stats (tokens, timings, tool calls, stop reason). */
   reply(conversation: Conversation, options?: ReplyOptions, signal?: AbortSignal): ChatReply;
+  /** What the model evaluated for the most recent reply: text, token ids and chat format ("Nanochat: Show Prompt"). */
+  lastPrompt(): Promise<PromptView | undefined>;
   /** Exact token count of `text` for a model (default: the selected one); says which tokenizer counted. */
   countTokens(text: string, modelId?: string): Promise<TokenCount>;
   readonly onDidChangeActivity: Event<ChatActivity>;
@@ -115,6 +117,10 @@ export class EmbeddedBackend implements ChatBackend {
 
   reply(conversation: Conversation, options?: ReplyOptions, signal?: AbortSignal): ChatReply {
     return this.options.chat.reply(conversation, options, signal);
+  }
+
+  async lastPrompt(): Promise<PromptView | undefined> {
+    return this.options.chat.lastPrompt;
   }
 
   async countTokens(text: string, modelId?: string): Promise<TokenCount> {

@@ -3,7 +3,7 @@ import type { ServerBackend } from '../server/serverBackend';
 import type { Settings } from '../settings';
 import type { TokenCount } from '../tokens/tokenCounter';
 import type { BackendModel, ChatBackend, EmbeddedBackend } from './backend';
-import type { ChatActivity, ChatReply, Conversation, ReplyOptions } from './engine';
+import type { ChatActivity, ChatReply, Conversation, PromptView, ReplyOptions } from './engine';
 
 /**
  * The backend every surface talks to: the embedded engine or the server, as `nanochat.backend`
@@ -41,6 +41,7 @@ export class BackendSwitch implements ChatBackend {
   prepare(signal?: AbortSignal): Promise<BackendModel> { return this.active.prepare(signal); }
   reply(conversation: Conversation, options?: ReplyOptions, signal?: AbortSignal): ChatReply { return this.active.reply(conversation, options, signal); }
   countTokens(text: string, modelId?: string): Promise<TokenCount> { return this.active.countTokens(text, modelId); }
+  lastPrompt(): Promise<PromptView | undefined> { return this.active.lastPrompt(); }
 
   dispose(): void {
     this.subscriptions.forEach((s) => s.dispose());

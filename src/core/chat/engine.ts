@@ -1,13 +1,13 @@
 import type { ChatHistoryItem, ChatModelFunctions, LlamaGrammar, Token, TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { AsyncQueue } from '../asyncQueue';
 import { Emitter, type Disposable } from '../events';
-import { MessageTooLongError, NanochatError, PromptTooLongError, errorMessage } from '../errors';
+import { MessageTooLongError, PromptTooLongError, errorMessage } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import type { LoadedModel, ModelManager } from '../engine/models';
 import type { PooledSequence } from '../engine/sequencePool';
 import type { Settings } from '../settings';
 import type { StopReason } from './stopReasons';
-import { promptTokens, systemText, toChatHistory } from './prompt';
+import { assertAnswerable, promptTokens, systemText, toChatHistory } from './prompt';
 import { toChatModelFunctions, type ToolCall, type ToolDefinition } from './tools';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
@@ -133,9 +133,7 @@ export class ChatEngine implements Disposable {
   private async run(conversation: Conversation, options: ReplyOptions, signal: AbortSignal | undefined,
     stop: AbortController, queue: AsyncQueue<string>, requested: number): Promise<ReplyStats> {
     const settings = this.settings();
-    const last = conversation.messages.at(-1);
-    const continuesTools = last?.role === 'assistant' && !!last.toolCalls?.length && last.toolCalls.every((c) => c.result !== undefined);
-    if (!last || (last.role !== 'user' && !continuesTools)) throw new NanochatError('A conversation must end with a user message, or with tool results.');
+    assertAnswerable(conversation);
     for (const m of conversation.messages) {
       if (m.content.length > settings.maxMessageLength) throw new MessageTooLongError(m.content.length, settings.maxMessageLength);
     }

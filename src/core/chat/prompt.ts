@@ -2,7 +2,7 @@ import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrappe
 import { z } from 'zod';
 import { NanochatError } from '../errors';
 import type { ChatMessage, Conversation } from './engine';
-import type { ToolDefinition } from './tools';
+import { toChatModelFunctions, type ToolDefinition } from './tools';
 
 /**
  * The history node-llama-cpp's chat wrapper renders: the system prompt, the kept turns and the new
@@ -32,6 +32,25 @@ function modelResponse(m: ChatMessage): ChatModelResponse['response'] {
 export function systemText(conversation: Conversation, systemPrompt: string | null | undefined): string {
   const explicit = conversation.messages.filter((m) => m.role === 'system').map((m) => m.content);
   return [systemPrompt ?? '', ...explicit].filter((s) => s.trim().length > 0).join('\n\n');
+}
+
+/** A conversation a reply can answer: it ends with the user's message, or with tool calls that all have results. */
+export function assertAnswerable(conversation: Conversation): void {
+  const last = conversation.messages.at(-1);
+  const continuesTools = last?.role === 'assistant' && !!last.toolCalls?.length && last.toolCalls.every((c) => c.result !== undefined);
+  if (!last || (last.role !== 'user' && !continuesTools)) throw new NanochatError('A conversation must end with a user message, or with tool results.');
+}
+
+/**
+ * The whole prompt of a conversation, untrimmed: what the engine evaluates when it fits the
+ * context (`npm run prompt`, and the tests that compare it with the model's own template).
+ */
+export function conversationPrompt(model: LlamaModel, wrapper: ChatWrapper, conversation: Conversation,
+  options: { systemPrompt: string | null; tools?: readonly ToolDefinition[] }): Token[] {
+  assertAnswerable(conversation);
+  const turns = conversation.messages.filter((m) => m.role !== 'system');
+  const history = toChatHistory(systemText(conversation, options.systemPrompt), turns.slice(0, -1), turns.at(-1)!);
+  return promptTokens(model, wrapper, history, options.tools?.length ? toChatModelFunctions(options.tools) : undefined);
 }
 
 /** The tokens a chat wrapper gives a history: what the engine evaluates. */

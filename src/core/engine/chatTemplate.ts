@@ -2,6 +2,7 @@ import { Template } from '@huggingface/jinja';
 import type { ChatHistoryItem, ChatModelFunctions, ChatWrapper, ChatWrapperGenerateContextStateOptions, ChatWrapperGeneratedContextState, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import type { NodeLlamaCpp } from './llama';
 import { originalToolSchema } from '../chat/tools';
+import type { Settings } from '../settings';
 
 /**
  * A model's prompt rendered by its own chat template, as transformers and llama-server render it,
@@ -67,6 +68,11 @@ function toolsOf(functions: ChatModelFunctions | undefined): unknown[] | undefin
     type: 'function',
     function: { name, ...(f.description ? { description: f.description } : {}), parameters: originalToolSchema(functions, name) ?? f.params ?? { type: 'object', properties: {} } },
   }));
+}
+
+/** The template options a user's settings ask for. */
+export function templateOptions(settings: Pick<Settings, 'thinking'>): TemplateOptions {
+  return { enableThinking: settings.thinking === 'off' ? false : undefined };
 }
 
 /** A parsed chat template and what it can express. */
@@ -162,4 +168,18 @@ export function templateTrueWrapper(inner: ChatWrapper, template: ChatTemplate, 
 /** Whether a wrapper renders prompts with the model's own template (see templateTrueWrapper). */
 export function isTemplateTrue(wrapper: ChatWrapper): boolean {
   return (wrapper as unknown as { templateTrue?: boolean }).templateTrue === true;
+}
+
+/**
+ * The wrapper nanochat uses for a model: the resolved one, with the prompt written by the model's
+ * own template when its file has one. One place for the engine, `npm run prompt` and the tests.
+ */
+export function nanochatWrapper(resolved: ChatWrapper, model: LlamaModel, lib: Pick<NodeLlamaCpp, 'LlamaText' | 'SpecialTokensText' | 'SpecialToken'>,
+  options: () => TemplateOptions): { wrapper: ChatWrapper; template: ChatTemplate | undefined } {
+  const template = modelChatTemplate(model);
+  return { wrapper: template ? templateTrueWrapper(resolved, template, lib, options) : resolved, template };
+}
+
+export function describeTemplate(template: ChatTemplate | undefined): 'with tools' | 'without tools' | 'none' {
+  return template ? (template.hasTools ? 'with tools' : 'without tools') : 'none';
 }

@@ -6,7 +6,7 @@ import { backendOf, getLlamaFor, importNodeLlamaCpp, type Backend } from './llam
 import { prepareChatFormat, type ChatFormatResolverOptions, type ChatFormatSource } from './chatFormat';
 import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
-import { modelChatTemplate, templateTrueWrapper } from './chatTemplate';
+import { describeTemplate, nanochatWrapper, templateOptions } from './chatTemplate';
 import type { Settings } from '../settings';
 import { resolveThreads } from './threads';
 
@@ -246,10 +246,7 @@ export class ModelManager implements Disposable {
       const resolveStarted = performance.now();
       const { wrapper: resolvedWrapper, source: formatSource } = await chatFormat(model);
       // The model's own template writes the prompt; the resolved wrapper parses what comes back.
-      const template = modelChatTemplate(model);
-      const chatWrapper = template
-        ? templateTrueWrapper(resolvedWrapper, template, await importNodeLlamaCpp(), () => ({ enableThinking: this.options.settings().thinking === 'off' ? false : undefined }))
-        : resolvedWrapper;
+      const { wrapper: chatWrapper, template } = nanochatWrapper(resolvedWrapper, model, await importNodeLlamaCpp(), () => templateOptions(this.options.settings()));
       const resolveMs = Math.round(performance.now() - resolveStarted);
       if (superseded()) {
         await context.dispose();
@@ -266,7 +263,7 @@ export class ModelManager implements Disposable {
         totalLayers: model.fileInsights.totalLayers,
         loadMs: Math.round(performance.now() - started),
         chatFormat: chatWrapper.wrapperName,
-        chatTemplate: template ? (template.hasTools ? 'with tools' : 'without tools') : 'none',
+        chatTemplate: describeTemplate(template),
         chatFormatSource: formatSource,
       };
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));

@@ -2,7 +2,7 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUse
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { AsyncQueue } from '../asyncQueue';
 import type { BackendModel, ChatBackend } from '../chat/backend';
-import type { ChatActivity, ChatMessage, ChatReply, Conversation, ReplyOptions, ReplyStats } from '../chat/engine';
+import type { ChatActivity, ChatMessage, ChatReply, Conversation, PromptView, ReplyOptions, ReplyStats } from '../chat/engine';
 import type { StopReason } from '../chat/stopReasons';
 import type { ToolCall } from '../chat/tools';
 import { MessageTooLongError, NanochatError, errorMessage } from '../errors';
@@ -55,6 +55,7 @@ export class ServerBackend implements ChatBackend {
   private current: ServerState = { kind: 'unconfigured' };
   private knownUrl: string | undefined;
   private readonly counts = new Map<string, TokenCount>();
+  private lastRequest: { model: string; messages: ChatCompletionMessageParam[]; tools?: ChatCompletionTool[] } | undefined;
   private models: BackendModel[] = [];
   private generating = 0;
   private readonly log: Logger;
@@ -152,6 +153,25 @@ export class ServerBackend implements ChatBackend {
     return { stats, [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator]() };
   }
 
+  /**
+   * The server renders its own prompt: llama-server's /apply-template shows it for the last request's
+   * messages, and /tokenize gives its tokens. Servers without them have nothing to show.
+   */
+  async lastPrompt(): Promise<PromptView | undefined> {
+    const last = this.lastRequest;
+    if (!last || !this.origin) return undefined;
+    try {
+      const applied = await this.fetchJson(`${this.origin}/apply-template`, { messages: last.messages, ...(last.tools ? { tools: last.tools } : {}) }) as { prompt?: unknown };
+      if (typeof applied?.prompt !== 'string') return undefined;
+      const tokenized = await this.fetchJson(`${this.origin}/tokenize`, { content: applied.prompt, add_special: true, parse_special: true }) as { tokens?: unknown[] };
+      const tokens = Array.isArray(tokenized?.tokens) ? tokenized.tokens.filter((t): t is number => typeof t === 'number') : [];
+      return { model: last.model, chatFormat: "the server's own template (/apply-template)", text: applied.prompt, tokens };
+    } catch (err) {
+      this.log.debug(`The server cannot show its prompt (${errorMessage(err)}).`);
+      return undefined;
+    }
+  }
+
   async countTokens(text: string): Promise<TokenCount> {
     const origin = this.origin;
     // VS Code asks for the same texts again and again (each message of a request): one request each.
@@ -220,6 +240,7 @@ export class ServerBackend implements ChatBackend {
       const tools: ChatCompletionTool[] | undefined = options.tools?.length
         ? options.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: (t.parameters ?? { type: 'object', properties: {} }) as Record<string, unknown> } }))
         : undefined;
+      this.lastRequest = { model, messages, tools };
       const seed = options.seed ?? settings.seed;
       const body = {
         model, messages, stream: true as const, stream_options: { include_usage: true },

@@ -42,6 +42,22 @@ export function defineLanguageModelTests(): void {
       assert.equal(count, exact);
     });
 
+    it('"Nanochat: Show Prompt" opens exactly what the model evaluated for the last reply', async () => {
+      const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
+      const response = await chat.sendRequest([vscode.LanguageModelChatMessage.User('The little dog ran to the park')], {}, token());
+      for await (const _ of response.text) { /* drain */ }
+      const prompt = await vscode.commands.executeCommand<{ text: string; tokens: number[]; chatFormat: string }>('nanochat.showPrompt');
+      assert.ok(prompt, 'a prompt to show');
+      assert.ok(prompt.text.includes('The little dog ran to the park'), prompt.text);
+      assert.match(prompt.chatFormat, /ChatML, model's own template/);
+      const loaded = api.services.models.model!;
+      assert.deepEqual(prompt.tokens, [...loaded.model.tokenize(prompt.text, true)], 'the text shown tokenizes to the ids shown');
+      const editor = vscode.window.activeTextEditor!;
+      assert.ok(editor.document.isUntitled && editor.document.getText().includes(prompt.text), 'opened in an editor');
+      assert.ok(editor.document.getText().includes(JSON.stringify(prompt.tokens)));
+      await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    });
+
     it('takes tools: answers in text when none is called, and continues after tool results', async () => {
       const [chat] = await vscode.lm.selectChatModels({ vendor: 'nanochat' });
       const tools: vscode.LanguageModelChatTool[] = [{ name: 'getWeather', description: 'Weather of a city', inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }];
