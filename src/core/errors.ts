@@ -41,10 +41,12 @@ export class MessageTooLongError extends NanochatError {
 
 export class PromptTooLongError extends NanochatError {
   /** `tools`: how many tool schemas the prompt carries (they are counted too). */
-  constructor(readonly tokens: number, readonly budget: number, readonly tools = 0) {
+  constructor(readonly tokens: number, readonly budget: number, readonly tools = 0, readonly wholeRequest = false) {
     super(tools > 0
       ? `The prompt needs ${tokens} tokens with the schemas of ${tools} tool${tools === 1 ? '' : 's'}, but only ${budget} fit in the context window (the rest is kept for the reply). Offer fewer tools or raise nanochat.contextSize.`
-      : `The message alone needs ${tokens} tokens but only ${budget} fit in the context window. Shorten it or raise nanochat.contextSize.`);
+      : wholeRequest
+        ? `The request needs ${tokens} tokens (system prompt and every message included), but only ${budget} fit in the context window (the rest is kept for the reply). Send less, or raise nanochat.contextSize.`
+        : `The message alone needs ${tokens} tokens but only ${budget} fit in the context window. Shorten it or raise nanochat.contextSize.`);
   }
 }
 

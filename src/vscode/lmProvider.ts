@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { Conversation } from '../core/chat/engine';
+import type { BackendModel } from '../core/chat/backend';
 import { conversationFrom, type MessageView, type PartView } from './lmConversation';
 import { Emitter } from '../core/events';
 import { NoModelError } from '../core/errors';
@@ -25,12 +26,14 @@ interface NanochatModelInformation extends vscode.LanguageModelChatInformation {
 export function registerLanguageModelProvider(services: Services): vscode.Disposable {
   const { backend } = services;
   const changed = new Emitter<void>();
+  const advertised = new Map<string, BackendModel>();
   const provider: vscode.LanguageModelChatProvider<NanochatModelInformation> = {
     onDidChangeLanguageModelChatInformation: changed.event,
 
     async provideLanguageModelChatInformation() {
       const settings = services.settings.current;
       const models = await backend.listModels();
+      for (const m of models) advertised.set(m.id, m);
       if (models.length === 0) {
         return [{
           id: NO_MODEL_ID, name: 'Nanochat (no model yet)', family: 'nanochat', version: '0',
@@ -42,7 +45,9 @@ export function registerLanguageModelProvider(services: Services): vscode.Dispos
       return models.map((m) => ({
         id: m.id, name: m.name, family: m.family, version: '1', backendId: m.id,
         detail: `${backend.kind === 'server' ? 'server' : 'local'}${m.sizeBytes ? ` · ${formatBytes(m.sizeBytes)}` : ''}`, tooltip: m.path ?? m.name,
-        maxInputTokens: m.contextSize - m.maxOutputTokens, maxOutputTokens: m.maxOutputTokens,
+        // What the messages may hold once the system prompt, the template's framing and the reply are taken
+        // out; provideTokenCount counts each message with its framing, so VS Code's budget is the real one.
+        maxInputTokens: m.maxInputTokens, maxOutputTokens: m.maxOutputTokens,
         // Agent mode hides models without tool calling; tools become node-llama-cpp functions.
         capabilities: { toolCalling: true }, isUserSelectable: true,
       }));
@@ -58,7 +63,8 @@ export function registerLanguageModelProvider(services: Services): vscode.Dispos
       const tools = options.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.inputSchema }));
       const cancel = abortOn(token);
       try {
-        const reply = backend.reply(conversation, { tools }, cancel.signal);
+        // VS Code chose this history within maxInputTokens: nothing is dropped; what cannot fit is refused clearly.
+        const reply = backend.reply(conversation, { tools, keepHistory: true }, cancel.signal);
         for await (const delta of reply) progress.report(new vscode.LanguageModelTextPart(delta));
         const stats = await reply.stats;
         if (stats.stopReason === 'error') throw new Error(stats.error ?? 'The local model stopped with an error.');
@@ -74,7 +80,8 @@ export function registerLanguageModelProvider(services: Services): vscode.Dispos
     async provideTokenCount(model, text) {
       const value = typeof text === 'string' ? text : messageText(text);
       if (!model.backendId) return Math.ceil(value.length / 4);
-      return (await backend.countTokens(value, model.backendId)).tokens;
+      const framing = typeof text === 'string' ? 0 : advertised.get(model.backendId)?.messageOverhead ?? 0;
+      return (await backend.countTokens(value, model.backendId)).tokens + framing;
     },
   };
   const registration = vscode.lm.registerLanguageModelChatProvider(VENDOR, provider);

@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/core/log';
 import { ModelManager } from '../../src/core/engine/models';
 import { makeSyntheticModel } from '../../tools/synthetic/generate';
 import { typeBytes } from '../../tools/synthetic/quantize';
-import { SHAPES, parameterCount, type ShapeName } from '../../tools/synthetic/shapes';
+import { SHAPES, parameterCount, type ModelShape, type ShapeName } from '../../tools/synthetic/shapes';
 import { sha256File, vocabDir } from '../support/models';
 import { testSettings } from '../support/settings';
 
@@ -20,18 +20,25 @@ describe('synthetic GGUF models of realistic size', function () {
   before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-synthetic-')); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  // The shapes the benchmarks use run at full size; the catalog's other architectures (Qwen3, Gemma 3 and the
+  // 1.5B coder, 30 s each at full size) with two layers: the same tensors, norms and head widths per layer.
+  const FULL: readonly ShapeName[] = ['smollm2-135m', 'smollm2-360m', 'qwen2.5-0.5b', 'llama-3.2-1b'];
   for (const shapeName of Object.keys(SHAPES) as ShapeName[]) {
-    it(`${shapeName} (q4_0): loads in llama.cpp, generates, and has the real parameter count and size`, async () => {
-      const shape = SHAPES[shapeName];
+    const overrides = FULL.includes(shapeName) ? undefined : { layers: 2 };
+    it(`${shapeName} (q4_0${overrides ? ', 2 layers' : ''}): loads in llama.cpp, generates, and has the real parameter count and size`, async () => {
+      const shape: ModelShape = { ...SHAPES[shapeName], ...overrides };
       const file = path.join(dir, `${shapeName}.gguf`);
-      const report = await makeSyntheticModel({ shape: shapeName, type: 'q4_0', out: file, seed: 3, vocabDir: vocabDir() });
+      const report = await makeSyntheticModel({ shape: shapeName, type: 'q4_0', out: file, seed: 3, vocabDir: vocabDir(), overrides });
       try {
         const info = await checkModelFile(file, { llama: await getLlamaFor('off', silentLogger) });
         assert.equal(info.architecture, shape.architecture);
         assert.equal(info.parameters, parameterCount(shape));
         assert.equal(report.parameters, parameterCount(shape));
         // Every 2-D weight is q4_0 (18 bytes per 32 values); norms and biases stay f32.
-        const vectors = shape.embedding * (1 + 2 * shape.layers) + (shape.qkvBias ? shape.layers * (shape.embedding + 2 * (shape.embedding / shape.heads) * shape.kvHeads) : 0);
+        const headDim = shape.headDim ?? shape.embedding / shape.heads;
+        const vectors = shape.embedding * (1 + (shape.postNorms ? 4 : 2) * shape.layers)
+          + (shape.qkvBias ? shape.layers * (headDim * shape.heads + 2 * headDim * shape.kvHeads) : 0)
+          + (shape.qkNorm ? shape.layers * 2 * headDim : 0);
         const expected = typeBytes('q4_0', parameterCount(shape) - vectors) + typeBytes('f32', vectors);
         assert.equal(info.tensorBytes, expected);
         const overhead = fs.statSync(file).size - expected;

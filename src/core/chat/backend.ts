@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { ModelManager } from '../engine/models';
+import type { LoadedModel, ModelManager } from '../engine/models';
 import { NoModelError, errorMessage } from '../errors';
 import { Emitter, type Disposable, type Event } from '../events';
 import { silentLogger, type Logger } from '../log';
 import type { InstalledModel, ModelLibrary } from '../modelFiles/library';
 import type { Settings } from '../settings';
 import type { TokenCount, TokenCounter } from '../tokens/tokenCounter';
-import type { ChatActivity, ChatEngine, ChatReply, Conversation, PromptView, ReplyOptions } from './engine';
+import { promptBudget, replyRoom, type ChatActivity, type ChatEngine, type ChatReply, type Conversation, type PromptView, type ReplyOptions } from './engine';
+import { estimatedPromptOverhead, promptOverhead } from './prompt';
 
 /** A model a backend can answer with, as every surface shows it. */
 export interface BackendModel {
@@ -22,6 +23,23 @@ export interface BackendModel {
   contextSize: number;
   /** Most tokens one reply may generate within that window. */
   maxOutputTokens: number;
+  /**
+   * Most tokens of message text a request may carry, each message counted as its text plus
+   * `messageOverhead`: the system prompt and the template's framing are already taken out (exact once
+   * the model is loaded, a safe estimate before). Tool schemas come on top and are checked per request.
+   */
+  maxInputTokens: number;
+  messageOverhead: number;
+}
+
+/** maxInputTokens and messageOverhead of a model, from its context, reply room and prompt overhead. */
+export function inputLimits(contextSize: number, maxTokens: number, overhead: { fixed: number; perMessage: number }): Pick<BackendModel, 'maxInputTokens' | 'maxOutputTokens' | 'messageOverhead'> {
+  const maxOutputTokens = replyRoom(contextSize, maxTokens);
+  return {
+    maxOutputTokens,
+    maxInputTokens: Math.max(1, promptBudget(contextSize, maxTokens) - overhead.fixed + overhead.perMessage),
+    messageOverhead: overhead.perMessage,
+  };
 }
 
 /**
@@ -150,10 +168,25 @@ export class EmbeddedBackend implements ChatBackend {
     const state = this.options.models.state;
     const loadedContext = state.kind === 'ready' && state.info.path === m.path ? state.info.contextSize : undefined;
     const contextSize = loadedContext ?? Math.min(settings.contextSize, m.trainContextSize ?? settings.contextSize);
+    const loaded = this.options.models.model;
+    const overhead = loaded && !loaded.disposed && loaded.info.path === m.path
+      ? this.overhead(loaded, settings.systemPrompt)
+      : estimatedPromptOverhead(settings.systemPrompt);
     return {
       id: embeddedModelId(m.path), name: m.name, family: m.architecture, path: m.path, sizeBytes: m.sizeBytes,
-      contextSize, maxOutputTokens: Math.min(settings.maxTokens, Math.floor(contextSize / 2)),
+      contextSize, ...inputLimits(contextSize, settings.maxTokens, overhead),
     };
+  }
+
+  private readonly overheads = new WeakMap<LoadedModel, { systemPrompt: string; value: { fixed: number; perMessage: number } }>();
+
+  /** The loaded model's exact prompt overhead for the current system prompt (measured once per change). */
+  private overhead(loaded: LoadedModel, systemPrompt: string): { fixed: number; perMessage: number } {
+    const known = this.overheads.get(loaded);
+    if (known?.systemPrompt === systemPrompt) return known.value;
+    const value = promptOverhead(loaded.model, loaded.chatWrapper, systemPrompt);
+    this.overheads.set(loaded, { systemPrompt, value });
+    return value;
   }
 
   /** A model path set by hand in the settings joins the library once its header checks out. */

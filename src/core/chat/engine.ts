@@ -42,6 +42,11 @@ export interface ReplyOptions {
   tools?: readonly ToolDefinition[];
   /** Biases sampling, re-read before every token when given as a function. */
   tokenBias?: TokenBias | (() => TokenBias);
+  /**
+   * The caller sent exactly the history it wants (the model provider: VS Code budgets it with
+   * maxInputTokens): nothing is left out, and a prompt that does not fit is refused with a clear message.
+   */
+  keepHistory?: boolean;
   /** Receives a thinking model's thoughts as they stream; they are never part of the reply's text. */
   onThought?: (text: string) => void;
 }
@@ -279,18 +284,16 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   const current = turns.at(-1)!;
   let earlier = turns.slice(0, -1);
   let dropped = 0;
-  if (earlier.length > settings.maxHistoryMessages) {
+  if (earlier.length > settings.maxHistoryMessages && !options.keepHistory) {
     dropped = historyCut(earlier.length, settings.maxHistoryMessages);
     earlier = earlier.slice(dropped);
   }
-  const contextSize = loaded.context.contextSize;
-  const replyRoom = Math.min(maxTokens, Math.floor(contextSize / 2));
-  const budget = contextSize - replyRoom;
+  const budget = promptBudget(loaded.context.contextSize, maxTokens);
   const build = (kept: readonly ChatMessage[]) => toChatHistory(system, kept, current);
   const measure = (history: ChatHistoryItem[]) => promptTokens(loaded.model, loaded.chatWrapper, history, functions);
   let history = build(earlier);
   let tokens = measure(history);
-  while (tokens.length > budget && earlier.length > 0) {
+  while (tokens.length > budget && earlier.length > 0 && !options.keepHistory) {
     // Drop a whole exchange at a time so the history still alternates user/assistant.
     const cut = earlier.length >= 2 && earlier[0].role === 'user' && earlier[1].role === 'assistant' ? 2 : 1;
     earlier = earlier.slice(cut);
@@ -298,8 +301,17 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
     history = build(earlier);
     tokens = measure(history);
   }
-  if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length);
+  if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length, options.keepHistory && earlier.length > 0);
   return { history, promptTokens: tokens.length, tokens, dropped };
+}
+
+/** Room for the reply (the most it may generate, at most half the window); the prompt gets the rest. */
+export function replyRoom(contextSize: number, maxTokens: number): number {
+  return Math.min(maxTokens, Math.floor(contextSize / 2));
+}
+
+export function promptBudget(contextSize: number, maxTokens: number): number {
+  return contextSize - replyRoom(contextSize, maxTokens);
 }
 
 /**

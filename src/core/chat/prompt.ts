@@ -53,6 +53,27 @@ export function conversationPrompt(model: LlamaModel, wrapper: ChatWrapper, conv
   return promptTokens(model, wrapper, history, options.tools?.length ? toChatModelFunctions(options.tools) : undefined);
 }
 
+/**
+ * Tokens a prompt holds beyond its messages' own text, measured with the model's template: `fixed`
+ * (the system prompt, the first message's framing and the reply's header) and `perMessage` (each further
+ * message's role header and end marker). A caller that counts each message as its text plus
+ * `perMessage` and stays within `budget - fixed + perMessage` always fits the budget.
+ */
+export function promptOverhead(model: LlamaModel, wrapper: ChatWrapper, systemPrompt: string | null): { fixed: number; perMessage: number } {
+  // Messages of one known word (an empty assistant message is no turn at all in most templates).
+  const word = 'Hello';
+  const wordTokens = model.tokenize(word, false).length;
+  const sample = (n: number): Conversation => ({ messages: Array.from({ length: n }, (_, i) => ({ role: i % 2 === 0 ? 'user' as const : 'assistant' as const, content: word })) });
+  const one = conversationPrompt(model, wrapper, sample(1), { systemPrompt }).length - wordTokens;
+  const three = conversationPrompt(model, wrapper, sample(3), { systemPrompt }).length - 3 * wordTokens;
+  return { fixed: one, perMessage: Math.max(1, Math.ceil((three - one) / 2)) };
+}
+
+/** Before a model is loaded (or on a server, which renders its own prompt): a safe guess of the same. */
+export function estimatedPromptOverhead(systemPrompt: string | null): { fixed: number; perMessage: number } {
+  return { fixed: Math.ceil((systemPrompt?.length ?? 0) / 3) + 24, perMessage: 8 };
+}
+
 /** The tokens a chat wrapper gives a history: what the engine evaluates. */
 export function promptTokens(model: LlamaModel, wrapper: ChatWrapper, history: ChatHistoryItem[], functions?: ChatModelFunctions): Token[] {
   return wrapper

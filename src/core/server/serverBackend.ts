@@ -1,9 +1,10 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError, AuthenticationError, PermissionDeniedError } from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { AsyncQueue } from '../asyncQueue';
-import type { BackendModel, ChatBackend } from '../chat/backend';
+import { inputLimits, type BackendModel, type ChatBackend } from '../chat/backend';
 import type { ChatActivity, ChatMessage, ChatReply, Conversation, PromptView, ReplyOptions, ReplyStats } from '../chat/engine';
 import type { StopReason } from '../chat/stopReasons';
+import { estimatedPromptOverhead } from '../chat/prompt';
 import type { ToolCall } from '../chat/tools';
 import { MessageTooLongError, NanochatError, errorMessage } from '../errors';
 import { Emitter } from '../events';
@@ -103,7 +104,7 @@ export class ServerBackend implements ChatBackend {
         // /api/show only for short lists: not one request per model of a large hosted catalogue.
         const contextSize = extra.max_model_len ?? fallbackContext
           ?? (listed.length <= 20 ? await this.ollamaContextSize(m.id, signal) : undefined) ?? settings.contextSize;
-        return { id: m.id, name: shortName(m.id), family: m.owned_by || 'server', contextSize, maxOutputTokens: Math.min(settings.maxTokens, Math.floor(contextSize / 2)) };
+        return { id: m.id, name: shortName(m.id), family: m.owned_by || 'server', contextSize, ...inputLimits(contextSize, settings.maxTokens, estimatedPromptOverhead(settings.systemPrompt)) };
       }));
       const selected = this.selectedModel();
       this.setState({ kind: 'connected', url, model: selected?.id ?? '', latencyMs });
