@@ -8,6 +8,15 @@ import { likeModel } from '../support/likeModels';
 import { REFERENCE_CONVERSATION, REFERENCE_CONVERSATION_NO_TOOLS, renderReference } from '../support/referencePrompt';
 import { testSettings } from '../support/settings';
 import type { OpenAiConversation } from '../../src/core/chat/prompt';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { assertOneLineFailure } from '../support/cli';
+import { REPO_ROOT } from '../support/models';
+
+const run = promisify(execFile);
 
 /** Each catalog model's end-of-turn token, and whether its own template has a tool syntax. */
 const EXPECTED: Record<string, { endOfTurn: string; templateTools: boolean }> = {
@@ -38,6 +47,56 @@ function assertSameTokens(ours: readonly number[], reference: readonly number[],
   const around = (t: readonly number[]) => `${JSON.stringify(detokenize(t.slice(Math.max(0, i - 8), i + 12)))} ${JSON.stringify(t.slice(Math.max(0, i - 8), i + 12))}`;
   assert.fail(`prompts differ at token ${i} (nanochat ${ours.length} tokens, template ${reference.length}):\n  nanochat: ${around(ours)}\n  template: ${around(reference)}`);
 }
+
+describe('npm run prompt', function () {
+  this.timeout(120_000);
+  const cli = (args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'tools', 'cli', 'prompt.ts'), ...args], { cwd: REPO_ROOT });
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-prompt-')); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('prints the exact text and token ids of a conversation in OpenAI\'s format, from the vocabulary and template alone', async () => {
+    const model = await likeModel('qwen2.5-0.5b-instruct');
+    const file = path.join(dir, 'conversation.json');
+    fs.writeFileSync(file, JSON.stringify(REFERENCE_CONVERSATION));
+    const { stdout } = await cli(['--model', model, '--messages', file, '--json', '--no-system-prompt']);
+    const shown = JSON.parse(stdout) as { model: string; chatFormat: string; text: string; tokens: number[] };
+    assert.deepEqual(Object.keys(shown), ['model', 'chatFormat', 'text', 'tokens']);
+    assert.equal(shown.chatFormat, 'Qwen, model\'s own template');
+    const lib = await importNodeLlamaCpp();
+    const llama = await lib.getLlama({ gpu: false, build: 'never' });
+    const vocab = await llama.loadModel({ modelPath: model, vocabOnly: true });
+    try {
+      const template = (vocab.fileInfo.metadata as unknown as { tokenizer: { chat_template: string } }).tokenizer.chat_template;
+      const expected = renderReference(template, REFERENCE_CONVERSATION, { bos: vocab.tokens.bosString ?? '', eos: vocab.tokens.eosString ?? '' });
+      assert.equal(shown.text, expected);
+      assertSameTokens(shown.tokens, vocab.tokenize(expected, true), (t) => vocab.detokenize(t as never, true));
+    } finally {
+      await vocab.dispose();
+    }
+    // Without --no-system-prompt, nanochat's own system prompt comes first, as in the editor.
+    const withSystem = JSON.parse((await cli(['--model', model, '--messages', file, '--json'])).stdout) as { text: string };
+    assert.ok(withSystem.text.startsWith('<|im_start|>system\nYou are nanochat'), withSystem.text.slice(0, 60));
+  });
+
+  it('refuses a malformed conversation, a crafted GGUF and a missing file with one line each', async () => {
+    const model = await likeModel('qwen2.5-0.5b-instruct');
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ messages: [{ role: 'wizard', content: 'hi' }] }));
+    await assertOneLineFailure(cli(['--model', model, '--messages', bad]), /not a conversation in OpenAI's chat format/i);
+    const orphan = path.join(dir, 'orphan.json');
+    fs.writeFileSync(orphan, JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'x', content: '1' }] }));
+    await assertOneLineFailure(cli(['--model', model, '--messages', orphan]), /answers no tool call/);
+    const good = path.join(dir, 'good.json');
+    fs.writeFileSync(good, JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }));
+    const crafted = path.join(dir, 'crafted.gguf');
+    const bytes = fs.readFileSync(model).subarray(0, 64 * 1024);
+    bytes.writeBigUInt64LE(0xffffffffn, 16); // a metadata count far beyond the file
+    fs.writeFileSync(crafted, bytes);
+    await assertOneLineFailure(cli(['--model', crafted, '--messages', good]), /nanochat prompt: /);
+    await assertOneLineFailure(cli(['--model', path.join(dir, 'nope.gguf'), '--messages', good]), /nanochat prompt: /);
+  });
+});
 
 describe('the catalog models\' real chat formats, token for token', function () {
   this.timeout(300_000);

@@ -7,6 +7,7 @@ import { FaultServer } from '../support/faultServer';
 import { LlamaServer, freePort } from '../support/llamaServer';
 import { testModel } from '../support/models';
 import { testSettings } from '../support/settings';
+import { likeModel } from '../support/likeModels';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -207,5 +208,31 @@ describe('server backend against a real llama-server (loopback, --parallel 4)', 
       assert.ok(r.stats.error && r.stats.error.length > 10, r.stats.error);
       await assert.rejects(client.reply({ messages: [user('Hello')] }).stats, (err: unknown) => err instanceof ServerError && err.problem === 'unreachable');
     });
+  });
+});
+
+describe('server backend: exact input limits from llama-server\'s own template (a template-true Qwen2.5)', function () {
+  this.timeout(20 * 60_000);
+  let server: LlamaServer;
+  let backend: ServerBackend;
+  let settings: Settings;
+  before(async () => {
+    server = await new LlamaServer(await likeModel('qwen2.5-0.5b-instruct')).start();
+    settings = testSettings({ backend: 'server', 'server.url': server.url, maxTokens: 64 });
+    backend = new ServerBackend({ settings: () => settings });
+  });
+  after(async () => { backend?.dispose(); await server?.stop(); });
+
+  it('takes the system prompt and framing out of maxInputTokens (/apply-template): a request filled to it fits to the token', async () => {
+    const [m] = await backend.refresh();
+    const budget = m.contextSize - 64;
+    assert.equal(m.messageOverhead, 5, 'im_start, role, newline … im_end, newline');
+    const messages = [user('Summarise this file for me.'), { role: 'assistant' as const, content: 'It defines a parser.' }, user('Which part is slow?')];
+    const counted = async () => (await Promise.all(messages.map(async (x) => (await backend.countTokens(x.content)).tokens + m.messageOverhead))).reduce((a, b) => a + b, 0);
+    messages[0] = user(`Summarise this file for me.${' a'.repeat(m.maxInputTokens - await counted())}`);
+    assert.equal(await counted(), m.maxInputTokens);
+    const { stats } = await collect(backend.reply({ messages }, { keepHistory: true, maxTokens: 1 }));
+    assert.notEqual(stats.stopReason, 'error', stats.error);
+    assert.equal(stats.promptTokens, budget, 'the server evaluated exactly the prompt share of its window');
   });
 });

@@ -60,13 +60,30 @@ export function conversationPrompt(model: LlamaModel, wrapper: ChatWrapper, conv
  * `perMessage` and stays within `budget - fixed + perMessage` always fits the budget.
  */
 export function promptOverhead(model: LlamaModel, wrapper: ChatWrapper, systemPrompt: string | null): { fixed: number; perMessage: number } {
-  // Messages of one known word (an empty assistant message is no turn at all in most templates).
-  const word = 'Hello';
-  const wordTokens = model.tokenize(word, false).length;
-  const sample = (n: number): Conversation => ({ messages: Array.from({ length: n }, (_, i) => ({ role: i % 2 === 0 ? 'user' as const : 'assistant' as const, content: word })) });
-  const one = conversationPrompt(model, wrapper, sample(1), { systemPrompt }).length - wordTokens;
-  const three = conversationPrompt(model, wrapper, sample(3), { systemPrompt }).length - 3 * wordTokens;
-  return { fixed: one, perMessage: Math.max(1, Math.ceil((three - one) / 2)) };
+  const tokenizer = (model.fileInfo.metadata as { tokenizer?: { ggml?: { model?: string; add_space_prefix?: boolean } } }).tokenizer?.ggml;
+  return overheadFrom((contents) => conversationPrompt(model, wrapper, {
+    messages: contents.map((content, i) => ({ role: i % 2 === 0 ? 'user' as const : 'assistant' as const, content })),
+  }, { systemPrompt }).length, tokenizer?.model === 'llama' && tokenizer.add_space_prefix !== false);
+}
+
+export const OVERHEAD_WORD = 'Hello';
+
+/**
+ * The arithmetic of promptOverhead, for any way of measuring a prompt of given message texts (the
+ * engine's own, or a server's /apply-template). A SentencePiece vocabulary that prefixes a space to
+ * each text counts a message's first word differently alone than inside the prompt, so it gets a
+ * token of margin per message and once more, and the limit still holds; byte-level BPE vocabularies
+ * (every catalog model) are counted exactly.
+ */
+export function overheadFrom(measure: (contents: string[]) => number, spacePrefix: boolean): { fixed: number; perMessage: number } {
+  const w = OVERHEAD_WORD;
+  const empty = measure(['']);
+  const one = measure([w]);
+  const three = measure([w, w, w]);
+  const word = one - empty;
+  const margin = spacePrefix ? 1 : 0;
+  const fixed = one - word;
+  return { fixed: fixed + margin, perMessage: Math.max(1, Math.ceil((three - 3 * word - fixed) / 2)) + margin };
 }
 
 /** Before a model is loaded (or on a server, which renders its own prompt): a safe guess of the same. */

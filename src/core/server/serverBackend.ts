@@ -4,7 +4,7 @@ import { AsyncQueue } from '../asyncQueue';
 import { inputLimits, type BackendModel, type ChatBackend } from '../chat/backend';
 import type { ChatActivity, ChatMessage, ChatReply, Conversation, PromptView, ReplyOptions, ReplyStats } from '../chat/engine';
 import type { StopReason } from '../chat/stopReasons';
-import { estimatedPromptOverhead } from '../chat/prompt';
+import { OVERHEAD_WORD, estimatedPromptOverhead, overheadFrom } from '../chat/prompt';
 import type { ToolCall } from '../chat/tools';
 import { MessageTooLongError, NanochatError, errorMessage } from '../errors';
 import { Emitter } from '../events';
@@ -98,13 +98,16 @@ export class ServerBackend implements ChatBackend {
       const settings = this.options.settings();
       const listed = page.data;
       const fallbackContext = await this.serverContextSize(signal);
+      // llama-server shows its template's framing (/apply-template): exact limits; other servers get an estimate.
+      const overhead = (fallbackContext !== undefined && listed.length === 1 ? await this.serverPromptOverhead(settings.systemPrompt, signal).catch((err: unknown) => { this.log.debug(`The server does not show its template's framing (${errorMessage(err)}); estimating it.`); return undefined; }) : undefined)
+        ?? estimatedPromptOverhead(settings.systemPrompt);
       this.models = await Promise.all(listed.map(async (m) => {
         const extra = m as unknown as { max_model_len?: number };
         // vLLM names it in the list; llama-server in /props; Ollama per model in /api/show.
         // /api/show only for short lists: not one request per model of a large hosted catalogue.
         const contextSize = extra.max_model_len ?? fallbackContext
           ?? (listed.length <= 20 ? await this.ollamaContextSize(m.id, signal) : undefined) ?? settings.contextSize;
-        return { id: m.id, name: shortName(m.id), family: m.owned_by || 'server', contextSize, ...inputLimits(contextSize, settings.maxTokens, estimatedPromptOverhead(settings.systemPrompt)) };
+        return { id: m.id, name: shortName(m.id), family: m.owned_by || 'server', contextSize, ...inputLimits(contextSize, settings.maxTokens, overhead) };
       }));
       const selected = this.selectedModel();
       this.setState({ kind: 'connected', url, model: selected?.id ?? '', latencyMs });
@@ -233,7 +236,8 @@ export class ServerBackend implements ChatBackend {
       model = (await this.prepare(stop.signal)).id;
       const client = await this.client();
       const turns = conversation.messages.filter((m) => m.role !== 'system');
-      const earlier = settings.maxHistoryMessages > 0 ? turns.slice(0, -1).slice(-settings.maxHistoryMessages) : [];
+      // The model provider's requests (keepHistory) go whole: VS Code chose them within maxInputTokens.
+      const earlier = options.keepHistory ? turns.slice(0, -1) : settings.maxHistoryMessages > 0 ? turns.slice(0, -1).slice(-settings.maxHistoryMessages) : [];
       const kept = [...earlier, turns.at(-1)!];
       const systemPrompt = options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt;
       const system = [systemPrompt ?? '', ...conversation.messages.filter((m) => m.role === 'system').map((m) => m.content)].filter((s) => s.trim()).join('\n\n');
@@ -374,6 +378,28 @@ export class ServerBackend implements ChatBackend {
     // One retry: a pooled keep-alive socket that the server has just closed fails before the request
     // reaches it (undici's "other side closed"); the client retries only such connection errors, 408/429 and 5xx.
     return new OpenAI({ baseURL: url, apiKey: key || 'no-key', maxRetries: 1, fetch: this.options.fetch, timeout: this.options.settings()['server.timeoutSeconds'] * 1000 });
+  }
+
+  /** promptOverhead (../chat/prompt.ts) measured with the server's own template and tokenizer. */
+  private async serverPromptOverhead(systemPrompt: string, signal?: AbortSignal): Promise<{ fixed: number; perMessage: number }> {
+    const tokens = async (content: string, special: boolean) => {
+      const answer = await this.fetchJson(`${this.origin}/tokenize`, { content, add_special: special, parse_special: special }, signal) as { tokens?: unknown[] };
+      if (!Array.isArray(answer?.tokens)) throw new Error('no tokens');
+      return answer.tokens.length;
+    };
+    const prompt = async (contents: string[]) => {
+      const messages = [...(systemPrompt ? [{ role: 'system', content: systemPrompt }] : []),
+        ...contents.map((content, i) => ({ role: i % 2 === 0 ? 'user' : 'assistant', content }))];
+      const applied = await this.fetchJson(`${this.origin}/apply-template`, { messages }, signal) as { prompt?: unknown };
+      if (typeof applied?.prompt !== 'string') throw new Error('no prompt');
+      return tokens(applied.prompt, true);
+    };
+    const sizes = new Map<string, number>();
+    for (const contents of [[''], [OVERHEAD_WORD], [OVERHEAD_WORD, OVERHEAD_WORD, OVERHEAD_WORD]]) sizes.set(contents.join('|'), await prompt(contents));
+    // A SentencePiece vocabulary shows its space prefix in the first piece of a text (▁Hello).
+    const pieces = await this.fetchJson(`${this.origin}/tokenize`, { content: OVERHEAD_WORD, add_special: false, with_pieces: true }, signal) as { tokens?: Array<{ piece?: unknown }> };
+    const first = pieces?.tokens?.[0]?.piece;
+    return overheadFrom((contents) => sizes.get(contents.join('|'))!, typeof first === 'string' && /^[\u2581 ]/.test(first));
   }
 
   /** llama-server's /props: the context a request gets (per slot). Other servers have none. */

@@ -28,7 +28,7 @@ export function definePanelTests(): void {
 
         await panel.receive({ type: 'send', conversationId: id, text: 'Once upon a time' });
         const deltas = posted.filter((m): m is Extract<ToWebview, { type: 'delta' }> => m.type === 'delta');
-        assert.ok(deltas.length >= 1 && deltas.map((d) => d.text).join('').length > 20);
+        assert.ok(deltas.length >= 1 && deltas.map((d) => d.text).join('').length > 20, JSON.stringify(posted.filter((m) => m.type !== 'state')).slice(0, 1500));
         const done = posted.find((m): m is Extract<ToWebview, { type: 'done' }> => m.type === 'done')!;
         assert.ok(done.stats.completionTokens > 0 && done.contextUsed > done.stats.completionTokens);
         const store = new ConversationStore(api.services.context.globalState);
