@@ -40,6 +40,16 @@ export const settingsShape = {
     .describe('Longest a reply may take, in seconds; 0 means no limit.'),
   idleUnloadMinutes: z.number().min(0).max(10080).default(15)
     .describe('Unload the model after this many idle minutes to free memory; 0 keeps it loaded.'),
+  'completions.enabled': z.boolean().default(true)
+    .describe('Inline code completions (ghost text) from a code model with fill-in-the-middle tokens, such as Qwen2.5-Coder. Toggle with "Nanochat: Toggle Inline Completions".'),
+  'completions.model': z.string().trim().default('')
+    .describe('GGUF file (or installed model id) for inline completions; empty uses the chat model when it has fill-in-the-middle tokens.'),
+  'completions.maxTokens': z.number().int().min(1).max(512).default(64)
+    .describe('Most tokens one inline suggestion may have.'),
+  'completions.debounceMs': z.number().int().min(0).max(2000).default(120)
+    .describe('Pause in typing, in milliseconds, before a suggestion is computed.'),
+  'completions.contextSize': z.number().int().min(512).max(32768).default(2048)
+    .describe('Context window of the completion model: the text around the cursor and other open or recently edited files share it.'),
   backend: z.enum(['embedded', 'server']).default('embedded')
     .describe('Where replies come from: `embedded` runs the model in VS Code on this machine; `server` asks the OpenAI-compatible server at `nanochat.server.url`.'),
   'server.url': z.string().trim().default('')
@@ -58,7 +68,7 @@ export type SettingKey = keyof typeof settingsShape;
  * `.vscode/settings.json` must not set them. They are restricted in untrusted workspaces (VS Code
  * then ignores the workspace's value), and the models folder is per machine.
  */
-export const RESTRICTED_SETTINGS: readonly SettingKey[] = ['model', 'modelsFolder', 'backend', 'server.url'];
+export const RESTRICTED_SETTINGS: readonly SettingKey[] = ['model', 'modelsFolder', 'backend', 'server.url', 'completions.model'];
 export const MACHINE_SCOPED_SETTINGS: readonly SettingKey[] = ['modelsFolder'];
 export const settingsSchema = z.object(settingsShape);
 export type Settings = z.infer<typeof settingsSchema>;

@@ -26,6 +26,7 @@ const EXPECTED: Record<string, { endOfTurn: string; templateTools: boolean }> = 
   'qwen3-0.6b': { endOfTurn: '<|im_end|>', templateTools: true },
   'gemma-3-1b-it': { endOfTurn: '<end_of_turn>', templateTools: false },
   'llama-3.2-1b-instruct': { endOfTurn: '<|eot_id|>', templateTools: true },
+  'qwen2.5-coder-0.5b-instruct': { endOfTurn: '<|im_end|>', templateTools: true },
   'qwen2.5-coder-1.5b-instruct': { endOfTurn: '<|im_end|>', templateTools: true },
 };
 

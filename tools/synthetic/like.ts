@@ -67,6 +67,11 @@ export const LIKE: Record<string, LikeRecipe> = {
     bos: '<|endoftext|>', eos: '<|im_end|>', addBos: false, template: 'Qwen-Qwen2.5-7B-Instruct.jinja',
     standIn: `${QWEN_STAND_IN}; the Qwen2.5 instruct models share one template, the bundle's copy is the 7B's`,
   },
+  'qwen2.5-coder-0.5b-instruct': {
+    catalogId: 'qwen2.5-coder-0.5b-instruct', shape: 'qwen2.5-coder-0.5b', vocab: 'ggml-vocab-qwen2.gguf', tokens: QWEN25_ADDED,
+    bos: '<|endoftext|>', eos: '<|im_end|>', addBos: false, template: 'Qwen-Qwen2.5-7B-Instruct.jinja',
+    standIn: `${QWEN_STAND_IN}; Qwen2.5-Coder-Instruct uses the Qwen2.5-Instruct template`,
+  },
   'qwen2.5-coder-1.5b-instruct': {
     catalogId: 'qwen2.5-coder-1.5b-instruct', shape: 'qwen2.5-coder-1.5b', vocab: 'ggml-vocab-qwen2.gguf', tokens: QWEN25_ADDED,
     bos: '<|endoftext|>', eos: '<|im_end|>', addBos: false, template: 'Qwen-Qwen2.5-7B-Instruct.jinja',

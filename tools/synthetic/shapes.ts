@@ -50,6 +50,11 @@ export const SHAPES = {
     feedForward: 8192, contextLength: 131072, ropeFreqBase: 500000, rmsEpsilon: 1e-5, tiedEmbeddings: true, qkvBias: false,
     vocab: { file: 'ggml-vocab-llama-bpe.gguf', pre: 'llama-bpe' },
   },
+  'qwen2.5-coder-0.5b': {
+    architecture: 'qwen2', name: 'Qwen2.5 Coder 0.5B (synthetic)', vocabSize: 151936, embedding: 896, layers: 24, heads: 14, kvHeads: 2,
+    feedForward: 4864, contextLength: 32768, ropeFreqBase: 1000000, rmsEpsilon: 1e-6, tiedEmbeddings: true, qkvBias: true,
+    vocab: { generatedFrom: 'ggml-vocab-gpt-2.gguf', pre: 'qwen2' },
+  },
   'qwen2.5-coder-1.5b': {
     architecture: 'qwen2', name: 'Qwen2.5 Coder 1.5B (synthetic)', vocabSize: 151936, embedding: 1536, layers: 28, heads: 12, kvHeads: 2,
     feedForward: 8960, contextLength: 32768, ropeFreqBase: 1000000, rmsEpsilon: 1e-6, tiedEmbeddings: true, qkvBias: true,
