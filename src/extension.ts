@@ -10,8 +10,10 @@ import { Downloader } from './core/modelFiles/download';
 import { ModelLibrary } from './core/modelFiles/library';
 import { ModelManager } from './core/engine/models';
 import { TokenCounter } from './core/tokens/tokenCounter';
+import { CompletionEngine } from './core/completion/completionEngine';
 import { Benchmarks } from './vscode/bench';
 import { registerCommands } from './vscode/commands';
+import { registerInlineCompletions } from './vscode/completions';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
 import { huggingFaceEndpoint, registerModelCommands } from './vscode/modelCommands';
 import { HF_TOKEN_SECRET, serverKeySecret } from './vscode/secrets';
@@ -49,6 +51,12 @@ export function activate(context: vscode.ExtensionContext) {
     persistModel: (id) => settings.update('server.model', id),
   });
   const backend = new BackendSwitch(embedded, server, () => settings.current);
+  // Inline completions: their own model manager and context, so chat and completions keep their caches.
+  const completions = new CompletionEngine({
+    settings: () => settings.current, log: logger,
+    chatFormat: { workerScript: path.join(context.extensionUri.fsPath, 'dist', 'chatFormatWorker.js'), cache: context.globalState },
+    infill: (request, options, signal) => server.infill(request, options, signal),
+  });
   const services: Services = { context, settings, log: logger, logChannel: channel, models, backend, server, library, downloader, tokens };
 
   const bench = new Benchmarks(services);
@@ -62,6 +70,7 @@ export function activate(context: vscode.ExtensionContext) {
     registerLanguageModelProvider(services),
     ...registerCommands(services),
     ...registerModelCommands(services),
+    ...registerInlineCompletions(services, completions),
     settings.onDidChange(() => {
       models.onSettingsChanged();
       backend.onSettingsChanged();
@@ -79,6 +88,7 @@ export function activate(context: vscode.ExtensionContext) {
     downloader.dispose();
     chat.dispose();
     await tokens.dispose();
+    await completions.dispose();
     await models.dispose();
     await disposeLlamas();
   };
@@ -89,7 +99,7 @@ export function activate(context: vscode.ExtensionContext) {
   bench.activationMs = performance.now() - started;
   logger.info(`nanochat activated in ${Math.round(bench.activationMs)} ms.`);
   // The surface tests and other extensions use.
-  return { services, statusBar, participant, tokens, panel, selectionTokens, bench };
+  return { services, statusBar, participant, tokens, panel, selectionTokens, bench, completions };
 }
 
 export const WALKTHROUGH_ID = 'nanochat.nanochat#gettingStarted';

@@ -6,6 +6,7 @@ import type { ChatActivity, ChatMessage, ChatReply, Conversation, PromptView, Re
 import type { StopReason } from '../chat/stopReasons';
 import { OVERHEAD_WORD, estimatedPromptOverhead, overheadFrom } from '../chat/prompt';
 import type { ToolCall } from '../chat/tools';
+import type { CompletionRequest } from '../completion/fim';
 import { MessageTooLongError, NanochatError, errorMessage } from '../errors';
 import { Emitter } from '../events';
 import { silentLogger, type Logger } from '../log';
@@ -155,6 +156,32 @@ export class ServerBackend implements ChatBackend {
     const stats = this.run(conversation, options, signal, stop, queue, requested);
     stats.catch((err) => queue.fail(err));
     return { stats, [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator]() };
+  }
+
+  /**
+   * An inline completion from llama-server's /infill (its own FIM layout, other files as input_extra,
+   * the prompt cached in its slot). Servers without /infill answer with an error, said plainly.
+   */
+  async infill(request: CompletionRequest, options: { maxTokens: number }, signal: AbortSignal): Promise<{ text: string; promptTokens: number; evaluatedTokens: number; generatedTokens: number }> {
+    if (!this.origin) throw new ServerError('unconfigured', 'No server is set: put its URL in nanochat.server.url.');
+    let answer: { content?: unknown; tokens_evaluated?: number; tokens_predicted?: number; timings?: { prompt_n?: number; predicted_n?: number } };
+    try {
+      answer = await this.fetchJson(`${this.origin}/infill`, {
+        input_prefix: request.prefix, input_suffix: request.suffix,
+        input_extra: (request.extra ?? []).map((f) => ({ filename: f.path, text: f.text })),
+        n_predict: options.maxTokens, temperature: 0, cache_prompt: true, stream: false,
+      }, signal) as typeof answer;
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new NanochatError(`The server gave no inline completion (${errorMessage(err)}); llama-server answers /infill for a model with fill-in-the-middle tokens, such as Qwen2.5-Coder.`);
+    }
+    if (typeof answer?.content !== 'string') throw new NanochatError('The server\'s /infill answer has no text.');
+    return {
+      text: answer.content,
+      promptTokens: answer.tokens_evaluated ?? 0,
+      evaluatedTokens: answer.timings?.prompt_n ?? answer.tokens_evaluated ?? 0,
+      generatedTokens: answer.timings?.predicted_n ?? answer.tokens_predicted ?? 0,
+    };
   }
 
   /**

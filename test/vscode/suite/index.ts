@@ -2,6 +2,7 @@
 // NANOCHAT_TEST_SUITE=restricted runs the Restricted Mode suite instead (an untrusted workspace).
 import Mocha from 'mocha';
 import { defineBenchTests } from './bench.test';
+import { defineCompletionTests } from './completions.test';
 import { activateNanochat } from './helpers';
 import { defineLanguageModelTests } from './lmProvider.test';
 import { defineModelTests } from './models.test';
@@ -24,6 +25,7 @@ export function run(): Promise<void> {
       defineBenchTests();
       defineModelTests();
       definePanelTests();
+      defineCompletionTests();
       defineServerTests();
     }
   });
