@@ -78,6 +78,8 @@ export function registerCommands(services: Services): vscode.Disposable[] {
         ...(services.settings.current.backend === 'server' ? [{ label: '$(key) Set Server API Key', command: COMMANDS.setServerKey }] : []),
         { label: '$(symbol-number) Count Tokens', command: COMMANDS.countTokens },
         { label: '$(code) Show Prompt of the Last Reply', command: COMMANDS.showPrompt },
+        { label: '$(sparkle) Toggle Inline Completions', command: 'nanochat.toggleCompletions' },
+        { label: '$(sparkle) Select Completion Model…', command: 'nanochat.selectCompletionModel' },
         { label: '$(dashboard) Run Benchmark', command: COMMANDS.bench },
         { label: '$(output) Show Logs', command: COMMANDS.showLogs },
       ];

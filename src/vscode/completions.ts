@@ -8,12 +8,13 @@ import type { Services } from './services';
 
 export const COMPLETION_COMMANDS = {
   toggle: 'nanochat.toggleCompletions',
+  selectModel: 'nanochat.selectCompletionModel',
   accepted: 'nanochat.completionAccepted',
 } as const;
 
-/** How much of the document around the cursor is read; the engine keeps what fits its context. */
-const PREFIX_CHARS = 24_000;
-const SUFFIX_CHARS = 6_000;
+/** How much of the document around the cursor is read, in lines; the engine keeps what fits its context. */
+const PREFIX_LINES = 512;
+const SUFFIX_LINES = 64;
 /** Other files: the few most recently edited, a window of lines around the last edit in each. */
 const RECENT_FILES = 4;
 const WINDOW_LINES = 40;
@@ -67,11 +68,13 @@ export function registerInlineCompletions(services: Services, engine: Completion
   };
 
   const requestAt = (document: vscode.TextDocument, position: vscode.Position): CompletionRequest => {
-    const offset = document.offsetAt(position);
-    const text = document.getText();
+    // The prefix starts at a line that moves in steps of 64 lines, so it stays put while the user types
+    // (the engine keeps what fits from there, and the KV cache of the prompt holds).
+    const firstLine = Math.max(0, Math.floor((position.line - PREFIX_LINES) / 64) * 64);
+    const suffixEnd = document.validatePosition(new vscode.Position(position.line + SUFFIX_LINES, 0));
     return {
-      prefix: text.slice(Math.max(0, offset - PREFIX_CHARS), offset),
-      suffix: text.slice(offset, offset + SUFFIX_CHARS),
+      prefix: document.getText(new vscode.Range(firstLine, 0, position.line, position.character)),
+      suffix: document.getText(new vscode.Range(position, suffixEnd)),
       path: vscode.workspace.asRelativePath(document.uri),
       repo: vscode.workspace.name,
       extra: extraFiles(document.uri),
@@ -134,6 +137,30 @@ export function registerInlineCompletions(services: Services, engine: Completion
       void vscode.window.setStatusBarMessage(`Nanochat inline completions ${next ? 'on' : 'off'}`, 2500);
       return next;
     }),
+    // The completion model, apart from the chat model: an installed one, a file, or the chat model itself.
+    vscode.commands.registerCommand(COMPLETION_COMMANDS.selectModel, async (choice?: string) => {
+      if (typeof choice !== 'string') {
+        type Item = vscode.QuickPickItem & { value: string };
+        const current = settings.current['completions.model'];
+        const items: Item[] = [
+          { label: '$(link) Same as the chat model', description: current ? '' : 'current', value: '' },
+          ...services.library.list().map((m) => ({ label: m.name, description: m.path === current ? 'current' : '', detail: m.path, value: m.path })),
+          { label: '$(folder-opened) Choose a GGUF file…', value: '\u0000browse' },
+        ];
+        const picked = await vscode.window.showQuickPick(items, { title: 'Nanochat: Completion Model', placeHolder: 'A code model with fill-in-the-middle tokens, such as Qwen2.5-Coder' });
+        if (!picked) return undefined;
+        choice = picked.value;
+        if (choice === '\u0000browse') {
+          const file = await vscode.window.showOpenDialog({ canSelectMany: false, openLabel: 'Use for completions', filters: { 'GGUF models': ['gguf'] } });
+          if (!file?.[0]) return undefined;
+          choice = file[0].fsPath;
+        }
+      }
+      await vscode.workspace.getConfiguration('nanochat').update('completions.model', choice || undefined, vscode.ConfigurationTarget.Global);
+      warnedUnsupported = '';
+      return choice;
+    }),
+
     // After an accept, the suggestion for the new cursor position is computed ahead, into the cache.
     vscode.commands.registerCommand(COMPLETION_COMMANDS.accepted, async (key: string) => {
       const editor = vscode.window.activeTextEditor;

@@ -10,6 +10,7 @@ import { runBenchmarkInChild } from '../../src/core/bench/runner';
 import { NanochatError } from '../../src/core/errors';
 import { fixtureReport } from '../support/benchFixture';
 import { assertOneLineFailure } from '../support/cli';
+import { likeModel } from '../support/likeModels';
 import { REPO_ROOT, testModel } from '../support/models';
 
 const run = promisify(execFile);
@@ -100,6 +101,22 @@ describe('benchmark', function () {
       assert.ok(t.prompt.nanochat > 0 && t.generation.nanochat > 0, JSON.stringify(t));
     }
     assert.ok(benchRows(compared).some((r) => r.section.startsWith('nanochat ÷ llama.cpp')));
+  });
+
+  it('npm run bench:completion: completion latency over scripted typing, warm and cold, as one JSON object', async () => {
+    const cli = ['--import', 'tsx', path.join(REPO_ROOT, 'tools', 'cli', 'benchCompletion.ts')];
+    const model = await likeModel('qwen2.5-coder-0.5b-instruct');
+    const { stdout } = await run(process.execPath, [...cli, '--model', model, '--threads', '1', '--keystrokes', '6', '--json'], { cwd: REPO_ROOT });
+    assert.equal(stdout.trim().split('\n').length, 1, 'nothing but the report on stdout');
+    const r = JSON.parse(stdout);
+    for (const field of [r.warm.p50Ms, r.warm.p95Ms, r.cold.p50Ms, r.evaluatedTokensPerKeystroke, r.suggestionTokens]) assert.equal(typeof field, 'number');
+    assert.equal(r.keystrokes, 6);
+    assert.equal(r.suggestionTokens, 32, 'suggestions of the length asked for');
+    assert.ok(r.warm.p50Ms > 0 && r.warm.p95Ms >= r.warm.p50Ms && r.cold.p50Ms > 0);
+    assert.ok(r.evaluatedTokensPerKeystroke > 0 && r.evaluatedTokensPerKeystroke < r.cold.promptTokens / 2,
+      `a keystroke re-evaluates the text after the cursor, not the prompt: ${r.evaluatedTokensPerKeystroke} of ${r.cold.promptTokens}`);
+    assert.deepEqual(Object.keys(r.goal), ['warmP50Ms', 'met']);
+    await assertOneLineFailure(run(process.execPath, [...cli, '--model', path.join(REPO_ROOT, 'nope.gguf'), '--json'], { cwd: REPO_ROOT }), /bench:completion: /);
   });
 
   describe('in a child process (as the extension runs it)', () => {

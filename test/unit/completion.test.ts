@@ -26,11 +26,17 @@ describe('inline completions', () => {
 
     it('keeps the end of the prefix and the start of the suffix within their budgets, at line boundaries', () => {
       const prefix = Array.from({ length: 50 }, (_, i) => `line ${i}`).join('\n') + '\n    x = ';
-      assert.equal(tailWithin(prefix, 20, chars), 'line 49\n    x = ');
+      assert.equal(tailWithin(prefix, 20, chars, 1), 'line 49\n    x = ');
+      // Lines go in steps of 16 from the start, so the window's start stays put while the user types.
+      const long = Array.from({ length: 100 }, (_, i) => `line ${String(i).padStart(2, '0')}`).join('\n') + '\n';
+      const start = (typed: string) => tailWithin(long + typed, 400, chars).split('\n', 1)[0];
+      assert.equal(start(''), 'line 64');
+      assert.deepEqual(['a', 'ab', 'abc = 1', 'abc = 12'].map(start), ['line 64', 'line 64', 'line 64', 'line 64']);
+      assert.equal(start('x'.repeat(130)), 'line 80', 'moves by a whole step once the budget is exceeded');
       assert.equal(headWithin('a = 1\nb = 2\nc = 3\n', 12, chars), 'a = 1\nb = 2\n');
       const prompt = buildFimPrompt({ prefix, suffix: 'a = 1\nb = 2\nc = 3\n', path: 'f.py', extra: [{ path: 'big.py', text: 'y'.repeat(500) }] },
         FIM, { prefixTokens: 20, suffixTokens: 12, extraTokens: 100 }, chars);
-      assert.equal(prompt.prefixChars, 'line 49\n    x = '.length);
+      assert.equal(prompt.prefixChars, '    x = '.length);
       assert.equal(prompt.suffixChars, 12);
       assert.deepEqual(prompt.extraFiles, [], 'a file beyond the extra budget is left out, never cut mid-way');
     });
@@ -162,6 +168,11 @@ describe('inline completions', () => {
       const noFim = new CompletionEngine({ settings: () => testSettings({ model: '', 'completions.model': storyModel }) });
       try {
         await assert.rejects(noFim.complete('a.py', request('x = ')), (err: unknown) => err instanceof CompletionUnsupportedError && /no fill-in-the-middle tokens.*Qwen2\.5-Coder/.test((err as Error).message));
+        // Refused again at once, and the model is not kept in memory for nothing.
+        await new Promise((r) => setTimeout(r, 50));
+        assert.notEqual(noFim.models.state.kind, 'ready');
+        await assert.rejects(noFim.complete('a.py', request('x = 1')), CompletionUnsupportedError);
+        assert.notEqual(noFim.models.state.kind, 'loading');
       } finally {
         await noFim.dispose();
       }

@@ -8,6 +8,7 @@ import { LlamaServer, freePort } from '../support/llamaServer';
 import { testModel } from '../support/models';
 import { testSettings } from '../support/settings';
 import { likeModel } from '../support/likeModels';
+import { CompletionEngine } from '../../src/core/completion/completionEngine';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -55,6 +56,11 @@ describe('server backend against a real llama-server (loopback, --parallel 4)', 
     const state = backend.state;
     assert.equal(state.kind, 'connected');
     assert.ok(state.kind === 'connected' && state.latencyMs >= 0 && state.model === models[0].id);
+  });
+
+  it('says plainly when the server\'s model cannot complete code inline (/infill refused)', async () => {
+    await assert.rejects(backend.infill({ prefix: 'x = ', suffix: '', path: 'a.py' }, { maxTokens: 8 }, new AbortController().signal),
+      /no inline completion .*fill-in-the-middle tokens, such as Qwen2\.5-Coder/);
   });
 
   it('streams a reply through the openai client with the server\'s usage and timings, and counts tokens exactly as the embedded engine', async () => {
@@ -234,5 +240,22 @@ describe('server backend: exact input limits from llama-server\'s own template (
     const { stats } = await collect(backend.reply({ messages }, { keepHistory: true, maxTokens: 1 }));
     assert.notEqual(stats.stopReason, 'error', stats.error);
     assert.equal(stats.promptTokens, budget, 'the server evaluated exactly the prompt share of its window');
+  });
+
+  it('gives inline completions through llama-server\'s /infill (other files as input_extra), as the embedded engine does', async () => {
+    const engine = new CompletionEngine({ settings: () => settings, infill: (r, o, signal) => backend.infill(r, o, signal) });
+    try {
+      const request = { prefix: 'def add(a, b):\n    ', suffix: '\n\nprint(add(1, 2))\n', path: 'math.py', extra: [{ path: 'util.py', text: 'X = 1\n' }] };
+      const result = await engine.complete('math.py', request);
+      assert.ok(result && !result.cached && result.model === 'server');
+      assert.ok(result.promptTokens > 10 && result.generatedTokens > 0, JSON.stringify(result));
+      assert.equal(engine.models.state.kind, 'none', 'no local model was loaded');
+      const controller = new AbortController();
+      const pending = engine.complete('math.py', { ...request, prefix: 'def mul(a, b):\n    ' }, controller.signal);
+      controller.abort();
+      assert.equal(await pending, undefined, 'a keystroke cancels the request');
+    } finally {
+      await engine.dispose();
+    }
   });
 });

@@ -1,8 +1,6 @@
 // npm run bench -- --model FILE [--runs N] [--quick] [--json] [--compare-llama-cpp]
 //                   --server URL [--model NAME] [--quick] [--json]   (an OpenAI-compatible server; key in NANOCHAT_SERVER_API_KEY)
 // Benchmarks a model in this process; with --json, stdout is exactly one report object.
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runBenchmark } from '../../src/core/bench/bench';
@@ -11,29 +9,10 @@ import { errorMessage } from '../../src/core/errors';
 import { formatBytes } from '../../src/core/modelFiles/ggufCheck';
 import { testModel } from '../../test/support/models';
 import { llamaCppBin } from '../llamaCpp.mjs';
-
-/**
- * llama.cpp prints some warnings straight to the process's stdout, where JS cannot filter them. With
- * --json the benchmark therefore runs in a child process whose stdout goes to stderr, and the report
- * comes back on a pipe of its own: stdout holds exactly one JSON object.
- */
-function runIsolated(): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-      env: { ...process.env, NANOCHAT_BENCH_REPORT_FD: '3' }, stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
-    });
-    child.stdout!.pipe(process.stderr);
-    let report = '';
-    (child.stdio[3] as NodeJS.ReadableStream).on('data', (d) => { report += d; });
-    child.on('close', (code) => {
-      if (code === 0 && report) process.stdout.write(report);
-      resolve(code ?? 1);
-    });
-  });
-}
+import { needsIsolation, runIsolated, writeReport } from './isolated';
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--json') && !process.env.NANOCHAT_BENCH_REPORT_FD) {
+  if (needsIsolation()) {
     process.exitCode = await runIsolated();
     return;
   }
@@ -46,8 +25,7 @@ async function main(): Promise<void> {
     ? await runServerBenchmark({ url: values.server, model: values.model, apiKey: process.env.NANOCHAT_SERVER_API_KEY, quick: values.quick, runs, onProgress })
     : await runBenchmark({ modelPath: path.resolve(values.model ?? await testModel('stories260K.gguf')), quick: values.quick, runs, onProgress, llamaBench });
   if (values.json) {
-    const fd = Number(process.env.NANOCHAT_BENCH_REPORT_FD);
-    fs.writeSync(Number.isInteger(fd) ? fd : 1, JSON.stringify(report) + '\n');
+    writeReport(report);
     return;
   }
   const r = report;

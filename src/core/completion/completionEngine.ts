@@ -39,6 +39,9 @@ export interface CompletionEngineOptions {
   infill?: (request: CompletionRequest, options: { maxTokens: number }, signal: AbortSignal) => Promise<{ text: string; promptTokens: number; evaluatedTokens: number; generatedTokens: number }>;
 }
 
+/** Most tokens of text after the cursor: a few lines, as llama.vscode sends. */
+const SUFFIX_TOKENS = 64;
+
 /** Where the completion model comes from: its own setting, else the chat model. */
 export function completionModelPath(settings: Settings): string {
   return settings['completions.model'] || settings.model;
@@ -71,6 +74,8 @@ export class CompletionEngine implements Disposable {
   readonly onDidChangeActivity = this.activityEmitter.event;
   private readonly log: Logger;
   private running = 0;
+  /** Models found to have no FIM tokens: refused at once, without loading them again. */
+  private readonly unsupported = new Map<string, string>();
   /** Steers sampling (tests force a known suggestion out of random weights, as the chat tests do). */
   tokenBias: (() => TokenBias) | undefined;
 
@@ -116,16 +121,24 @@ export class CompletionEngine implements Disposable {
   private async embedded(request: CompletionRequest, signal: AbortSignal | undefined, started: number): Promise<CompletionResult | undefined> {
     const settings = this.options.settings();
     const maxTokens = settings['completions.maxTokens'];
+    const refused = this.unsupported.get(completionModelPath(settings));
+    if (refused) throw new CompletionUnsupportedError(refused);
     let lease;
     try { lease = await this.models.acquire(signal); } catch (err) { if (signal?.aborted) return undefined; throw err; }
     const loaded = lease.model;
     let slot;
     try {
       const fim = fimTokensOf(loaded.model);
-      if (!fim) throw new CompletionUnsupportedError(loaded.info.name);
+      if (!fim) {
+        this.unsupported.set(loaded.info.path, loaded.info.name);
+        // Its memory is better spent elsewhere: it cannot complete code.
+        setTimeout(() => void this.models.unload('user').catch(() => undefined), 0);
+        throw new CompletionUnsupportedError(loaded.info.name);
+      }
       const room = loaded.context.contextSize - maxTokens - 8;
       const prompt = buildFimPrompt(request, fim, {
-        prefixTokens: Math.floor(room * 0.55), suffixTokens: Math.floor(room * 0.15), extraTokens: Math.floor(room * 0.3),
+        // The suffix is evaluated again at every keystroke (it follows the cursor in the prompt): keep it short.
+        prefixTokens: Math.floor(room * 0.6), suffixTokens: Math.min(SUFFIX_TOKENS, Math.floor(room * 0.15)), extraTokens: Math.floor(room * 0.3),
       }, (text) => loaded.model.tokenize(text, false));
       try { slot = (await loaded.sequences.take(prompt.tokens, signal)).slot; } catch (err) { if (signal?.aborted) return undefined; throw err; }
       const sequence = slot.sequence;

@@ -47,16 +47,21 @@ export interface FimPrompt {
 
 type Tokenize = (text: string) => Token[];
 
-/** The end of `text` that fits in `budget` tokens, cut at a line start where it can be. */
-export function tailWithin(text: string, budget: number, tokenize: Tokenize): string {
+/**
+ * The end of `text` that fits in `budget` tokens. Lines are dropped from the start in steps of
+ * `step` lines, so the window's start stays put while the user types at its end (the KV cache of the
+ * prompt holds) and moves only when the budget is exceeded; a single over-long line is cut by characters.
+ */
+export function tailWithin(text: string, budget: number, tokenize: Tokenize, step = 16): string {
   if (budget <= 0 || !text) return '';
-  // Tokens are at least a character: never tokenize more than a generous multiple of the budget.
-  let window = text.slice(-budget * 8);
-  if (window.length < text.length) window = window.slice(window.indexOf('\n') + 1);
-  while (window && tokenize(window).length > budget) {
-    const cut = window.indexOf('\n');
-    window = cut >= 0 && cut < window.length - 1 ? window.slice(cut + 1) : window.slice(Math.ceil(window.length / 4));
-  }
+  const lines = text.split('\n');
+  let first = 0;
+  // Skip what certainly does not fit (a token holds at most ~8 characters) without tokenizing it.
+  const chars = (from: number) => lines.slice(from).join('\n').length;
+  while (first + step < lines.length && chars(first + step) > budget * 8) first += step;
+  while (first < lines.length - 1 && tokenize(lines.slice(first).join('\n')).length > budget) first = Math.min(lines.length - 1, first + step);
+  let window = lines.slice(first).join('\n');
+  while (window && tokenize(window).length > budget) window = window.slice(Math.ceil(window.length / 4));
   return window;
 }
 

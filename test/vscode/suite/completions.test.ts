@@ -105,6 +105,15 @@ export function defineCompletionTests(): void {
       await until('a request after the keystroke', () => calls.some((c) => c !== running && c.settled), 30_000);
     });
 
+    it('"Nanochat: Select Completion Model…" sets the completion model apart from the chat model', async () => {
+      const coder = process.env.NANOCHAT_TEST_CODER_MODEL!;
+      assert.equal(await vscode.commands.executeCommand('nanochat.selectCompletionModel', ''), '');
+      assert.equal(config().get('completions.model'), '', 'back to the chat model');
+      assert.equal(await vscode.commands.executeCommand('nanochat.selectCompletionModel', coder), coder);
+      assert.equal(config().get('completions.model'), coder);
+      assert.notEqual(api.services.settings.current.model, coder, 'the chat model is untouched');
+    });
+
     it('"Nanochat: Toggle Inline Completions" turns them off and on', async () => {
       assert.equal(await vscode.commands.executeCommand('nanochat.toggleCompletions'), false);
       assert.equal(config().get('completions.enabled'), false);
