@@ -14,6 +14,7 @@ import { CompletionEngine } from './core/completion/completionEngine';
 import { Benchmarks } from './vscode/bench';
 import { registerCommands } from './vscode/commands';
 import { registerInlineCompletions } from './vscode/completions';
+import { registerWorkspaceTools } from './vscode/workspaceTools';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
 import { huggingFaceEndpoint, registerModelCommands } from './vscode/modelCommands';
 import { HF_TOKEN_SECRET, serverKeySecret } from './vscode/secrets';
@@ -71,6 +72,7 @@ export function activate(context: vscode.ExtensionContext) {
     ...registerCommands(services),
     ...registerModelCommands(services),
     ...registerInlineCompletions(services, completions),
+    ...registerWorkspaceTools(),
     settings.onDidChange(() => {
       models.onSettingsChanged();
       backend.onSettingsChanged();

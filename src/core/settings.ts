@@ -40,6 +40,8 @@ export const settingsShape = {
     .describe('Longest a reply may take, in seconds; 0 means no limit.'),
   idleUnloadMinutes: z.number().min(0).max(10080).default(15)
     .describe('Unload the model after this many idle minutes to free memory; 0 keeps it loaded.'),
+  'agent.maxSteps': z.number().int().min(0).max(50).default(6)
+    .describe('Most tool steps @nanochat takes for one request (reading files, searching, VS Code\'s tools) before it answers; 0 turns the agent off.'),
   'completions.enabled': z.boolean().default(true)
     .describe('Inline code completions (ghost text) from a code model with fill-in-the-middle tokens, such as Qwen2.5-Coder. Toggle with "Nanochat: Toggle Inline Completions".'),
   'completions.model': z.string().trim().default('')

@@ -1,5 +1,8 @@
 import * as vscode from 'vscode';
+import type { TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import type { ChatMessage, ReplyStats } from '../core/chat/engine';
+import type { ToolDefinition } from '../core/chat/tools';
+import { selectTools, type AgentTool } from '../core/agent/workspace';
 import { Emitter } from '../core/events';
 import { NanochatError, NoModelError, errorMessage } from '../core/errors';
 import { formatBytes } from '../core/modelFiles/ggufCheck';
@@ -17,7 +20,7 @@ export const PARTICIPANT_ID = 'nanochat.chat';
 export interface HandledRequest { prompt: string; command?: string; text: string; stats?: ReplyStats; error?: string; sent?: ChatMessage[] }
 
 /** @nanochat: streams the local model's reply into the Chat view, with slash commands. */
-export function registerParticipant(services: Services, bench: Benchmarks): { participant: vscode.ChatParticipant; handler: vscode.ChatRequestHandler; onDidHandle: vscode.Event<HandledRequest> } & vscode.Disposable {
+export function registerParticipant(services: Services, bench: Benchmarks): { participant: vscode.ChatParticipant; handler: vscode.ChatRequestHandler; onDidHandle: vscode.Event<HandledRequest>; hooks: ParticipantHooks } & vscode.Disposable {
   const handled = new Emitter<HandledRequest>();
   const handler: vscode.ChatRequestHandler = async (request, context, stream, token) => {
     let text = '';
@@ -57,7 +60,7 @@ export function registerParticipant(services: Services, bench: Benchmarks): { pa
     },
   };
   return {
-    participant, handler, onDidHandle: handled.event,
+    participant, handler, onDidHandle: handled.event, hooks,
     dispose: () => { participant.dispose(); handled.dispose(); },
   };
 }
@@ -86,16 +89,83 @@ async function answer(services: Services, request: vscode.ChatRequest, context: 
     let thinking = false;
     // Thoughts stay out of the answer (and so out of the history); the Chat view shows that the model is thinking.
     const onThought = () => { if (!thinking) { thinking = true; stream.progress('Thinking…'); } };
-    const reply = services.backend.reply({ messages: sent }, { onThought }, cancel.signal);
+    // The agent loop: the model may call tools (nanochat's workspace tools, the ones referenced with #,
+    // and others that fit); VS Code runs them (with its confirmations) and the results go back, up to
+    // nanochat.agent.maxSteps times. Without tools in the model's template, it is a plain reply.
+    const tools = await agentTools(services, request, prompt, model.contextSize);
+    let messages = sent;
     let replyText = '';
-    for await (const delta of reply) { replyText += delta; sink.markdown(delta); }
-    const stats = await reply.stats;
+    let stats: ReplyStats;
+    for (let step = 0; ; step++) {
+      const reply = services.backend.reply({ messages }, { onThought, ...(tools.length ? { tools, maxToolCalls: 1 } : {}), tokenBias: hooks.steer?.(step) }, cancel.signal);
+      let stepText = '';
+      for await (const delta of reply) { stepText += delta; sink.markdown(delta); }
+      replyText += stepText;
+      stats = await reply.stats;
+      if (!stats.toolCalls?.length || cancel.signal.aborted) break;
+      if (step >= settings['agent.maxSteps']) {
+        sink.markdown(`\n\n*Stopped after ${step} tool step${step === 1 ? '' : 's'} (nanochat.agent.maxSteps). Ask again to go on.*`);
+        break;
+      }
+      const calls = [];
+      for (const call of stats.toolCalls) {
+        if (token.isCancellationRequested) break;
+        stream.progress(`Step ${step + 1}: ${call.name}(${shortArgs(call.params)})`);
+        calls.push({ ...call, result: await invokeTool(call.name, call.params, request.toolInvocationToken, token) });
+      }
+      if (token.isCancellationRequested) break;
+      messages = [...messages, { role: 'assistant', content: stepText, toolCalls: calls }];
+      if (stepText) sink.markdown('\n\n');
+    }
     if (stats.stopReason === 'error') sink.markdown(`\n\n*The model stopped with an error: ${stats.error}*`);
     stream.markdown(`\n\n*${footer(stats)}*`);
     return { stats, sent, reply: replyText };
   } finally {
     cancel.dispose();
   }
+}
+
+/** Test hooks: steer the model's sampling at each agent step (random-weight models call no tools by themselves). */
+export interface ParticipantHooks { steer?: (step: number) => (() => TokenBias) | undefined }
+const hooks: ParticipantHooks = {};
+
+/**
+ * The tools of one request: none when the model's template cannot show tools (it would only see them in
+ * node-llama-cpp's generic format) or nanochat.agent.maxSteps is 0; else a selection that fits a third
+ * of the context (see selectTools).
+ */
+async function agentTools(services: Services, request: vscode.ChatRequest, prompt: string, contextSize: number): Promise<ToolDefinition[]> {
+  if (services.settings.current['agent.maxSteps'] <= 0) return [];
+  if (services.backend.kind === 'embedded') {
+    let loaded = services.models.model;
+    if (!loaded) {
+      const lease = await services.models.acquire();
+      lease.dispose();
+      loaded = lease.model;
+    }
+    if (loaded.info.chatTemplate !== 'with tools') return [];
+  }
+  const referenced = (request.toolReferences ?? []).map((r) => r.name);
+  const all: AgentTool[] = vscode.lm.tools.map((t) => ({
+    name: t.name, description: t.description, parameters: t.inputSchema as object | undefined, tags: t.tags, own: t.name.startsWith('nanochat_'),
+  }));
+  return selectTools(all, prompt, referenced, Math.floor(contextSize / 3)).map(({ name, description, parameters }) => ({ name, description, parameters }));
+}
+
+/** Runs a tool through VS Code (which shows its confirmation where the tool asks for one); the text of its result, bounded. */
+async function invokeTool(name: string, params: unknown, toolInvocationToken: vscode.ChatParticipantToolToken | undefined, token: vscode.CancellationToken): Promise<string> {
+  try {
+    const result = await vscode.lm.invokeTool(name, { input: (params && typeof params === 'object' ? params : {}) as object, toolInvocationToken }, token);
+    const text = result.content.map((p) => (p instanceof vscode.LanguageModelTextPart ? p.value : '')).join('');
+    return text.length > 16_000 ? `${text.slice(0, 16_000)}\n… (cut at 16,000 characters)` : text;
+  } catch (err) {
+    return `Error: ${errorMessage(err)}`;
+  }
+}
+
+function shortArgs(params: unknown): string {
+  const text = params && typeof params === 'object' ? Object.values(params as Record<string, unknown>).map((v) => JSON.stringify(v)).join(', ') : '';
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
 }
 
 function turnView(turn: vscode.ChatRequestTurn | vscode.ChatResponseTurn): TurnView {

@@ -29,9 +29,10 @@ const NOISE = /^\[(ChatModelSelection|AgentHost|AccountPolicyGate|Service Worker
 
 fs.mkdirSync(userDataDir, { recursive: true });
 fs.mkdirSync(extensionsDir, { recursive: true });
-// Quiet, offline-friendly defaults, plus the test's own settings from NANOCHAT_TEST_SETTINGS (JSON).
+// Quiet, offline-friendly defaults, plus the test's own settings from NANOCHAT_TEST_SETTINGS (JSON),
+// written afresh for every run: what a test changed (or a failed one left behind) never carries over.
 const settingsFile = path.join(userDataDir, 'User', 'settings.json');
-if (!fs.existsSync(settingsFile)) {
+{
   fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
   fs.writeFileSync(settingsFile, JSON.stringify({
     'workbench.startupEditor': 'none', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false,

@@ -20,6 +20,8 @@ await esbuild.build({
 const model = await testModel('stories260K.gguf');
 // A template-true Qwen2.5-Coder (real vocabulary with FIM tokens, one layer) for inline completions.
 const coder = await likeModel('qwen2.5-coder-0.5b-instruct');
+// And a template-true Qwen2.5 Instruct (its own template with tool calls) for @nanochat as an agent.
+const agent = await likeModel('qwen2.5-0.5b-instruct');
 const settings = { 'nanochat.model': model, 'nanochat.threads': 1, 'nanochat.gpu': 'off', 'nanochat.temperature': 0, 'nanochat.maxTokens': 48, 'nanochat.contextSize': 1024 };
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-ws-'));
 fs.writeFileSync(path.join(workspace, 'sample.py'), 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n');
@@ -50,7 +52,7 @@ fs.writeFileSync(path.join(untrusted, '.vscode', 'settings.json'), JSON.stringif
 const server = new LlamaServer(path.join(path.dirname(model), 'stories260K-chatml.gguf'));
 try {
   await server.start();
-  await run('main', workspace, { NANOCHAT_TEST_SERVER_URL: server.url, NANOCHAT_TEST_CODER_MODEL: coder });
+  await run('main', workspace, { NANOCHAT_TEST_SERVER_URL: server.url, NANOCHAT_TEST_CODER_MODEL: coder, NANOCHAT_TEST_AGENT_MODEL: agent });
   if (!desktop) await run('restricted', untrusted, { NANOCHAT_TEST_WORKSPACE_TRUST: '1' });
 } catch (err) {
   console.error('Extension host tests failed:', err.message ?? err);

@@ -40,6 +40,8 @@ export interface ReplyOptions {
   grammar?: LlamaGrammar;
   /** Tools the model may call instead of answering; calls end the reply and are listed in its stats. */
   tools?: readonly ToolDefinition[];
+  /** Most tool calls in one reply (formats that allow several at once); unset leaves node-llama-cpp's default. */
+  maxToolCalls?: number;
   /** Biases sampling, re-read before every token when given as a function. */
   tokenBias?: TokenBias | (() => TokenBias);
   /**
@@ -179,7 +181,9 @@ export class ChatEngine implements Disposable {
       const thinkingBudget = settings.thinking === 'off' ? 0 : settings.thinkingBudget > 0 ? settings.thinkingBudget : undefined;
       try {
         const seed = options.seed ?? settings.seed;
-        const toolsOrGrammar = functions ? { functions, documentFunctionParams: true } : { grammar: options.grammar };
+        const toolsOrGrammar = functions
+          ? { functions, documentFunctionParams: true, ...(options.maxToolCalls ? { maxParallelFunctionCalls: options.maxToolCalls } : {}) }
+          : { grammar: options.grammar };
         const response = await slot.chat.generateResponse(history, {
           ...toolsOrGrammar,
           signal: stop.signal,

@@ -1,6 +1,7 @@
 // Runs inside the VS Code extension host: VS Code calls run() and waits for it. One file per surface;
 // NANOCHAT_TEST_SUITE=restricted runs the Restricted Mode suite instead (an untrusted workspace).
 import Mocha from 'mocha';
+import { defineAgentTests } from './agent.test';
 import { defineBenchTests } from './bench.test';
 import { defineCompletionTests } from './completions.test';
 import { activateNanochat } from './helpers';
@@ -26,6 +27,7 @@ export function run(): Promise<void> {
       defineModelTests();
       definePanelTests();
       defineCompletionTests();
+      defineAgentTests();
       defineServerTests();
     }
   });

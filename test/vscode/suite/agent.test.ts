@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+import type { TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { importNodeLlamaCpp } from '../../../src/core/engine/llama';
+import { host, noHistory, recordingStream, request, type Api } from './helpers';
+
+/**
+ * @nanochat as an agent with a template-true Qwen2.5 (real vocabulary, its own template with tool
+ * calls, one layer of random weights): each agent step's tool call is forced through token bias up to
+ * the tool's name (node-llama-cpp's grammar then writes the arguments); everything else — VS Code
+ * running the tool, the loop, the prompt — is real.
+ */
+export function defineAgentTests(): void {
+  describe('@nanochat as a local agent (a template-true Qwen2.5)', () => {
+    let api: Api;
+    const config = () => vscode.workspace.getConfiguration('nanochat');
+    let barredAfterScript: TokenBias;
+
+    before(async function () {
+      this.timeout(120_000);
+      api = host.api;
+      await config().update('model', process.env.NANOCHAT_TEST_AGENT_MODEL, vscode.ConfigurationTarget.Global);
+      const lease = await api.services.models.acquire();
+      lease.dispose();
+      assert.equal(lease.model.info.chatTemplate, 'with tools');
+      const { TokenBias } = await importNodeLlamaCpp();
+      const model = lease.model.model;
+      const [endOfTurn] = model.tokenize('<|im_end|>', true);
+      barredAfterScript = new TokenBias(model.tokenizer);
+      for (const t of model.iterateAllTokens()) if (t !== endOfTurn) barredAfterScript.set(t, 'never');
+    });
+    after(async function () {
+      this.timeout(120_000);
+      api.participant.hooks.steer = undefined;
+      await config().update('agent.maxSteps', undefined, vscode.ConfigurationTarget.Global);
+      await config().update('model', host.model, vscode.ConfigurationTarget.Global);
+      const lease = await api.services.models.acquire();
+      lease.dispose();
+    });
+
+    /** Per agent step: a tool to call (forced up to its name), or a text the model writes whole before its turn ends. */
+    async function steer(steps: Array<{ call: string } | { text: string }>): Promise<void> {
+      const { TokenBias } = await importNodeLlamaCpp();
+      const lease = await api.services.models.acquire();
+      lease.dispose();
+      const model = lease.model.model;
+      api.participant.hooks.steer = (step) => {
+        const plan = steps[Math.min(step, steps.length - 1)];
+        const script = model.tokenize('call' in plan ? `<tool_call>\n{"name": "${plan.call}` : plan.text, false);
+        // After a tool's name, the grammar writes its arguments: these tokens close them as soon as it allows
+        // (an empty string, the end of the object; the grammar itself then ends the call).
+        const closing = new TokenBias(model.tokenizer);
+        for (const text of ['"', '}', '"}']) for (const t of model.tokenize(text, false)) closing.set(t, { logit: 1000 });
+        let i = 0;
+        return () => {
+          if (i >= script.length) return 'call' in plan ? closing : barredAfterScript;
+          const bias = new TokenBias(model.tokenizer);
+          bias.set(script[i++], { logit: 1000 });
+          return bias;
+        };
+      };
+    }
+
+    it('runs the tools the model calls through VS Code (vscode.lm.invokeTool), feeds the results back, and answers', async () => {
+      // listFolder: its only argument is optional, so random weights under the grammar close the call at once.
+      await steer([{ call: 'nanochat_listFolder' }, { text: 'The workspace holds sample.py.' }]);
+      const rec = recordingStream();
+      const result = await api.participant.handler(request('What is in this workspace?'), noHistory, rec.stream, new vscode.CancellationTokenSource().token);
+      assert.ok(rec.progress.some((p) => /^Step 1: nanochat_listFolder\(/.test(p)), `${rec.progress.join(' | ')} / ${rec.text()}`);
+      assert.match(rec.text(), /The workspace holds sample\.py\./);
+      // The second step's prompt holds what VS Code ran nanochat's tool for (whatever path the grammar wrote), in the model's format.
+      const prompt = await api.services.backend.lastPrompt();
+      assert.match(prompt!.text.slice(-1500), /<tool_call>\n\{"name": "nanochat_listFolder", "arguments": \{.*?\}\}\n<\/tool_call><\|im_end\|>\n<\|im_start\|>user\n<tool_response>\n(\. \(\d+ entries\)|Error: )/s);
+      const stats = (result as vscode.ChatResult).metadata?.nanochat?.stats;
+      assert.ok(stats && stats.evaluatedPromptTokens < stats.promptTokens / 2,
+        `the tools preamble is byte-identical between steps, so its KV cache is reused: ${stats?.evaluatedPromptTokens} of ${stats?.promptTokens} evaluated`);
+    });
+
+    it('stops at nanochat.agent.maxSteps and says so', async () => {
+      await config().update('agent.maxSteps', 1, vscode.ConfigurationTarget.Global);
+      // Room for two steps of random text and tool results.
+      const maxTokens = config().inspect<number>('maxTokens')?.globalValue;
+      const contextSize = config().inspect<number>('contextSize')?.globalValue;
+      await config().update('maxTokens', 160, vscode.ConfigurationTarget.Global);
+      await config().update('contextSize', 4096, vscode.ConfigurationTarget.Global);
+      try {
+        await steer([{ call: 'nanochat_listFolder' }]);
+        const rec = recordingStream();
+        await api.participant.handler(request('List every folder, forever'), noHistory, rec.stream, new vscode.CancellationTokenSource().token);
+        const steps = new Set(rec.progress.map((p) => /^Step (\d+)/.exec(p)?.[1]).filter(Boolean));
+        assert.deepEqual([...steps], ['1'], rec.progress.join(' | '));
+        assert.match(rec.text(), /Stopped after 1 tool step \(nanochat\.agent\.maxSteps\)/);
+      } finally {
+        await config().update('agent.maxSteps', undefined, vscode.ConfigurationTarget.Global);
+        await config().update('maxTokens', maxTokens, vscode.ConfigurationTarget.Global);
+        await config().update('contextSize', contextSize, vscode.ConfigurationTarget.Global);
+      }
+    });
+
+    it('Stop ends the loop at the step it is in', async () => {
+      await steer([{ call: 'nanochat_listFolder' }]);
+      const rec = recordingStream();
+      const cancel = new vscode.CancellationTokenSource();
+      const original = rec.stream.progress.bind(rec.stream);
+      (rec.stream as { progress: (v: string) => void }).progress = (v: string) => { original(v); if (/^Step 1/.test(v)) cancel.cancel(); };
+      await api.participant.handler(request('List the folders'), noHistory, rec.stream, cancel.token);
+      assert.ok(rec.progress.every((p) => !/^Step [2-9]/.test(p)), rec.progress.join(' | '));
+    });
+
+    it('its own workspace tools read, list, find and search inside the workspace only', async () => {
+      const invoke = async (name: string, input: object) => {
+        const r = await vscode.lm.invokeTool(name, { input, toolInvocationToken: undefined }, new vscode.CancellationTokenSource().token);
+        return r.content.map((p) => (p instanceof vscode.LanguageModelTextPart ? p.value : '')).join('');
+      };
+      assert.equal(await invoke('nanochat_readFile', { path: 'sample.py', startLine: 2, endLine: 2 }), 'sample.py, lines 2-2 of 3:\n    """Add two numbers."""');
+      assert.equal(await invoke('nanochat_readFile', { path: 'sample.py' }), 'sample.py, lines 1-3 of 3:\ndef add(a, b):\n    """Add two numbers."""\n    return a + b');
+      assert.match(await invoke('nanochat_listFolder', {}), /^sample\.py$/m);
+      assert.match(await invoke('nanochat_findFiles', { pattern: '**/*.py' }), /^sample\.py$/m);
+      assert.equal(await invoke('nanochat_searchText', { query: 'two numbers', include: 'sample.py' }), 'sample.py:2: """Add two numbers."""');
+      assert.match(await invoke('nanochat_readFile', { path: '../../etc/passwd' }), /^Error: .*outside the workspace/);
+      assert.match(await invoke('nanochat_readFile', { path: '/etc/passwd' }), /^Error: .*outside the workspace/);
+      assert.match(await invoke('nanochat_searchText', { query: '(', isRegexp: true }), /^Error: Not a valid regular expression/);
+    });
+
+    it('refuses a request that cannot fit with nanochat\'s message and the next step, not llama.cpp\'s error', async () => {
+      api.participant.hooks.steer = undefined;
+      const rec = recordingStream();
+      await api.participant.handler(request(`Summarise: ${'lorem ipsum dolor '.repeat(400)}`), noHistory, rec.stream, new vscode.CancellationTokenSource().token);
+      assert.match(rec.text(), /nanochat could not answer.*The prompt needs \d+ tokens with the schemas of \d+ tools?, but only \d+ fit .* Offer fewer tools or raise nanochat\.contextSize/s);
+    });
+  });
+}
