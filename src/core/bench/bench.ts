@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import vscodeTools from './vscodeTools.json';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { corpusOfSize } from './corpus';
@@ -133,6 +134,37 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     chat.clearCaches();
     const withoutReuseMs = firstTokenMs(fresh);
 
+    // An agent-sized preamble: the 27 tools VS Code 1.139.1 sends with an Agent-mode request (captured
+    // from a real VS Code, src/core/bench/vscodeTools.json). The second request with the same preamble
+    // must find it in the KV cache. Full runs only: the first evaluation takes most of a minute on 2 cores.
+    let toolPreamble: BenchReport['toolPreamble'];
+    const preambleContext = Math.min(16384, file.trainContextSize ?? 0);
+    if (!quick && preambleContext >= 12288) {
+      progress('Agent tools preamble');
+      const wide: Settings = { ...settings, contextSize: preambleContext };
+      const agentModels = new ModelManager({ settings: () => wide, sequences: 1, log, chatFormat: { workerScript: formatWorker } });
+      const agentChat = new ChatEngine(agentModels, () => wide, log);
+      try {
+        const tools = (vscodeTools as Array<{ name: string; description?: string; inputSchema?: object }>).map((t) => ({ name: t.name, description: t.description, parameters: t.inputSchema }));
+        const ask = async (content: string) => {
+          const r = agentChat.reply({ messages: [{ role: 'user', content }] }, { tools, maxTokens: 1, systemPrompt: settings.systemPrompt, timeoutMs: 0 });
+          for await (const _ of r) { /* one token */ }
+          return r.stats;
+        };
+        const first = await ask('List the files in this workspace.');
+        const reused = await ask('What does sample.py do?');
+        toolPreamble = {
+          tools: tools.length, tokens: first.promptTokens,
+          firstTokenMs: { first: round(firstTokenMs(first)), reused: round(firstTokenMs(reused)) },
+          evaluatedTokens: { first: first.evaluatedPromptTokens, reused: reused.evaluatedPromptTokens },
+          ratio: round(firstTokenMs(reused) / Math.max(1, firstTokenMs(first))),
+        };
+      } finally {
+        agentChat.dispose();
+        await agentModels.dispose();
+      }
+    }
+
     progress('Cancellation latency');
     const cancel: number[] = [];
     for (let i = 0; i < runs; i++) {
@@ -220,6 +252,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores, backend: backendOf(llama), bandwidthBytesPerSecond: Math.round(bandwidth), node: process.version },
       bandwidthUtilisation: Number(((file.tensorBytes * genMedian) / bandwidth).toFixed(4)),
       eventLoop: { maxBlockMs: round(maxBlockMs) },
+      ...(toolPreamble ? { toolPreamble } : {}),
       ...(llamaCpp ? { llamaCpp } : {}),
     };
     return benchReportSchema.parse(report);

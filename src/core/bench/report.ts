@@ -49,6 +49,13 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   add(turns, 'Speed-up from reuse', (r) => r.multiTurn.speedup, '×', 'higher');
   add(turns, `Prompt tokens evaluated at turn ${report.multiTurn.turns}`, (r) => r.multiTurn.evaluatedPromptTokensByTurn?.at(-1), '', 'lower');
 
+  if (report.toolPreamble) {
+    const agent = `Agent tools (${report.toolPreamble.tools} VS Code tools, ${report.toolPreamble.tokens} tokens)`;
+    add(agent, 'First token, first request', (r) => r.toolPreamble?.firstTokenMs.first, 'ms', 'lower');
+    add(agent, 'First token, same tools again (goal ≤ 0.1×)', (r) => r.toolPreamble?.firstTokenMs.reused, 'ms', 'lower');
+    add(agent, 'Prompt tokens evaluated, same tools again', (r) => r.toolPreamble?.evaluatedTokens.reused, '', 'lower');
+  }
+
   const latency = 'Latency';
   add(latency, 'Cancel (median)', (r) => r.cancelLatencyMs.median, 'ms', 'lower');
   for (const p of ['p50', 'p95', 'p99'] as const) add(latency, `Request ${p}`, (r) => r.latencyMs[p], 'ms', 'lower');

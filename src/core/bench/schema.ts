@@ -39,6 +39,17 @@ export const benchReportSchema = z.object({
   }).optional(),
   /** The longest event-loop block while loading and chatting (goal: 50 ms; the chat format is resolved synchronously at load). */
   eventLoop: z.object({ maxBlockMs: z.number().nonnegative() }).optional(),
+  /**
+   * Agent-sized tools preamble (VS Code 1.139.1's 27 tools): prompt tokens, and first-token time of the
+   * first request and of a second one with the same preamble (goal: reused ≤ 0.1 × first). Full runs of
+   * models with a ≥ 12K context only.
+   */
+  toolPreamble: z.object({
+    tools: z.number().int().positive(), tokens: z.number().int().positive(),
+    firstTokenMs: z.object({ first: z.number().nonnegative(), reused: z.number().nonnegative() }),
+    evaluatedTokens: z.object({ first: z.number().int().nonnegative(), reused: z.number().int().nonnegative() }),
+    ratio: z.number().nonnegative(),
+  }).optional(),
   /** `server`: a benchmark of an OpenAI-compatible server (load is the time to list its models; no threads). */
   backend: z.enum(['embedded', 'server']).optional(),
   server: z.object({ url: z.string() }).optional(),
