@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { appendHistory, BenchCancelledError, benchReportSchema, previousRun, readHistory, runBenchmark, type BenchReport } from '../../src/core/bench/bench';
+import { appendHistory, BenchCancelledError, benchReportSchema, measureToolPreamble, previousRun, readHistory, runBenchmark, type BenchReport } from '../../src/core/bench/bench';
+import { silentLogger } from '../../src/core/log';
+import { testSettings } from '../support/settings';
 import { benchMarkdown, benchRows, formatChange } from '../../src/core/bench/report';
 import { runBenchmarkInChild } from '../../src/core/bench/runner';
 import { NanochatError } from '../../src/core/errors';
@@ -101,6 +103,16 @@ describe('benchmark', function () {
       assert.ok(t.prompt.nanochat > 0 && t.generation.nanochat > 0, JSON.stringify(t));
     }
     assert.ok(benchRows(compared).some((r) => r.section.startsWith('nanochat ÷ llama.cpp')));
+  });
+
+  it('measures an agent-sized tools preamble (VS Code\'s 27 tools): the second request finds it in the KV cache', async () => {
+    const settings = { ...testSettings({ model: await likeModel('qwen2.5-0.5b-instruct') }) };
+    const r = await measureToolPreamble(settings, 16384, silentLogger);
+    assert.equal(r.tools, 27);
+    assert.ok(r.tokens > 5000, `${r.tokens} prompt tokens: the real tool list, in the model's own template`);
+    assert.ok(r.evaluatedTokens.first >= r.tokens - 1);
+    assert.ok(r.evaluatedTokens.reused < 40, `only the new question is evaluated: ${r.evaluatedTokens.reused}`);
+    assert.ok(r.firstTokenMs.first > 0 && r.firstTokenMs.reused > 0 && r.ratio > 0);
   });
 
   it('npm run bench:completion: completion latency over scripted typing, warm and cold, as one JSON object', async () => {

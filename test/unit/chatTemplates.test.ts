@@ -7,6 +7,7 @@ import { bundledCatalog } from '../../src/core/modelFiles/catalog';
 import { likeModel } from '../support/likeModels';
 import { REFERENCE_CONVERSATION, REFERENCE_CONVERSATION_NO_TOOLS, renderReference } from '../support/referencePrompt';
 import { testSettings } from '../support/settings';
+import { scriptedBias } from '../support/steer';
 import type { OpenAiConversation } from '../../src/core/chat/prompt';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -187,7 +188,7 @@ describe('the catalog models\' real chat formats, token for token', function () 
       });
 
       it('parses a tool call written in its native syntax', async () => {
-        const { TokenBias, LlamaText } = await importNodeLlamaCpp();
+        const { LlamaText } = await importNodeLlamaCpp();
         const tokenizer = loaded.model.tokenizer;
         const prefix = LlamaText(loaded.chatWrapper.settings.functions.call.prefix).tokenize(tokenizer);
         if (expected.templateTools) {
@@ -196,13 +197,7 @@ describe('the catalog models\' real chat formats, token for token', function () 
           const written = loaded.model.detokenize(prefix, true).trim();
           assert.ok(taught.includes(written.split('\n')[0]), `the template shows calls as ${JSON.stringify(written)}`);
         }
-        let step = 0;
-        const tokenBias = () => {
-          const bias = new TokenBias(tokenizer);
-          if (step < prefix.length) bias.set(prefix[step], { logit: 1000 });
-          step++;
-          return bias;
-        };
+        const tokenBias = await scriptedBias(tokenizer, prefix);
         const tools = [{ name: 'get_weather', description: 'Current weather in a city', parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Oslo'] } }, required: ['city'] } }];
         const { stats } = await drain(chat.reply({ messages: [{ role: 'user', content: 'Weather in Paris?' }] }, { systemPrompt: null, maxTokens: 64, tools, tokenBias }));
         // Random weights may go on to a second call (these formats allow parallel calls); each must parse.

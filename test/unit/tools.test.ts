@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { ChatEngine, type ChatReply } from '../../src/core/chat/engine';
-import { importNodeLlamaCpp } from '../../src/core/engine/llama';
 import { ModelManager } from '../../src/core/engine/models';
 import { toChatModelFunctions, toGbnfSchema } from '../../src/core/chat/tools';
 import { testModel } from '../support/models';
 import { testSettings } from '../support/settings';
+import { scriptedBias } from '../support/steer';
 
 async function drain(reply: ChatReply) {
   let text = '';
@@ -40,19 +40,12 @@ describe('tool calling', () => {
     after(async () => { chat.dispose(); await manager.dispose(); });
 
     it('reports a function call the model makes, with params that match the schema', async () => {
-      const { TokenBias } = await importNodeLlamaCpp();
       const lease = await manager.acquire();
       const tokenizer = lease.model.model.tokenizer;
       lease.dispose();
       // A story model never calls tools by itself: steer it through the wrapper's call prefix, one token per step.
       const prefix = tokenizer('||call: ', false);
-      let step = 0;
-      const tokenBias = () => {
-        const bias = new TokenBias(tokenizer);
-        if (step < prefix.length) bias.set(prefix[step], { logit: 1000 });
-        step++;
-        return bias;
-      };
+      const tokenBias = await scriptedBias(tokenizer, prefix);
       const { stats } = await drain(chat.reply({ id: 'tools', messages: [{ role: 'user', content: 'What is the weather in Paris?' }] }, { tools, tokenBias, maxTokens: 120 }));
       assert.equal(stats.stopReason, 'done', JSON.stringify(stats));
       assert.equal(stats.toolCalls?.length, 1, JSON.stringify(stats));
