@@ -14,7 +14,7 @@ import { CompletionEngine } from './core/completion/completionEngine';
 import { Benchmarks } from './vscode/bench';
 import { registerCommands } from './vscode/commands';
 import { registerInlineCompletions } from './vscode/completions';
-import { registerWorkspaceTools } from './vscode/workspaceTools';
+import { registerWorkspaceTools, type ToolActivity } from './vscode/workspaceTools';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
 import { huggingFaceEndpoint, registerModelCommands } from './vscode/modelCommands';
 import { HF_TOKEN_SECRET, serverKeySecret } from './vscode/secrets';
@@ -61,6 +61,7 @@ export function activate(context: vscode.ExtensionContext) {
   const services: Services = { context, settings, log: logger, logChannel: channel, models, backend, server, library, downloader, tokens };
 
   const bench = new Benchmarks(services);
+  const toolActivity: ToolActivity[] = [];
   const participant = registerParticipant(services, bench);
   const statusBar = new StatusBar(services);
   const panel = new ChatPanel(services, new ConversationStore(context.globalState));
@@ -72,7 +73,7 @@ export function activate(context: vscode.ExtensionContext) {
     ...registerCommands(services),
     ...registerModelCommands(services),
     ...registerInlineCompletions(services, completions),
-    ...registerWorkspaceTools(),
+    ...registerWorkspaceTools(toolActivity),
     settings.onDidChange(() => {
       models.onSettingsChanged();
       backend.onSettingsChanged();
@@ -101,7 +102,7 @@ export function activate(context: vscode.ExtensionContext) {
   bench.activationMs = performance.now() - started;
   logger.info(`nanochat activated in ${Math.round(bench.activationMs)} ms.`);
   // The surface tests and other extensions use.
-  return { services, statusBar, participant, tokens, panel, selectionTokens, bench, completions };
+  return { services, statusBar, participant, tokens, panel, selectionTokens, bench, completions, toolActivity };
 }
 
 export const WALKTHROUGH_ID = 'nanochat.nanochat#gettingStarted';

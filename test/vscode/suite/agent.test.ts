@@ -14,7 +14,7 @@ export function defineAgentTests(): void {
   describe('@nanochat as a local agent (a template-true Qwen2.5)', () => {
     let api: Api;
     const config = () => vscode.workspace.getConfiguration('nanochat');
-    let barredAfterScript: TokenBias;
+    const barred = new WeakMap<object, TokenBias>();
 
     before(async function () {
       this.timeout(120_000);
@@ -23,11 +23,6 @@ export function defineAgentTests(): void {
       const lease = await api.services.models.acquire();
       lease.dispose();
       assert.equal(lease.model.info.chatTemplate, 'with tools');
-      const { TokenBias } = await importNodeLlamaCpp();
-      const model = lease.model.model;
-      const [endOfTurn] = model.tokenize('<|im_end|>', true);
-      barredAfterScript = new TokenBias(model.tokenizer);
-      for (const t of model.iterateAllTokens()) if (t !== endOfTurn) barredAfterScript.set(t, 'never');
     });
     after(async function () {
       this.timeout(120_000);
@@ -44,16 +39,26 @@ export function defineAgentTests(): void {
       const lease = await api.services.models.acquire();
       lease.dispose();
       const model = lease.model.model;
+      // After a text, only the end of the turn (made once per loaded model: the model reloads when the context changes).
+      let barredAfterScript = barred.get(model);
+      if (!barredAfterScript) {
+        const [endOfTurn] = model.tokenize('<|im_end|>', true);
+        barredAfterScript = new TokenBias(model.tokenizer);
+        for (const t of model.iterateAllTokens()) if (t !== endOfTurn) barredAfterScript.set(t, 'never');
+        barred.set(model, barredAfterScript);
+      }
+      const afterText = barredAfterScript;
       api.participant.hooks.steer = (step) => {
         const plan = steps[Math.min(step, steps.length - 1)];
         const script = model.tokenize('call' in plan ? `<tool_call>\n{"name": "${plan.call}` : plan.text, false);
         // After a tool's name, the grammar writes its arguments: these tokens close them as soon as it allows
         // (an empty string, the end of the object; the grammar itself then ends the call).
         const closing = new TokenBias(model.tokenizer);
-        for (const text of ['"', '}', '"}']) for (const t of model.tokenize(text, false)) closing.set(t, { logit: 1000 });
+        // A quote first (it ends a string, even one the grammar lets hold a brace), then a brace.
+        for (const [text, logit] of [['"', 1000], ['}', 500]] as const) for (const t of model.tokenize(text, false)) closing.set(t, { logit });
         let i = 0;
         return () => {
-          if (i >= script.length) return 'call' in plan ? closing : barredAfterScript;
+          if (i >= script.length) return 'call' in plan ? closing : afterText;
           const bias = new TokenBias(model.tokenizer);
           bias.set(script[i++], { logit: 1000 });
           return bias;
@@ -68,9 +73,9 @@ export function defineAgentTests(): void {
       const result = await api.participant.handler(request('What is in this workspace?'), noHistory, rec.stream, new vscode.CancellationTokenSource().token);
       assert.ok(rec.progress.some((p) => /^Step 1: nanochat_listFolder\(/.test(p)), `${rec.progress.join(' | ')} / ${rec.text()}`);
       assert.match(rec.text(), /The workspace holds sample\.py\./);
-      // The second step's prompt holds what VS Code ran nanochat's tool for (whatever path the grammar wrote), in the model's format.
+      // The second step's prompt holds the folder's listing (the grammar wrote an empty path: the workspace's top), in the model's format.
       const prompt = await api.services.backend.lastPrompt();
-      assert.match(prompt!.text.slice(-1500), /<tool_call>\n\{"name": "nanochat_listFolder", "arguments": \{.*?\}\}\n<\/tool_call><\|im_end\|>\n<\|im_start\|>user\n<tool_response>\n(\. \(\d+ entries\)|Error: )/s);
+      assert.match(prompt!.text.slice(prompt!.text.lastIndexOf('</tools>')), /<tool_call>\n\{"name": "nanochat_listFolder", "arguments": \{.*?\}\}\n<\/tool_call><\|im_end\|>\n<\|im_start\|>user\n<tool_response>\n\. \(\d+ entr(y|ies)\):\n(.*\n)*sample\.py\n/);
       const stats = (result as vscode.ChatResult).metadata?.nanochat?.stats;
       assert.ok(stats && stats.evaluatedPromptTokens < stats.promptTokens / 2,
         `the tools preamble is byte-identical between steps, so its KV cache is reused: ${stats?.evaluatedPromptTokens} of ${stats?.promptTokens} evaluated`);
@@ -120,6 +125,35 @@ export function defineAgentTests(): void {
       assert.match(await invoke('nanochat_readFile', { path: '../../etc/passwd' }), /^Error: .*outside the workspace/);
       assert.match(await invoke('nanochat_readFile', { path: '/etc/passwd' }), /^Error: .*outside the workspace/);
       assert.match(await invoke('nanochat_searchText', { query: '(', isRegexp: true }), /^Error: Not a valid regular expression/);
+    });
+
+    it('a tool that asks first (nanochat_writeFile) shows VS Code\'s confirmation in the Chat view, and runs only once accepted', async function () {
+      this.timeout(120_000);
+      await steer([{ call: 'nanochat_writeFile' }, { text: 'Done.' }]);
+      const steerFor = api.participant.hooks.steer!;
+      let started = 0;
+      api.participant.hooks.steer = (step) => { started++; return steerFor(step); };
+      const from = api.toolActivity.length;
+      const prompt = 'Create a notes file for me';
+      const handled = new Promise<{ text: string }>((resolve) => {
+        const sub = api.participant.onDidHandle((h) => { if (h.prompt.includes(prompt)) { sub.dispose(); resolve(h); } });
+      });
+      // Sent through the real Chat view: the request carries a toolInvocationToken, so VS Code asks the user.
+      for (let attempt = 0; attempt < 10 && started === 0; attempt++) {
+        await vscode.commands.executeCommand('workbench.action.chat.open', { query: `@nanochat ${prompt}` });
+        for (let i = 0; i < 30 && started === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(started > 0, 'the participant got the request');
+      const ours = () => api.toolActivity.slice(from).filter((a) => a.tool === 'nanochat_writeFile');
+      for (let i = 0; i < 300 && !ours().some((a) => a.phase === 'prepare'); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(ours().some((a) => a.phase === 'prepare'), 'VS Code prepared the call (and its confirmation)');
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(!ours().some((a) => a.phase === 'invoke'), 'nothing is written while the confirmation waits');
+      await vscode.commands.executeCommand('workbench.action.chat.acceptTool');
+      const h = await Promise.race([handled, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
+      assert.notEqual(h, 'timeout', 'the loop went on once the user accepted');
+      assert.ok(ours().some((a) => a.phase === 'invoke'), 'accepted, the tool ran');
+      assert.match((h as { text: string }).text, /Done\./);
     });
 
     it('refuses a request that cannot fit with nanochat\'s message and the next step, not llama.cpp\'s error', async () => {
