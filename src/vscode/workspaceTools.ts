@@ -24,6 +24,15 @@ const roots = () => (vscode.workspace.workspaceFolders ?? []).filter((f) => f.ur
 const relative = (file: string) => vscode.workspace.asRelativePath(file, (vscode.workspace.workspaceFolders?.length ?? 0) > 1);
 const result = (text: string) => new vscode.LanguageModelToolResult([new vscode.LanguageModelTextPart(text)]);
 
+/** A path inside the workspace also after links are followed (a link in the workspace may point out of it). */
+async function real(file: string): Promise<string> {
+  const target = await fs.realpath(file).catch(() => file);
+  if (target === file) return file;
+  const realRoots = await Promise.all(roots().map((r) => fs.realpath(r).catch(() => r)));
+  resolveInWorkspace(realRoots, target);
+  return file;
+}
+
 /** Text of a file: the editor's buffer when it is open (unsaved edits included), else the disk's. */
 async function fileText(file: string): Promise<string> {
   const open = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'file' && d.uri.fsPath === file);
@@ -72,14 +81,14 @@ export function registerWorkspaceTools(activity: ToolActivity[] = []): vscode.Di
   return [
     vscode.lm.registerTool<ReadInput>(WORKSPACE_TOOLS.readFile, tool(WORKSPACE_TOOLS.readFile, activity, (i) => `Reading ${i.path}`, async (input) => {
       if (typeof input?.path !== 'string') throw new NanochatError('Give the file\'s path.');
-      const file = resolveInWorkspace(roots(), input.path);
+      const file = await real(resolveInWorkspace(roots(), input.path));
       const read = readRange(await fileText(file), input.startLine, input.endLine);
       const header = `${relative(file)}, lines ${read.from}-${read.to} of ${read.total}${read.truncated ? ` (more: read from line ${read.to + 1})` : ''}:`;
       return `${header}\n${read.text}`;
     })),
 
     vscode.lm.registerTool<ListInput>(WORKSPACE_TOOLS.listFolder, tool(WORKSPACE_TOOLS.listFolder, activity, (i) => `Listing ${i?.path || 'the workspace'}`, async (input) => {
-      const folder = resolveInWorkspace(roots(), input?.path || '.');
+      const folder = await real(resolveInWorkspace(roots(), input?.path || '.'));
       const entries = (await fs.readdir(folder, { withFileTypes: true }))
         .filter((e) => !e.name.startsWith('.git') && e.name !== 'node_modules')
         .sort((a, b) => Number(b.isDirectory()) - Number(a.isDirectory()) || a.name.localeCompare(b.name));
@@ -106,7 +115,7 @@ export function registerWorkspaceTools(activity: ToolActivity[] = []): vscode.Di
         let text: string;
         try {
           if ((await fs.stat(file.fsPath)).size > TOOL_LIMITS.searchFileBytes) continue;
-          text = await fileText(file.fsPath);
+          text = await fileText(await real(file.fsPath));
         } catch { continue; }
         for (const m of searchText(text, input.query, !!input.isRegexp, TOOL_LIMITS.searchMatches - lines.length)) lines.push(`${relative(file.fsPath)}:${m.line}: ${m.text}`);
       }
@@ -118,7 +127,7 @@ export function registerWorkspaceTools(activity: ToolActivity[] = []): vscode.Di
       if (typeof input?.path !== 'string' || typeof input.content !== 'string') throw new NanochatError('Give the file\'s path and its whole new content.');
       if (!vscode.workspace.isTrusted) throw new NanochatError('This workspace is not trusted (Restricted Mode): nanochat does not write to it.');
       if (input.content.length > MAX_WRITE_CHARS) throw new NanochatError(`The content is ${input.content.length} characters; at most ${MAX_WRITE_CHARS} are written.`);
-      const file = resolveInWorkspace(roots(), input.path);
+      const file = await real(resolveInWorkspace(roots(), input.path));
       const stat = await fs.stat(file).catch(() => undefined);
       if (stat?.isDirectory()) throw new NanochatError(`${relative(file) || '.'} is a folder.`);
       await vscode.workspace.fs.writeFile(vscode.Uri.file(file), Buffer.from(input.content, 'utf8'));

@@ -13,12 +13,15 @@ export const TOOL_LIMITS = { readLines: 200, readChars: 12_000, listEntries: 200
 export function resolveInWorkspace(roots: readonly string[], given: string): string {
   if (roots.length === 0) throw new NanochatError('No folder is open: the workspace tools read only inside the workspace.');
   const cleaned = given.trim().replace(/^["']|["']$/g, '') || '.';
-  const candidates = path.isAbsolute(cleaned) ? [path.resolve(cleaned)] : roots.map((root) => path.resolve(root, cleaned));
-  // A relative path that starts with a workspace folder's name ("app/src/x.ts" in a multi-root workspace).
-  for (const root of roots) {
-    const name = path.basename(root);
-    if (!path.isAbsolute(cleaned) && (cleaned === name || cleaned.startsWith(`${name}/`))) candidates.push(path.resolve(path.dirname(root), cleaned));
+  const candidates: string[] = [];
+  // In a multi-root workspace, a relative path may start with a folder's name ("app/src/x.ts"), as VS Code writes them.
+  if (roots.length > 1 && !path.isAbsolute(cleaned)) {
+    for (const root of roots) {
+      const name = path.basename(root);
+      if (cleaned === name || cleaned.startsWith(`${name}/`)) candidates.push(path.resolve(path.dirname(root), cleaned));
+    }
   }
+  candidates.push(...(path.isAbsolute(cleaned) ? [path.resolve(cleaned)] : roots.map((root) => path.resolve(root, cleaned))));
   for (const candidate of candidates) {
     if (roots.some((root) => candidate === root || candidate.startsWith(root.endsWith(path.sep) ? root : root + path.sep))) return candidate;
   }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as vscode from 'vscode';
 import type { TokenBias } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { importNodeLlamaCpp } from '../../../src/core/engine/llama';
@@ -125,6 +127,15 @@ export function defineAgentTests(): void {
       assert.match(await invoke('nanochat_readFile', { path: '../../etc/passwd' }), /^Error: .*outside the workspace/);
       assert.match(await invoke('nanochat_readFile', { path: '/etc/passwd' }), /^Error: .*outside the workspace/);
       assert.match(await invoke('nanochat_searchText', { query: '(', isRegexp: true }), /^Error: Not a valid regular expression/);
+      // A link inside the workspace that points out of it is refused too.
+      const folder = vscode.workspace.workspaceFolders![0].uri.fsPath;
+      fs.symlinkSync('/etc/hostname', path.join(folder, 'escape.txt'));
+      try {
+        assert.match(await invoke('nanochat_readFile', { path: 'escape.txt' }), /^Error: .*outside the workspace/);
+        assert.doesNotMatch(await invoke('nanochat_searchText', { query: 'a', include: 'escape.txt' }), /escape\.txt:/);
+      } finally {
+        fs.rmSync(path.join(folder, 'escape.txt'));
+      }
     });
 
     it('a tool that asks first (nanochat_writeFile) shows VS Code\'s confirmation in the Chat view, and runs only once accepted', async function () {
