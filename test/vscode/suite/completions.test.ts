@@ -18,7 +18,7 @@ export function defineCompletionTests(): void {
   describe('inline completions in the real extension host (a template-true Qwen2.5-Coder)', () => {
     let api: Api;
     const config = () => vscode.workspace.getConfiguration('nanochat');
-    const calls: Array<{ signal?: AbortSignal; result?: CompletionResult; settled: boolean }> = [];
+    const calls: Array<{ prefix: string; signal?: AbortSignal; result?: CompletionResult; settled: boolean }> = [];
     let original: Api['completions']['complete'];
 
     before(async () => {
@@ -28,7 +28,7 @@ export function defineCompletionTests(): void {
       // A spy on the engine: what each request was given and gave back.
       original = api.completions.complete.bind(api.completions);
       api.completions.complete = async (document, request, signal) => {
-        const call: (typeof calls)[number] = { signal, settled: false };
+        const call: (typeof calls)[number] = { prefix: request.prefix, signal, settled: false };
         calls.push(call);
         try { call.result = await original(document, request, signal); return call.result; } finally { call.settled = true; }
       };
@@ -84,6 +84,8 @@ export function defineCompletionTests(): void {
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(editor.document.getText(), 'def add(a, b):\n    total = a + b\n    return total\n\nprint(add(1, 2))\n');
+      // Accepted: the suggestion for the new cursor position is computed ahead, before any keystroke.
+      await until('the next suggestion computed ahead', () => calls.some((c) => c.settled && !c.signal && c.prefix.endsWith('    return total')));
       assert.match(api.completions.models.state.kind, /ready/);
     });
 
