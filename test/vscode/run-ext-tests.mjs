@@ -22,6 +22,8 @@ const model = await testModel('stories260K.gguf');
 const coder = await likeModel('qwen2.5-coder-0.5b-instruct');
 // And a template-true Qwen2.5 Instruct (its own template with tool calls) for @nanochat as an agent.
 const agent = await likeModel('qwen2.5-0.5b-instruct');
+// And a template-true Qwen3, which thinks.
+const thinker = await likeModel('qwen3-0.6b');
 const settings = { 'nanochat.model': model, 'nanochat.threads': 1, 'nanochat.gpu': 'off', 'nanochat.temperature': 0, 'nanochat.maxTokens': 48, 'nanochat.contextSize': 1024 };
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-ws-'));
 fs.writeFileSync(path.join(workspace, 'sample.py'), 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n');
@@ -52,7 +54,7 @@ fs.writeFileSync(path.join(untrusted, '.vscode', 'settings.json'), JSON.stringif
 const server = new LlamaServer(path.join(path.dirname(model), 'stories260K-chatml.gguf'));
 try {
   await server.start();
-  await run('main', workspace, { NANOCHAT_TEST_SERVER_URL: server.url, NANOCHAT_TEST_CODER_MODEL: coder, NANOCHAT_TEST_AGENT_MODEL: agent });
+  await run('main', workspace, { NANOCHAT_TEST_SERVER_URL: server.url, NANOCHAT_TEST_CODER_MODEL: coder, NANOCHAT_TEST_AGENT_MODEL: agent, NANOCHAT_TEST_THINKING_MODEL: thinker });
   if (!desktop) await run('restricted', untrusted, { NANOCHAT_TEST_WORKSPACE_TRUST: '1' });
 } catch (err) {
   console.error('Extension host tests failed:', err.message ?? err);

@@ -174,4 +174,47 @@ export function defineAgentTests(): void {
       assert.match(rec.text(), /nanochat could not answer.*The prompt needs \d+ tokens with the schemas of \d+ tools?, but only \d+ fit .* Offer fewer tools or raise nanochat\.contextSize/s);
     });
   });
+
+  describe('a thinking model in the Chat view (a template-true Qwen3)', () => {
+    let api: Api;
+    const config = () => vscode.workspace.getConfiguration('nanochat');
+    before(async function () {
+      this.timeout(120_000);
+      api = host.api;
+      await config().update('model', process.env.NANOCHAT_TEST_THINKING_MODEL, vscode.ConfigurationTarget.Global);
+    });
+    after(async function () {
+      this.timeout(120_000);
+      api.participant.hooks.steer = undefined;
+      await config().update('model', host.model, vscode.ConfigurationTarget.Global);
+      const lease = await api.services.models.acquire();
+      lease.dispose();
+    });
+
+    it('shows "Thinking…" while the model thinks, then only the answer; the footer counts the thoughts apart', async () => {
+      const { TokenBias } = await importNodeLlamaCpp();
+      const lease = await api.services.models.acquire();
+      lease.dispose();
+      const model = lease.model.model;
+      const script = model.tokenize('<think>\nThe user greets me.\n</think>\n\nHello there!', true);
+      const [endOfTurn] = model.tokenize('<|im_end|>', true);
+      const end = new TokenBias(model.tokenizer);
+      for (const t of model.iterateAllTokens()) if (t !== endOfTurn) end.set(t, 'never');
+      api.participant.hooks.steer = () => {
+        let i = 0;
+        return () => {
+          if (i >= script.length) return end;
+          const bias = new TokenBias(model.tokenizer);
+          bias.set(script[i++], { logit: 1000 });
+          return bias;
+        };
+      };
+      const rec = recordingStream();
+      await api.participant.handler(request('Hi'), noHistory, rec.stream, new vscode.CancellationTokenSource().token);
+      assert.ok(rec.progress.includes('Thinking…'), rec.progress.join(' | '));
+      assert.match(rec.text(), /Hello there!/);
+      assert.doesNotMatch(rec.text(), /greets/, 'thoughts are not the answer');
+      assert.match(rec.text(), /\d+ tokens · \d+ thinking ·/);
+    });
+  });
 }
