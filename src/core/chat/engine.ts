@@ -267,7 +267,7 @@ export class ChatEngine implements Disposable {
   }
 }
 
-export function describePrompt(loaded: LoadedModel, tokens: readonly Token[]): PromptView {
+function describePrompt(loaded: LoadedModel, tokens: readonly Token[]): PromptView {
   return {
     model: loaded.info.name,
     chatFormat: `${loaded.info.chatFormat}${loaded.info.chatTemplate === 'none' ? '' : ', model\'s own template'}`,

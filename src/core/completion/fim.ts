@@ -116,7 +116,7 @@ export function trimSuggestion(raw: string, context: { linePrefix: string; suffi
     return text.trimEnd();
   }
   const indent = (line: string) => line.length - line.trimStart().length;
-  const cursorIndent = indent(context.linePrefix.trim() ? context.linePrefix : context.linePrefix + 'x');
+  const cursorIndent = indent(`${context.linePrefix}x`);
   const lines = text.split('\n');
   const kept: string[] = [lines[0]];
   for (const line of lines.slice(1)) {
@@ -125,9 +125,9 @@ export function trimSuggestion(raw: string, context: { linePrefix: string; suffi
     if (kept.length >= (context.maxLines ?? 8)) break;
     kept.push(line);
   }
-  // Lines that only repeat the suffix's first lines are not new.
-  const following = context.suffix.split('\n').slice(restOfLine ? 0 : 1).map((l) => l.trimEnd()).filter((l) => l.trim());
-  while (kept.length > 0 && following.length > 0 && kept.at(-1)!.trim() && following.includes(kept.at(-1)!.trimEnd()) && kept.length > 1) kept.pop();
+  // Lines that only repeat what follows the cursor are not new.
+  const following = new Set(context.suffix.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim()));
+  while (kept.length > 1 && following.has(kept.at(-1)!.trimEnd())) kept.pop();
   return kept.join('\n').trimEnd();
 }
 

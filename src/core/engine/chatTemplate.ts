@@ -25,7 +25,7 @@ interface OpenAiMessage {
 }
 
 /** node-llama-cpp's chat history as the OpenAI-style messages chat templates take. */
-export function historyToMessages(history: readonly ChatHistoryItem[]): OpenAiMessage[] {
+function historyToMessages(history: readonly ChatHistoryItem[]): OpenAiMessage[] {
   const messages: OpenAiMessage[] = [];
   for (const item of history) {
     if (item.type === 'system') { messages.push({ role: 'system', content: textOf(item.text) }); continue; }
@@ -136,38 +136,25 @@ export function modelChatTemplate(model: LlamaModel): ChatTemplate | undefined {
  */
 export function templateTrueWrapper(inner: ChatWrapper, template: ChatTemplate, lib: Pick<NodeLlamaCpp, 'LlamaText' | 'SpecialTokensText' | 'SpecialToken'>,
   options: () => TemplateOptions = () => ({})): ChatWrapper {
-  const ownRendering = (state: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState => {
+  const generateContextState = (state: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState => {
+    // The wrapper's own state brings the stop triggers and tool-call settings (0.3 ms with VS Code's 27 tools).
     const own = inner.generateContextState(state);
+    if (template.handles(state.chatHistory, state.availableFunctions)) {
+      try {
+        const text = template.render(state.chatHistory, state.availableFunctions, options());
+        // As llama.cpp does for a vocabulary that asks for BOS, when the template does not write it itself.
+        const bos = template.addsBos(text) ? [new lib.SpecialToken('BOS')] : [];
+        return { ...own, contextText: lib.LlamaText([...bos, new lib.SpecialTokensText(text)]) };
+      } catch {
+        // A role order the template refuses: the wrapper's own rendering below.
+      }
+    }
     // node-llama-cpp's ChatML wrapper always starts with BOS; for a model whose BOS is <|im_start|> (SmolLM2) that doubles it.
     const [first, ...rest] = own.contextText.values;
     if (!template.startsWithBos && first instanceof lib.SpecialToken && first.value === 'BOS') return { ...own, contextText: lib.LlamaText(rest) };
     return own;
   };
-  const generateContextState = (state: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState => {
-    if (!template.handles(state.chatHistory, state.availableFunctions)) return ownRendering(state);
-    const own = inner.generateContextState(state);
-    let text: string;
-    try {
-      text = template.render(state.chatHistory, state.availableFunctions, options());
-    } catch {
-      return ownRendering(state);
-    }
-    // As llama.cpp does for a vocabulary that asks for BOS, when the template does not write it itself.
-    const bos = template.addsBos(text) ? [new lib.SpecialToken('BOS')] : [];
-    return { ...own, contextText: lib.LlamaText([...bos, new lib.SpecialTokensText(text)]) };
-  };
-  return new Proxy(inner, {
-    get(target, key, receiver) {
-      if (key === 'generateContextState') return generateContextState;
-      if (key === 'templateTrue') return true;
-      return Reflect.get(target, key, receiver);
-    },
-  });
-}
-
-/** Whether a wrapper renders prompts with the model's own template (see templateTrueWrapper). */
-export function isTemplateTrue(wrapper: ChatWrapper): boolean {
-  return (wrapper as unknown as { templateTrue?: boolean }).templateTrue === true;
+  return new Proxy(inner, { get: (target, key, receiver) => (key === 'generateContextState' ? generateContextState : Reflect.get(target, key, receiver)) });
 }
 
 /**
