@@ -60,11 +60,9 @@ const packagedManifest = { ...kept, dependencies: { 'node-llama-cpp': llamaVersi
 const ignore = [
   // Type declarations and source maps are for editors and debuggers, not for running.
   '**/*.map', '**/*.ts', '**/*.mts', '**/*.cts', '**/*.gguf',
-  // Only needed to compile llama.cpp from source, which the extension never does.
-  'node_modules/node-llama-cpp/llama/gitRelease.bundle', 'node_modules/node-llama-cpp/llama/addon/**',
-  'node_modules/node-llama-cpp/llama/toolchains/**', 'node_modules/node-llama-cpp/llama/cmake/**',
-  'node_modules/node-llama-cpp/llama/patches/**', 'node_modules/node-llama-cpp/llama/xpack/**',
-  'node_modules/node-llama-cpp/llama/.clang-format', 'node_modules/node-llama-cpp/templates/**',
+  // The llama.cpp source (34 MB): "Build llama.cpp for This Machine" fetches the release from GitHub
+  // instead. The build scripts, addon source and patches it needs (under 1 MB) stay in.
+  'node_modules/node-llama-cpp/llama/gitRelease.bundle', 'node_modules/node-llama-cpp/templates/**',
   'node_modules/**/*.md', 'node_modules/**/*.markdown', 'node_modules/**/test/**', 'node_modules/**/docs/**',
 ];
 
@@ -72,7 +70,7 @@ const sizes = [];
 for (const target of targets) {
   const stage = path.join(work, target);
   fs.cpSync(base, stage, { recursive: true });
-  for (const entry of ['dist', 'media', 'models', 'README.md', 'CHANGELOG.md', 'LICENSE']) {
+  for (const entry of ['dist', 'media', 'models', 'resources', 'README.md', 'CHANGELOG.md', 'LICENSE']) {
     fs.cpSync(path.join(root, entry), path.join(stage, entry), { recursive: true, filter: (src) => !src.endsWith('.map') });
   }
   fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(packagedManifest, null, 2));

@@ -4,7 +4,7 @@ import { EmbeddedBackend } from './core/chat/backend';
 import { BackendSwitch } from './core/chat/backendSwitch';
 import { ServerBackend } from './core/server/serverBackend';
 import { ChatEngine } from './core/chat/engine';
-import { disposeLlamas } from './core/engine/llama';
+import { configureLlama, disposeLlamas } from './core/engine/llama';
 import { ConversationStore } from './core/chat/conversations';
 import { Downloader } from './core/modelFiles/download';
 import { ModelLibrary } from './core/modelFiles/library';
@@ -30,6 +30,7 @@ export function activate(context: vscode.ExtensionContext) {
   const started = performance.now();
   const { channel, logger } = createLog();
   const settings = new SettingsSource(logger);
+  configureLlama({ memory: context.globalState, machineBuilds: path.join(context.globalStorageUri.fsPath, 'machine-builds') });
   const models = new ModelManager({
     settings: () => settings.current, log: logger, persistSelection: (modelPath) => settings.update('model', modelPath),
     chatFormat: { workerScript: path.join(context.extensionUri.fsPath, 'dist', 'chatFormatWorker.js'), cache: context.globalState },

@@ -20,7 +20,9 @@ export const settingsShape = {
   repeatPenalty: z.number().min(1).max(2).default(1.1).describe('Penalty for repeated tokens; 1 disables it.'),
   seed: z.number().int().min(-1).max(2 ** 31 - 1).default(-1).describe('Sampling seed; -1 picks a random one.'),
   threads: z.number().int().min(0).max(256).default(0)
-    .describe('CPU threads for inference; 0 uses all cores but one, leaving one to the editor.'),
+    .describe('CPU threads for generating tokens; 0 uses the physical performance cores (not logical CPUs or efficiency cores).'),
+  promptThreads: z.number().int().min(0).max(256).default(0)
+    .describe('CPU threads for reading prompts (long #file context, tool lists); 0 uses every physical performance core.'),
   gpu: z.enum(['auto', 'off', 'cuda', 'vulkan', 'metal']).default('auto')
     .describe('GPU backend; auto detects one and falls back to the CPU.'),
   gpuLayers: z.number().int().min(-1).max(1000).default(-1)
@@ -32,8 +34,8 @@ export const settingsShape = {
     .describe('For models that think before answering (Qwen3): `on` lets them, `off` asks the chat template to skip thinking. Thoughts stream apart from the answer and never enter the history.'),
   thinkingBudget: z.number().int().min(0).max(32768).default(0)
     .describe('Most tokens a model may spend thinking before it must answer; 0 means no limit.'),
-  maxHistoryMessages: z.number().int().min(0).max(1000).default(10)
-    .describe('Most earlier messages sent with each request (the context window may hold fewer).'),
+  maxHistoryMessages: z.number().int().min(0).max(1000).default(100)
+    .describe('Most earlier messages sent with each request. The context window decides first: when the history outgrows it, the oldest turns are dropped in one step, so later turns reuse the cached prompt.'),
   maxMessageLength: z.number().int().min(100).max(10_000_000).default(100_000)
     .describe('Longest message accepted, in characters.'),
   generationTimeoutSeconds: z.number().int().min(0).max(86400).default(300)

@@ -39,4 +39,5 @@ export const COMMANDS = {
   statusMenu: 'nanochat.statusMenu',
   setServerKey: 'nanochat.setServerApiKey',
   showPrompt: 'nanochat.showPrompt',
+  buildLlamaCpp: 'nanochat.buildLlamaCpp',
 } as const;

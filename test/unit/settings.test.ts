@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultSettings, parseSettings, settingsShape, type SettingKey } from '../../src/core/settings';
-import { resolveThreads } from '../../src/core/engine/threads';
+import { GenerationThreads, planThreads } from '../../src/core/engine/threads';
 import { panelSettingsSchema } from '../../src/protocol/panel';
 import { manifestConfiguration } from '../../tools/syncManifest';
 import { REPO_ROOT } from '../support/models';
@@ -10,7 +10,7 @@ import { REPO_ROOT } from '../support/models';
 describe('settings', () => {
   it('has a default for every setting', () => {
     const s = defaultSettings();
-    assert.equal(s.maxHistoryMessages, 10);
+    assert.equal(s.maxHistoryMessages, 100);
     assert.equal(s.gpu, 'auto');
     assert.equal(s.threads, 0);
     assert.deepEqual(Object.keys(s).sort(), Object.keys(settingsShape).sort());
@@ -34,11 +34,34 @@ describe('settings', () => {
     assert.deepEqual(settings, defaultSettings());
   });
 
-  it('leaves one core to the editor by default', () => {
-    assert.equal(resolveThreads(0, 2), 1);
-    assert.equal(resolveThreads(0, 8), 7);
-    assert.equal(resolveThreads(0, 1), 1);
-    assert.equal(resolveThreads(3, 8), 3);
+  it('counts physical performance cores by default, prompts on all of them', () => {
+    // llama.cpp's cpuMathCores: 8 on a 16-thread laptop with 8 performance cores.
+    assert.deepEqual(planThreads(0, 8), { generation: 8, prompt: 8 });
+    assert.deepEqual(planThreads(0, 2), { generation: 2, prompt: 2 });
+    assert.deepEqual(planThreads(0, 0), { generation: 1, prompt: 1 });
+    assert.deepEqual(planThreads(3, 8), { generation: 3, prompt: 8 }, 'nanochat.threads sets generation only');
+    assert.deepEqual(planThreads(12, 8), { generation: 12, prompt: 12 });
+    assert.deepEqual(planThreads(0, 8, 4), { generation: 8, prompt: 4 }, 'nanochat.promptThreads');
+  });
+
+  it('generates on the thread count that is fastest now, and notices when that changes', () => {
+    const threads = new GenerationThreads(2);
+    const run = (tokens: number, msFor: (count: number) => number) => {
+      const used: number[] = [];
+      for (let i = 0; i < tokens; i++) { const n = threads.next(); used.push(n); threads.record(n, msFor(n)); }
+      return used;
+    };
+    // Idle: two threads are faster; one is tried, loses, and is tried less and less often.
+    const idle = run(400, (n) => (n === 2 ? 10 : 15));
+    assert.equal(threads.best(), 2);
+    assert.ok(idle.filter((n) => n === 1).length <= 16, `tries of one thread while idle: ${idle.filter((n) => n === 1).length}`);
+    // Under load two threads collapse: within a few hundred tokens generation moves to one thread.
+    const loaded = run(600, (n) => (n === 2 ? 150 : 35));
+    assert.equal(threads.best(), 1);
+    assert.ok(loaded.slice(-100).filter((n) => n === 2).length <= 4, 'two threads are only tried now and then');
+    // The load ends: two threads win again.
+    run(600, (n) => (n === 2 ? 10 : 15));
+    assert.equal(threads.best(), 2);
   });
 
   it('is mirrored exactly by contributes.configuration in package.json (npm run sync-manifest writes it)', () => {

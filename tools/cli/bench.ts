@@ -52,6 +52,14 @@ async function main(): Promise<void> {
     console.log(`  vs llama-bench, ${t.threads} thread(s): prompt ${show(t.prompt)}; generation ${show(t.generation)}; under load ${show(t.generationUnderLoad)}`);
   }
   console.log(`  threads: ${r.threads.map((x) => `${x.threads}: ${x.tokensPerSecond} (${x.underLoadTokensPerSecond} under load)`).join(', ')} tok/s; default ${r.defaultThreads}${r.defaultThreadsWithin80PercentUnderLoad ? '' : ' — NOT within 80% of the best under load'}`);
+  if (r.defaultPlan) console.log(`  default plan: generation up to ${r.defaultPlan.generation} threads (adaptive), prompts on ${r.defaultPlan.prompt}: ${r.defaultPlan.tokensPerSecond} tok/s, ${r.defaultPlan.underLoadTokensPerSecond} under load`);
+  if (r.prefill) console.log(`  prefill of ${r.prefill.tokens} tokens: ${r.prefill.ms} ms on ${r.prefill.threads} threads vs ${r.prefill.oneThreadMs} ms on one; under load ${r.prefill.underLoadMs} vs ${r.prefill.oneThreadUnderLoadMs} ms`);
+  for (const b of r.bandwidth ?? []) console.log(`  ${b.threads} thread(s): read bandwidth ${formatBytes(b.readBytesPerSecond)}/s, utilisation ${(100 * b.utilisation).toFixed(1)}%`);
+  if (r.build) console.log(`  llama.cpp: ${r.build.persistentThreadpool ? 'built for this machine' : `${r.build.type} binaries`}`);
+  if (r.goals?.length) {
+    console.log('  goals:');
+    for (const g of r.goals) console.log(`    ${g.met ? 'met    ' : 'NOT met'}  ${g.name}: ${g.measured} (goal ${g.goal})`);
+  }
 }
 
 main().catch((err) => { process.stderr.write(`nanochat bench: ${errorMessage(err).split('\n')[0]}\n`); process.exit(1); });

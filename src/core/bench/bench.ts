@@ -1,9 +1,9 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import vscodeTools from './vscodeTools.json';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
 import { corpusOfSize } from './corpus';
 import { compareWithLlamaCpp } from './parity';
 import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
@@ -12,11 +12,13 @@ import { ModelLibrary } from '../modelFiles/library';
 import { TokenCounter } from '../tokens/tokenCounter';
 import { NanochatError } from '../errors';
 import { checkModelFile } from '../modelFiles/ggufCheck';
-import { backendOf, importNodeLlamaCpp } from '../engine/llama';
+import { backendOf, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../engine/llama';
 import { silentLogger, type Logger } from '../log';
 import { ModelManager } from '../engine/models';
 import { defaultSettings, type Settings } from '../settings';
-import { resolveThreads } from '../engine/threads';
+import { applyThreadPlan, planThreads, type ThreadPlan } from '../engine/threads';
+import { measureReadBandwidth } from './bandwidth';
+import { benchGoals } from './goals';
 import { loadJsTokenizer } from '../tokens/tokenizer';
 import { benchReportSchema, type BenchReport } from './schema';
 import { LONG_PROMPT, benchPlan, latencies, percentile, round, summary } from './stats';
@@ -53,18 +55,21 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
 
   progress('Checking the model');
   let t = performance.now();
-  const { getLlama, LlamaCompletion } = await importNodeLlamaCpp();
+  const { LlamaCompletion } = await importNodeLlamaCpp();
   const importMs = performance.now() - t;
   const file = await checkModelFile(options.modelPath);
   const cores = os.availableParallelism?.() ?? os.cpus().length;
-  const defaultThreads = resolveThreads(0, cores);
-  const settings: Settings = { ...defaultSettings(), model: options.modelPath, threads: defaultThreads, gpu: 'auto', temperature: 0, seed: 1, contextSize: 2048, maxTokens, idleUnloadMinutes: 0 };
   const rssBeforeBytes = process.memoryUsage().rss;
 
   progress('Loading');
   t = performance.now();
-  const llama = await getLlama({ build: 'never', gpu: 'auto', logger: () => {} }).catch(() => getLlama({ build: 'never', gpu: false, logger: () => {} }));
+  // The extension's own llama.cpp instance: a build for this machine when there is one.
+  const llama = await getLlamaFor('auto', log);
   const llamaMs = performance.now() - t;
+  // The extension's defaults: generation and prompt thread counts from the physical performance cores.
+  const plan = planThreads(0, llama.cpuMathCores);
+  const defaultThreads = plan.generation;
+  const settings: Settings = { ...defaultSettings(), model: options.modelPath, gpu: 'auto', temperature: 0, seed: 1, contextSize: 2048, maxTokens, idleUnloadMinutes: 0 };
   t = performance.now();
   const model = await llama.loadModel({ modelPath: options.modelPath });
   const modelMs = performance.now() - t;
@@ -130,6 +135,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     }
     history.pop();
     chat.clearCaches();
+    const followUps = firstTokenMsByTurn.slice(1);
     const fresh = await reply(history, 'multi-turn-fresh');
     chat.clearCaches();
     const withoutReuseMs = firstTokenMs(fresh);
@@ -164,14 +170,25 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       single.push((await reply([{ role: 'user', content: `Request ${i}` }], id, { maxTokens: 16 })).totalMs);
       chat.clearCaches();
     }
+    const singleTokens: number[] = [];
+    const singleSeconds: number[] = [];
+    {
+      const stats = await reply([{ role: 'user', content: 'Request alone' }], `bench-${conversation++}`, { maxTokens: 16 });
+      singleTokens.push(stats.completionTokens);
+      singleSeconds.push(stats.totalMs / 1000);
+      chat.clearCaches();
+    }
     const concurrency = 10;
     const started = performance.now();
+    let concurrentTokens = 0;
     const concurrent = await Promise.all(Array.from({ length: concurrency }, async (_, i) => {
       const id = `bench-${conversation++}`;
-      await reply([{ role: 'user', content: `Concurrent request ${i}` }], id, { maxTokens: 16 });
-      chat.clearCaches();
+      const stats = await reply([{ role: 'user', content: `Concurrent request ${i}` }], id, { maxTokens: 16 });
+      concurrentTokens += stats.completionTokens;
       return performance.now() - started;
     }));
+    const concurrentSeconds = (performance.now() - started) / 1000;
+    chat.clearCaches();
 
     loop.disable();
     const maxBlockMs = Math.max(0, loop.max / 1e6 - 10);
@@ -191,13 +208,24 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     const threads: BenchReport['threads'] = [];
     for (const count of threadCounts) {
       const alone = await completionSpeed(model, LlamaCompletion, count, maxTokens);
-      const load = startCpuLoad(cores);
+      const load = await startCpuLoad(cores);
       const underLoad = await completionSpeed(model, LlamaCompletion, count, maxTokens).finally(() => load.stop());
       threads.push({ threads: count, tokensPerSecond: round(alone), underLoadTokensPerSecond: round(underLoad) });
     }
     const bestUnderLoad = Math.max(...threads.map((x) => x.underLoadTokensPerSecond));
-    const defaultUnderLoad = threads.find((x) => x.threads === defaultThreads)?.underLoadTokensPerSecond
-      ?? (await completionSpeed(model, LlamaCompletion, defaultThreads, maxTokens));
+    const bestAlone = Math.max(...threads.map((x) => x.tokensPerSecond));
+    // The default as the extension runs it: prompts on every performance core, generation on the
+    // count that is fastest at the moment (GenerationThreads), alone and under the same load.
+    const planned = { tokensPerSecond: round(await completionSpeed(model, LlamaCompletion, defaultThreads, 64, plan)), underLoadTokensPerSecond: 0 };
+    {
+      const load = await startCpuLoad(cores);
+      planned.underLoadTokensPerSecond = round(await completionSpeed(model, LlamaCompletion, defaultThreads, 64, plan).finally(() => load.stop()));
+    }
+    const defaultUnderLoad = planned.underLoadTokensPerSecond;
+    const defaultAlone = planned.tokensPerSecond;
+
+    progress('Prompt threads, alone and under load');
+    const prefill = await measurePrefill(model, plan.prompt, quick ? 256 : 1024, () => startCpuLoad(cores));
 
     const llamaCpp = options.llamaBench
       ? await compareWithLlamaCpp({ llamaBench: options.llamaBench, modelPath: options.modelPath, model, threads: threadCounts, quick, runs, cpuLoad: () => startCpuLoad(cores) })
@@ -205,7 +233,11 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
 
     progress('Memory bandwidth');
     const bandwidth = measureCopyBandwidth(quick ? 64 : 256);
-    const genMedian = percentile(generation, 0.5);
+    const readBandwidth: NonNullable<BenchReport['bandwidth']> = [];
+    for (const t of threads) {
+      const read = await measureReadBandwidth(t.threads, quick ? 32 : 128);
+      readBandwidth.push({ threads: t.threads, readBytesPerSecond: Math.round(read), utilisation: Number(((file.tensorBytes * t.tokensPerSecond) / read).toFixed(4)) });
+    }
     options.onProgress?.('Done', 1);
 
     const report: BenchReport = {
@@ -214,7 +246,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       model: { path: options.modelPath, name: file.name, architecture: file.architecture, parameters: file.parameters },
       quick, runs,
       load: { importMs: round(importMs), llamaMs: round(llamaMs), modelMs: round(modelMs), contextMs: round(contextMs), totalMs: round(importMs + llamaMs + modelMs + contextMs) },
-      firstTokenMs: { short: summary(short.map(firstTokenMs)), long: summary(long.map(firstTokenMs)) },
+      firstTokenMs: { short: summary(short.map(firstTokenMs)), long: summary(long.map(firstTokenMs)), newConversation: summary(short.map(firstTokenMs)), followUp: summary(followUps) },
       promptTokens: { short: short[0]?.promptTokens ?? 0, long: long[0]?.promptTokens ?? 0 },
       promptTokensPerSecond: summary(long.map((s) => s.promptTokens / (Math.max(1, firstTokenMs(s)) / 1000))),
       generationTokensPerSecond: summary(generation),
@@ -222,17 +254,25 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       cancelLatencyMs: summary(cancel),
       latencyMs: latencies(single),
       concurrentLatencyMs: { ...latencies(concurrent), requests: concurrency },
+      throughput: { singleTokensPerSecond: round(singleTokens[0]! / Math.max(1e-3, singleSeconds[0]!)), concurrentTokensPerSecond: round(concurrentTokens / Math.max(1e-3, concurrentSeconds)) },
       tokenizer: { bytes: Buffer.byteLength(text), tokens: llamaTokens, jsTokensPerSecond: js ? Math.round(tokens / (jsMs / 1000)) : 0, llamaTokensPerSecond: Math.round(llamaTokens / (llamaTokMs / 1000)), ratio: js ? round(llamaTokMs / jsMs) : 0 },
       memory: { rssBeforeBytes, rssAfterBytes, modelBytes: file.sizeBytes },
       threads,
       defaultThreads,
       defaultThreadsWithin80PercentUnderLoad: defaultUnderLoad >= 0.8 * bestUnderLoad,
+      defaultThreadsWithin80PercentAlone: defaultAlone >= 0.8 * bestAlone,
+      defaultPlan: { generation: plan.generation, prompt: plan.prompt, ...planned },
+      prefill,
+      bandwidth: readBandwidth,
+      build: { type: llama.buildType, persistentThreadpool: isMachineBuild(llama) },
       machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores, backend: backendOf(llama), bandwidthBytesPerSecond: Math.round(bandwidth), node: process.version },
-      bandwidthUtilisation: Number(((file.tensorBytes * genMedian) / bandwidth).toFixed(4)),
+      // The best thread count's share of the read bandwidth its readers reach (see `bandwidth`).
+      bandwidthUtilisation: Math.max(0, ...readBandwidth.map((b) => b.utilisation)),
       eventLoop: { maxBlockMs: round(maxBlockMs) },
       ...(toolPreamble ? { toolPreamble } : {}),
       ...(llamaCpp ? { llamaCpp } : {}),
     };
+    report.goals = benchGoals(report);
     return benchReportSchema.parse(report);
   } finally {
     loop.disable();
@@ -284,8 +324,9 @@ function firstTokenMs(stats: ReplyStats): number {
 
 /** Generation tokens per second of a plain completion with a given thread count. */
 async function completionSpeed(model: import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaModel,
-  Completion: typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaCompletion, threads: number, maxTokens: number): Promise<number> {
-  const context = await model.createContext({ contextSize: 512, threads });
+  Completion: typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaCompletion, threads: number, maxTokens: number, plan?: ThreadPlan): Promise<number> {
+  const context = await model.createContext({ contextSize: 512, threads: plan ? Math.max(plan.prompt, plan.generation) : threads });
+  if (plan) applyThreadPlan(context, plan);
   try {
     const completion = new Completion({ contextSequence: context.getSequence() });
     let first = 0;
@@ -298,10 +339,46 @@ async function completionSpeed(model: import('node-llama-cpp', { with: { 'resolu
   }
 }
 
+/**
+ * A long prompt read with the prompt thread count and with one thread, alone and under load: the
+ * default reads prompts on every performance core, and must not lose when another program is busy.
+ */
+async function measurePrefill(model: import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaModel, threads: number, tokens: number,
+  cpuLoad: () => Promise<{ stop(): void }>): Promise<NonNullable<BenchReport['prefill']>> {
+  const prompt = model.tokenize(corpusOfSize(tokens * 8), false).slice(0, tokens);
+  const read = async (count: number) => {
+    const context = await model.createContext({ contextSize: tokens + 64, threads: count, batchSize: 512, sequences: 1 });
+    try {
+      const samples: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const sequence = context.getSequence();
+        const started = performance.now();
+        await sequence.evaluateWithoutGeneratingNewTokens(prompt);
+        samples.push(performance.now() - started);
+        sequence.dispose();
+      }
+      return percentile(samples, 0.5);
+    } finally {
+      await context.dispose();
+    }
+  };
+  const underLoad = async (count: number) => { const load = await cpuLoad(); try { return await read(count); } finally { load.stop(); } };
+  return {
+    tokens: prompt.length, threads,
+    ms: round(await read(threads)), underLoadMs: round(await underLoad(threads)),
+    oneThreadMs: round(await read(1)), oneThreadUnderLoadMs: round(await underLoad(1)),
+  };
+}
+
 /** Busy worker threads on every core, as an editor compiling or indexing would be. */
-function startCpuLoad(cores: number): { stop: () => void } {
-  const workers = Array.from({ length: cores }, () => new Worker('const end = Date.now() + 600000; while (Date.now() < end) {}', { eval: true }));
-  return { stop: () => { for (const w of workers) void w.terminate(); } };
+export async function startCpuLoad(cores: number): Promise<{ stop: () => void }> {
+  // Other processes, as a compiler or an indexer is: the same load for nanochat and for llama-bench.
+  const busy = Array.from({ length: cores }, () => spawn(process.execPath, ['-e', 'const end = Date.now() + 600000; while (Date.now() < end) {}'], {
+    stdio: 'ignore', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', NODE_OPTIONS: '' },
+  }));
+  for (const child of busy) child.on('error', () => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  return { stop: () => { for (const child of busy) child.kill('SIGKILL'); } };
 }
 
 /** Memory bandwidth from a plain buffer copy: bytes read plus bytes written, per second. */

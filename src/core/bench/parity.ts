@@ -19,43 +19,64 @@ interface Speeds { prompt: number; generation: number; generationUnderLoad: numb
  */
 export async function compareWithLlamaCpp(options: {
   llamaBench: string; modelPath: string; model: LlamaModel; threads: number[]; quick: boolean; runs: number;
-  cpuLoad: () => { stop(): void };
+  cpuLoad: () => Promise<{ stop(): void }>;
 }): Promise<Parity> {
   const promptTokens = options.quick ? 128 : 512;
   const generateTokens = options.quick ? 32 : 128;
+  const rounds = Math.max(3, options.runs);
   const rows: Parity['threads'] = [];
   for (const threads of options.threads) {
-    const ours = await nanochatSpeeds(options.model, threads, promptTokens, generateTokens, options.runs, options.cpuLoad);
-    const theirs = await llamaBenchSpeeds(options.llamaBench, options.modelPath, threads, promptTokens, generateTokens, options.runs, options.cpuLoad);
-    const pair = (a: number, b: number) => ({ nanochat: round(a), llamaCpp: round(b), ratio: b > 0 ? Math.round((a / b) * 100) / 100 : 0 });
-    rows.push({
-      threads,
-      prompt: pair(ours.prompt, theirs.prompt),
-      generation: pair(ours.generation, theirs.generation),
-      generationUnderLoad: pair(ours.generationUnderLoad, theirs.generationUnderLoad),
-    });
+    const ours = await nanochatMeter(options.model, threads, promptTokens, generateTokens);
+    const theirs = llamaBenchMeter(options.llamaBench, options.modelPath, threads, promptTokens, generateTokens);
+    const samples = { ours: [] as Speeds[], theirs: [] as Speeds[] };
+    try {
+      // Rounds alternate between the two, so a machine that drifts (other VMs, heat) moves both alike.
+      for (let round = 0; round < rounds; round++) {
+        const a = { prompt: await ours.prompt(), generation: await ours.generate(), generationUnderLoad: 0 };
+        const b = { ...(await theirs.alone()), generationUnderLoad: 0 };
+        const load = await options.cpuLoad();
+        try {
+          a.generationUnderLoad = await ours.generate();
+          b.generationUnderLoad = await theirs.generate();
+        } finally {
+          load.stop();
+        }
+        samples.ours.push(a);
+        samples.theirs.push(b);
+      }
+    } finally {
+      await ours.dispose();
+    }
+    const median = (xs: Speeds[], key: keyof Speeds) => [...xs.map((x) => x[key])].sort((p, q) => p - q)[Math.floor(xs.length / 2)] ?? 0;
+    const pair = (key: keyof Speeds) => {
+      const a = median(samples.ours, key), b = median(samples.theirs, key);
+      return { nanochat: round(a), llamaCpp: round(b), ratio: b > 0 ? Math.round((a / b) * 100) / 100 : 0 };
+    };
+    rows.push({ threads, prompt: pair('prompt'), generation: pair('generation'), generationUnderLoad: pair('generationUnderLoad') });
   }
   return { promptTokens, generateTokens, threads: rows };
 }
 
-async function nanochatSpeeds(model: LlamaModel, threads: number, promptTokens: number, generateTokens: number, runs: number, cpuLoad: () => { stop(): void }): Promise<Speeds> {
+/** nanochat's side: one context like the extension's, measured a prompt or a generation at a time. */
+async function nanochatMeter(model: LlamaModel, threads: number, promptTokens: number, generateTokens: number) {
   const { LlamaCompletion, TokenBias } = await importNodeLlamaCpp();
   // Like llama-bench's tg: exactly `generateTokens` tokens, never an early end of text.
   const noEnd = new TokenBias(model.tokenizer);
   for (const token of [model.tokens.eos, model.tokens.eot]) if (token != null) noEnd.set(token, 'never');
   const prompt = model.tokenize(corpusOfSize(promptTokens * 8), false).slice(0, promptTokens);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
   const context = await model.createContext({ contextSize: Math.max(promptTokens, generateTokens) + 64, threads, batchSize: promptTokens, sequences: 1 });
-  try {
-    const promptSpeeds: number[] = [];
-    for (let i = 0; i < runs; i++) {
+  return {
+    prompt: async () => {
       const sequence = context.getSequence();
-      const started = performance.now();
-      await sequence.evaluateWithoutGeneratingNewTokens(prompt);
-      promptSpeeds.push(promptTokens / ((performance.now() - started) / 1000));
-      sequence.dispose();
-    }
-    const generate = async () => {
+      try {
+        const started = performance.now();
+        await sequence.evaluateWithoutGeneratingNewTokens(prompt);
+        return promptTokens / ((performance.now() - started) / 1000);
+      } finally {
+        sequence.dispose();
+      }
+    },
+    generate: async () => {
       const sequence = context.getSequence();
       try {
         let first = 0;
@@ -67,35 +88,26 @@ async function nanochatSpeeds(model: LlamaModel, threads: number, promptTokens: 
       } finally {
         sequence.dispose();
       }
-    };
-    const alone: number[] = [];
-    for (let i = 0; i < runs; i++) alone.push(await generate());
-    const load = cpuLoad();
-    const loaded: number[] = [];
-    try { for (let i = 0; i < runs; i++) loaded.push(await generate()); } finally { load.stop(); }
-    return { prompt: median(promptSpeeds), generation: median(alone), generationUnderLoad: median(loaded) };
-  } finally {
-    await context.dispose();
-  }
+    },
+    dispose: () => context.dispose(),
+  };
 }
 
-async function llamaBenchSpeeds(bin: string, modelPath: string, threads: number, promptTokens: number, generateTokens: number, runs: number, cpuLoad: () => { stop(): void }): Promise<Speeds> {
+/** llama.cpp's side: llama-bench, one repetition per call. */
+function llamaBenchMeter(bin: string, modelPath: string, threads: number, promptTokens: number, generateTokens: number) {
   const bench = async (args: string[]) => {
     try {
-      const { stdout } = await run(bin, ['-m', modelPath, '-t', String(threads), '-r', String(runs), '-o', 'json', ...args], { maxBuffer: 1e7 });
-      const rows = JSON.parse(stdout) as Array<{ n_prompt: number; n_gen: number; avg_ts: number }>;
-      return rows;
+      const { stdout } = await run(bin, ['-m', modelPath, '-t', String(threads), '-r', '1', '-o', 'json', ...args], { maxBuffer: 1e7 });
+      return JSON.parse(stdout) as Array<{ n_prompt: number; n_gen: number; avg_ts: number }>;
     } catch (err) {
       throw new NanochatError(`llama-bench failed: ${errorMessage(err).split('\n')[0]}`);
     }
   };
-  const alone = await bench(['-p', String(promptTokens), '-n', String(generateTokens)]);
-  const load = cpuLoad();
-  let loaded: Awaited<ReturnType<typeof bench>>;
-  try { loaded = await bench(['-p', '0', '-n', String(generateTokens)]); } finally { load.stop(); }
   return {
-    prompt: alone.find((r) => r.n_prompt > 0)?.avg_ts ?? 0,
-    generation: alone.find((r) => r.n_gen > 0)?.avg_ts ?? 0,
-    generationUnderLoad: loaded.find((r) => r.n_gen > 0)?.avg_ts ?? 0,
+    alone: async () => {
+      const rows = await bench(['-p', String(promptTokens), '-n', String(generateTokens)]);
+      return { prompt: rows.find((r) => r.n_prompt > 0)?.avg_ts ?? 0, generation: rows.find((r) => r.n_gen > 0)?.avg_ts ?? 0 };
+    },
+    generate: async () => (await bench(['-p', '0', '-n', String(generateTokens)])).find((r) => r.n_gen > 0)?.avg_ts ?? 0,
   };
 }

@@ -37,6 +37,8 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   const speed = 'Speed';
   add(speed, `First token, short prompt (${report.promptTokens.short} tokens)`, (r) => r.firstTokenMs.short.median, 'ms', 'lower');
   add(speed, `First token, long prompt (${report.promptTokens.long} tokens)`, (r) => r.firstTokenMs.long.median, 'ms', 'lower');
+  add(speed, 'First token, new conversation', (r) => r.firstTokenMs.newConversation?.median, 'ms', 'lower');
+  add(speed, 'First token, follow-up', (r) => r.firstTokenMs.followUp?.median, 'ms', 'lower');
   add(speed, 'Prompt processing', (r) => r.promptTokensPerSecond.median, 'tok/s', 'higher');
   add(speed, 'Generation (median)', (r) => r.generationTokensPerSecond.median, 'tok/s', 'higher');
   add(speed, 'Generation (p95)', (r) => r.generationTokensPerSecond.p95, 'tok/s', 'higher');
@@ -48,6 +50,14 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   add(turns, `First token at turn ${report.multiTurn.turns}, history re-evaluated`, (r) => r.multiTurn.withoutReuseMs, 'ms', 'lower');
   add(turns, 'Speed-up from reuse', (r) => r.multiTurn.speedup, '×', 'higher');
   add(turns, `Prompt tokens evaluated at turn ${report.multiTurn.turns}`, (r) => r.multiTurn.evaluatedPromptTokensByTurn?.at(-1), '', 'lower');
+
+  if (report.prefill) {
+    const prefill = `Prefill (${report.prefill.tokens}-token prompt)`;
+    add(prefill, `${report.prefill.threads} threads`, (r) => r.prefill?.ms, 'ms', 'lower');
+    add(prefill, '1 thread', (r) => r.prefill?.oneThreadMs, 'ms', 'lower');
+    add(prefill, `${report.prefill.threads} threads, under load`, (r) => r.prefill?.underLoadMs, 'ms', 'lower');
+    add(prefill, '1 thread, under load', (r) => r.prefill?.oneThreadUnderLoadMs, 'ms', 'lower');
+  }
 
   if (report.toolPreamble) {
     const agent = `Agent tools (${report.toolPreamble.tools} VS Code tools, ${report.toolPreamble.tokens} tokens)`;
@@ -68,6 +78,8 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
     }
   } else {
     for (const p of ['p50', 'p95', 'p99'] as const) add(latency, `${report.concurrentLatencyMs.requests} concurrent requests ${p}`, (r) => r.concurrentLatencyMs[p], 'ms', 'lower');
+    add(latency, 'Throughput, one request', (r) => r.throughput?.singleTokensPerSecond, 'tok/s', 'higher');
+    add(latency, `Throughput, ${report.concurrentLatencyMs.requests} concurrent requests`, (r) => r.throughput?.concurrentTokensPerSecond, 'tok/s', 'higher');
   }
 
   const tok = 'Tokenizer';
@@ -79,6 +91,16 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   for (const t of report.threads) {
     add(threads, `${t.threads} thread${t.threads === 1 ? '' : 's'}`, (r) => r.threads.find((x) => x.threads === t.threads)?.tokensPerSecond, 'tok/s', 'higher');
     add(threads, `${t.threads} thread${t.threads === 1 ? '' : 's'}, under load`, (r) => r.threads.find((x) => x.threads === t.threads)?.underLoadTokensPerSecond, 'tok/s', 'higher');
+  }
+
+  if (report.defaultPlan) {
+    add(threads, `Default (up to ${report.defaultPlan.generation}, adaptive)`, (r) => r.defaultPlan?.tokensPerSecond, 'tok/s', 'higher');
+    add(threads, `Default (up to ${report.defaultPlan.generation}, adaptive), under load`, (r) => r.defaultPlan?.underLoadTokensPerSecond, 'tok/s', 'higher');
+  }
+  for (const b of report.bandwidth ?? []) {
+    const n = `${b.threads} thread${b.threads === 1 ? '' : 's'}`;
+    add(threads, `${n}: read bandwidth`, (r) => r.bandwidth?.find((x) => x.threads === b.threads)?.readBytesPerSecond, 'bytes/s', 'none');
+    add(threads, `${n}: bandwidth utilisation`, (r) => { const u = r.bandwidth?.find((x) => x.threads === b.threads)?.utilisation; return u === undefined ? undefined : Math.round(u * 10000) / 100; }, '%', 'higher');
   }
 
   if (report.llamaCpp) {
@@ -148,6 +170,11 @@ export function benchMarkdown(report: BenchReport, previous?: BenchReport): stri
     const base = `| ${cell(row.section)} | ${cell(row.label)} | ${formatValue(row.value, row.unit)} |`;
     lines.push(previous ? `${base} ${row.previous === undefined ? '' : formatValue(row.previous, row.unit)} | ${formatChange(row)} |` : base);
   }
+  if (report.goals?.length) {
+    lines.push('', '## Goals', '', '| Goal | Measured | Target | Met |', '|---|---|---|---|');
+    for (const g of report.goals) lines.push(`| ${cell(g.name)} | ${cell(g.measured)} | ${cell(g.goal)} | ${g.met ? 'yes' : '**no**'} |`);
+  }
+  if (report.build) lines.push('', `llama.cpp: ${report.build.persistentThreadpool ? 'built for this machine (persistent thread pool)' : `${report.build.type} binaries`}.`);
   lines.push('', `Default threads: ${report.defaultThreads}${report.defaultThreadsWithin80PercentUnderLoad ? ' (within 80% of the best setting under load)' : ' (NOT within 80% of the best setting under load)'}.`, '');
   return lines.join('\n');
 }

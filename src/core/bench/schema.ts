@@ -12,7 +12,13 @@ export const benchReportSchema = z.object({
   quick: z.boolean(),
   runs: z.number().int().positive(),
   load: z.object({ importMs: z.number(), llamaMs: z.number(), modelMs: z.number(), contextMs: z.number(), totalMs: z.number() }),
-  firstTokenMs: z.object({ short: stat, long: stat }),
+  firstTokenMs: z.object({
+    short: stat, long: stat,
+    /** A brand-new conversation each time, timed from the call (goal: ≤ 1.5 × a follow-up's). */
+    newConversation: stat.optional(),
+    /** A follow-up turn of a conversation whose history is in the KV cache. */
+    followUp: stat.optional(),
+  }),
   promptTokens: z.object({ short: z.number(), long: z.number() }),
   promptTokensPerSecond: stat,
   generationTokensPerSecond: stat,
@@ -24,11 +30,26 @@ export const benchReportSchema = z.object({
   cancelLatencyMs: stat,
   latencyMs: latency,
   concurrentLatencyMs: latency.extend({ requests: z.number() }),
+  /** Tokens per second: one request alone, and all of the concurrent requests together (goal: ≥ alone). */
+  throughput: z.object({ singleTokensPerSecond: z.number().nonnegative(), concurrentTokensPerSecond: z.number().nonnegative() }).optional(),
   tokenizer: z.object({ bytes: z.number(), tokens: z.number(), jsTokensPerSecond: z.number(), llamaTokensPerSecond: z.number(), ratio: z.number() }),
   memory: z.object({ rssBeforeBytes: z.number(), rssAfterBytes: z.number(), modelBytes: z.number() }),
   threads: z.array(z.object({ threads: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() })),
   defaultThreads: z.number().int().nonnegative(),
   defaultThreadsWithin80PercentUnderLoad: z.boolean(),
+  defaultThreadsWithin80PercentAlone: z.boolean().optional(),
+  /** The default as the extension runs it: prompt threads, and generation on the fastest count up to `generation`. */
+  defaultPlan: z.object({ generation: z.number().int().positive(), prompt: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() }).optional(),
+  /** Prefill: the long prompt read with the prompt thread count vs one thread, alone and under load. */
+  prefill: z.object({
+    tokens: z.number().int().positive(), threads: z.number().int().positive(),
+    ms: z.number().nonnegative(), underLoadMs: z.number().nonnegative(),
+    oneThreadMs: z.number().nonnegative(), oneThreadUnderLoadMs: z.number().nonnegative(),
+  }).optional(),
+  /** Read bandwidth with as many readers as decoding threads, and the share of it generation uses. */
+  bandwidth: z.array(z.object({ threads: z.number().int().positive(), readBytesPerSecond: z.number().positive(), utilisation: z.number().nonnegative() })).optional(),
+  /** Which llama.cpp binary ran: node-llama-cpp's prebuilt one or a build for this machine. */
+  build: z.object({ type: z.string(), persistentThreadpool: z.boolean() }).optional(),
   machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
   bandwidthUtilisation: z.number().nonnegative(),
   /** `--compare-llama-cpp`: nanochat beside llama-bench, same model, threads and lengths, alone and under load. */
@@ -55,6 +76,8 @@ export const benchReportSchema = z.object({
   server: z.object({ url: z.string() }).optional(),
   /** A server's point: latency and throughput at 1, 4 and 16 requests at once. */
   concurrency: z.array(latency.extend({ requests: z.number().int().positive(), tokensPerSecond: z.number().nonnegative() })).optional(),
+  /** Each goal of the speed work beside what was measured (see goals.ts). */
+  goals: z.array(z.object({ name: z.string(), measured: z.string(), goal: z.string(), met: z.boolean() })).optional(),
   /** Added when the benchmark runs from the extension: how long nanochat took to activate. */
   extension: z.object({ activationMs: z.number().nonnegative() }).optional(),
 });

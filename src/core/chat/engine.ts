@@ -297,7 +297,10 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   const measure = (history: ChatHistoryItem[]) => promptTokens(loaded.model, loaded.chatWrapper, history, functions);
   let history = build(earlier);
   let tokens = measure(history);
-  while (tokens.length > budget && earlier.length > 0 && !options.keepHistory) {
+  // Once the history outgrows the window, cut it down to three quarters of it: the next turns then
+  // extend a cached prefix again, where cutting only what overflows would re-evaluate every prompt.
+  const target = tokens.length > budget ? Math.floor(budget * 0.75) : budget;
+  while (tokens.length > target && earlier.length > 0 && !options.keepHistory) {
     // Drop a whole exchange at a time so the history still alternates user/assistant.
     const cut = earlier.length >= 2 && earlier[0].role === 'user' && earlier[1].role === 'assistant' ? 2 : 1;
     earlier = earlier.slice(cut);

@@ -2,6 +2,13 @@ import type { Llama, LlamaGpuType } from 'node-llama-cpp' with { 'resolution-mod
 import type { Settings } from '../settings';
 import type { Logger } from '../log';
 import { AsyncMemo } from '../memo';
+import type { KeyValueStore } from '../modelFiles/library';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MACHINE_BUILD_CMAKE_OPTIONS, isMachineBuild, nodeLlamaCppRoot, restoreMachineBuild } from './machineBuild';
+
+export { isMachineBuild } from './machineBuild';
 
 export type NodeLlamaCpp = typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } });
 export type Backend = 'cpu' | 'cuda' | 'vulkan' | 'metal';
@@ -10,16 +17,63 @@ let module: Promise<NodeLlamaCpp> | undefined;
 
 /** node-llama-cpp is ESM-only and heavy: import it on first use, never at activation. */
 export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
-  module ??= import('node-llama-cpp');
+  module ??= import('node-llama-cpp').then(async (lib) => {
+    await readGgufInSmallChunks();
+    return lib;
+  });
   return module;
+}
+
+/** Bytes of a GGUF header node-llama-cpp reads, and parses without a break, at a time. */
+const GGUF_READ_CHUNK = 128 * 1024;
+
+/**
+ * node-llama-cpp parses a GGUF header (in `loadModel` and its GGUF reader) in 4 MB reads, each parsed
+ * without yielding: with a 150K-token vocabulary that held the extension host's event loop for
+ * 100–230 ms at a time (measured). Reading 128 KB at a time keeps each stretch under ~30 ms for
+ * ~20% more parse time. The reader class is internal, so it is reached by its file, which is the
+ * very module node-llama-cpp itself uses; when it is not there, nothing changes.
+ */
+async function readGgufInSmallChunks(): Promise<void> {
+  try {
+    const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'fileReaders', 'GgufFsFileReader.js');
+    const reader = (await import(pathToFileURL(file).href)) as { GgufFsFileReader?: { prototype: Record<string, unknown> } };
+    const proto = reader.GgufFsFileReader?.prototype;
+    const original = proto?._readToExpandBufferUpToOffset;
+    if (!proto || typeof original !== 'function' || proto.__nanochatChunked) return;
+    proto._readToExpandBufferUpToOffset = function (this: unknown, endOffset: number, extra?: number) {
+      return (original as (end: number, extra: number) => unknown).call(this, endOffset, Math.min(extra ?? GGUF_READ_CHUNK, GGUF_READ_CHUNK));
+    };
+    proto.__nanochatChunked = true;
+  } catch {
+    // A different node-llama-cpp layout: reads stay as they are.
+  }
 }
 
 const instances = new AsyncMemo<Settings['gpu'], Llama>();
 
+/** Where the backend `gpu: auto` chose on this machine is remembered (the extension's global state). */
+let backendMemory: KeyValueStore | undefined;
+/** Where builds of llama.cpp for this machine are kept (see machineBuild.ts). */
+let machineBuildCache: string | undefined;
+const BACKEND_KEY = `nanochat.llamaBackend.${process.platform}-${process.arch}`;
+
+/**
+ * Per-machine facts that make the next start fast. `memory` remembers which backend `gpu: auto`
+ * found, so the next start loads it directly: probing for a CUDA build that a machine without CUDA
+ * cannot load cost 2.3 s of every start (a changed `nanochat.gpu`, or a failed load of the
+ * remembered backend, probes again). `machineBuilds` is where a build for this machine is kept; it
+ * is put back in place before llama.cpp first loads (an extension update empties node_modules).
+ */
+export function configureLlama(options: { memory?: KeyValueStore; machineBuilds?: string }): void {
+  backendMemory = options.memory;
+  machineBuildCache = options.machineBuilds;
+}
+
 /**
  * One Llama instance per GPU setting. The extension host never compiles llama.cpp (`build: 'never'`):
- * it uses the prebuilt binaries, and when the requested GPU backend is missing it falls back to the
- * CPU and says so in the log.
+ * it uses a build for this machine when one is in place (the Build llama.cpp command), else the
+ * prebuilt binaries; when the requested GPU backend is missing it falls back to the CPU and says so.
  */
 export function getLlamaFor(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
   return instances.get(gpu, () => createLlama(gpu, log));
@@ -38,21 +92,50 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     },
   };
   const wanted: LlamaGpuType | 'auto' = gpu === 'off' ? false : gpu;
-  let llama: Llama;
-  try {
-    llama = await getLlama({ ...common, gpu: wanted });
-  } catch (err) {
-    if (wanted === false) throw err;
-    log.warn(`GPU backend "${gpu}" is not available here (${err instanceof Error ? err.message : err}); using the CPU.`);
-    llama = await getLlama({ ...common, gpu: false });
+  if (machineBuildCache) restoreMachineBuild(machineBuildCache, log);
+  // A build for this machine (see machineBuild.ts) is used when there is one, else the prebuilt binaries.
+  const options = { ...common, cmakeOptions: { ...MACHINE_BUILD_CMAKE_OPTIONS } };
+  const remembered = wanted === 'auto' ? backendMemory?.get<{ backend: Backend; version: string }>(BACKEND_KEY) : undefined;
+  const version = await nodeLlamaCppVersion();
+  let llama: Llama | undefined;
+  let how = '';
+  if (remembered && remembered.version === version) {
+    llama = await getLlama({ ...options, gpu: remembered.backend === 'cpu' ? false : remembered.backend }).catch((err: unknown) => {
+      log.warn(`The remembered backend "${remembered.backend}" did not load (${err instanceof Error ? err.message : err}); detecting again.`);
+      return undefined;
+    });
+    how = llama ? ', remembered' : '';
   }
-  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}, ${llama.cpuMathCores} math cores`);
+  if (!llama) {
+    try {
+      llama = await getLlama({ ...options, gpu: wanted });
+    } catch (err) {
+      if (wanted === false) throw err;
+      log.warn(`GPU backend "${gpu}" is not available here (${err instanceof Error ? err.message : err}); using the CPU.`);
+      llama = await getLlama({ ...options, gpu: false });
+    }
+    if (wanted === 'auto') await Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch(() => undefined);
+  }
+  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}`);
   return llama;
 }
 
 /** Disposes every llama.cpp instance (the extension's deactivate, after models and tokenizers). */
 export async function disposeLlamas(): Promise<void> {
   for (const llama of instances.drain()) await llama.then((l) => l.dispose(), () => undefined);
+}
+
+let versionMemo: Promise<string> | undefined;
+/** node-llama-cpp's version (a remembered backend is only trusted for the binaries that chose it). */
+function nodeLlamaCppVersion(): Promise<string> {
+  versionMemo ??= (async () => {
+    try {
+      return (JSON.parse(await fs.readFile(path.join(nodeLlamaCppRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  })();
+  return versionMemo;
 }
 
 export function backendOf(llama: Llama): Backend {

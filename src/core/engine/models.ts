@@ -8,13 +8,16 @@ import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
 import { describeTemplate, nanochatWrapper, templateOptions } from './chatTemplate';
 import type { Settings } from '../settings';
-import { resolveThreads } from './threads';
+import { applyThreadPlan, planThreads, type ThreadPlan } from './threads';
 
 /** Facts about the model in memory, shown by every surface. */
 export interface LoadedModelInfo extends ModelFileInfo {
   contextSize: number;
   sequences: number;
+  /** Generation threads (the `nanochat.threads` setting, or the physical performance cores). */
   threads: number;
+  /** Prompt (prefill) threads: every physical performance core. */
+  promptThreads: number;
   backend: Backend;
   gpuLayers: number;
   totalLayers: number;
@@ -62,7 +65,7 @@ export interface ModelManagerOptions {
 }
 
 /** Settings that only take effect on a fresh load. */
-const LOAD_KEYS = ['contextSize', 'threads', 'gpu', 'gpuLayers'] as const;
+const LOAD_KEYS = ['contextSize', 'threads', 'promptThreads', 'gpu', 'gpuLayers'] as const;
 
 /**
  * The model lifecycle: none → loading → ready | error, and ready → unloaded (idle or by request).
@@ -212,7 +215,8 @@ export class ModelManager implements Disposable {
       this.setState({ kind: 'loading', path: filePath, name: file.name, progress: 0 });
       // Starts now, beside the load: the format comes from the cache or a child process.
       const chatFormat = prepareChatFormat(filePath, { ...this.options.chatFormat, log: this.log });
-      const threads = resolveThreads(settings.threads);
+      const plan: ThreadPlan = planThreads(settings.threads, llama.cpuMathCores, settings.promptThreads);
+      const threads = plan.generation;
       let model: LlamaModel;
       try {
         model = await llama.loadModel({
@@ -226,13 +230,16 @@ export class ModelManager implements Disposable {
         throw new ModelLoadError(filePath, `llama.cpp could not load ${file.name}: ${errorMessage(err)}`, { cause: err });
       }
       let context: LlamaContext;
+      // Contexts (chat, completions) that decode at once share the cores instead of oversubscribing them.
+      if (llama.gpu === false && llama.maxThreads !== 0) llama.maxThreads = Math.max(llama.cpuMathCores, plan.prompt, plan.generation);
       try {
         const trained = file.trainContextSize ?? settings.contextSize;
         context = await model.createContext({
           contextSize: Math.min(settings.contextSize, trained),
           sequences: this.sequenceCount,
-          threads,
+          threads: Math.max(plan.prompt, plan.generation),
         });
+        if (!applyThreadPlan(context, plan)) this.log.warn(`Prompts read on ${plan.generation} threads: this node-llama-cpp's context internals are not the expected ones.`);
       } catch (err) {
         await model.dispose();
         throw new ModelLoadError(filePath, `Not enough memory for a ${settings.contextSize}-token context with ${file.name}: ${errorMessage(err)}. Lower nanochat.contextSize.`, { cause: err });
@@ -258,6 +265,7 @@ export class ModelManager implements Disposable {
         contextSize: context.contextSize,
         sequences: this.sequenceCount,
         threads,
+        promptThreads: plan.prompt,
         backend: backendOf(llama),
         gpuLayers: model.gpuLayers,
         totalLayers: model.fileInsights.totalLayers,
@@ -268,8 +276,8 @@ export class ModelManager implements Disposable {
       };
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));
       this.loaded = { info, llama, model, context, chatWrapper, sequences, disposed: false };
-      this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
-      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads, ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms).`);
+      this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, promptThreads: settings.promptThreads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
+      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms).`);
       this.setState({ kind: 'ready', info });
       this.armIdleTimer();
       return this.loaded;

@@ -33,6 +33,8 @@ const FIXED: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4
 const STRING = 8;
 const ARRAY = 9;
 const WINDOW = 4 * 1024 * 1024;
+/** Array elements walked between two turns of the event loop (a few milliseconds' work). */
+const YIELD_EVERY = 4096;
 
 class Damaged extends Error {
   constructor(readonly problem: ModelFileProblem, message: string) { super(message); }
@@ -117,7 +119,11 @@ async function walkValue(cursor: BoundedCursor, type: number, key: string, depth
   const elementBytes = FIXED[elementType];
   const n = await cursor.count(`the array ${key}`, elementBytes ?? 8);
   if (elementBytes !== undefined) return cursor.skip(n * elementBytes, `the array ${key}`);
-  for (let i = 0; i < n; i++) await walkValue(cursor, elementType, key, depth + 1);
+  for (let i = 0; i < n; i++) {
+    await walkValue(cursor, elementType, key, depth + 1);
+    // A vocabulary is 150K strings: let the event loop run between slices of it.
+    if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 /**

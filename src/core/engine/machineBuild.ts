@@ -1,0 +1,200 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Llama } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { NanochatError, errorMessage } from '../errors';
+import { silentLogger, type Logger } from '../log';
+
+/**
+ * A llama.cpp build for this machine: node-llama-cpp's own source build, from the llama.cpp release
+ * it ships, with the CPU features of this processor (GGML_NATIVE), ggml's own thread pool instead of
+ * OpenMP, and nanochat's one patch (resources/llama.cpp/persistent-threadpool.diff): each context
+ * keeps a persistent, polling thread pool, as llama-bench and llama-server attach one. Without it,
+ * ggml makes a thread pool per decoded token, and Node.js decodes from a different libuv thread each
+ * time; together they cost about half of two-thread decoding speed (measured with a C++ program that
+ * decodes from a rotating thread pool: 67–81 tok/s without a persistent pool, 97 with it, llama-bench 96).
+ *
+ * The options name the build: getLlama finds it in node-llama-cpp's local builds by them, and falls
+ * back to the prebuilt binaries when it is not there.
+ */
+export const MACHINE_BUILD_CMAKE_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  GGML_NATIVE: 'ON',
+  GGML_OPENMP: 'OFF',
+  NANOCHAT_THREADPOOL: 'ON',
+});
+
+export function isMachineBuild(llama: Llama): boolean {
+  return llama.buildType === 'localBuild' && llama.cmakeOptions?.NANOCHAT_THREADPOOL === 'ON';
+}
+
+/** node-llama-cpp's package folder (its `llama/` holds the build scripts, addon source and local builds). */
+export function nodeLlamaCppRoot(): string {
+  // The package is ESM-only with exports that hide its files: find its folder on disk instead.
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'node_modules', 'node-llama-cpp');
+    if (fs.existsSync(path.join(candidate, 'llama'))) return candidate;
+    if (path.dirname(dir) === dir) throw new NanochatError('node-llama-cpp is not installed beside nanochat.');
+  }
+}
+
+/** The patch, beside the extension's dist/ or the repository's src/. */
+export function threadpoolPatch(): string {
+  const candidates = [path.resolve(__dirname, '..', 'resources', 'llama.cpp', 'persistent-threadpool.diff'), path.resolve(__dirname, '..', '..', '..', 'resources', 'llama.cpp', 'persistent-threadpool.diff')];
+  const found = candidates.find((f) => fs.existsSync(f));
+  if (!found) throw new NanochatError('The llama.cpp patch (resources/llama.cpp/persistent-threadpool.diff) is missing from this installation.');
+  return found;
+}
+
+export interface MachineBuildOptions {
+  /** Where finished builds are kept, outside node_modules, so a reinstall or a fresh clone restores one without compiling. */
+  cacheDir: string;
+  onProgress?: (message: string, fraction: number) => void;
+  signal?: AbortSignal;
+  log?: Logger;
+  /** The Node.js and npm that run node-llama-cpp's build scripts (default: the ones on PATH). */
+  node?: string;
+}
+
+/** What a build needs on this machine; a missing piece is named with how to get it. */
+export async function missingBuildTools(): Promise<string[]> {
+  const missing: string[] = [];
+  const has = (command: string, args: string[]) => new Promise<boolean>((resolve) => {
+    const child = spawn(command, args, { stdio: 'ignore', shell: process.platform === 'win32' });
+    child.once('error', () => resolve(false));
+    child.once('exit', (code) => resolve(code === 0));
+  });
+  if (!await has('cmake', ['--version'])) missing.push('cmake');
+  if (process.platform !== 'win32' && !(await has('c++', ['--version']) || await has('g++', ['--version']) || await has('clang++', ['--version']))) missing.push('a C++ compiler (g++ or clang++)');
+  if (!await has('node', ['--version'])) missing.push('Node.js');
+  if (!await has('npm', ['--version'])) missing.push('npm');
+  if (!await has('git', ['--version'])) missing.push('git');
+  return missing;
+}
+
+/** The local-build folder name node-llama-cpp gives these options, and its cache key. */
+function cacheKey(root: string): string {
+  const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
+  const patch = fs.readFileSync(threadpoolPatch(), 'utf8');
+  let hash = 0;
+  // Built for this processor (GGML_NATIVE): another CPU model gets a build of its own.
+  for (const ch of patch + JSON.stringify(MACHINE_BUILD_CMAKE_OPTIONS) + (os.cpus()[0]?.model ?? '')) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
+  return `node-llama-cpp-${version}-${process.platform}-${process.arch}-${hash.toString(16)}`;
+}
+
+/** The finished machine builds among node-llama-cpp's local builds (folder names). */
+function machineBuildFolders(root: string): string[] {
+  const builds = path.join(root, 'llama', 'localBuilds');
+  if (!fs.existsSync(builds)) return [];
+  return fs.readdirSync(builds).filter((name) => {
+    const meta = path.join(builds, name, 'Release', '_nlcBuildMetadata.json');
+    return fs.existsSync(path.join(builds, name, 'buildDone.status')) && fs.existsSync(meta) && fs.readFileSync(meta, 'utf8').includes('"NANOCHAT_THREADPOOL":"ON"');
+  });
+}
+
+/** Copies the finished machine build (its binaries only, ~13 MB) into `cacheDir`; false when there is none. */
+export function keepMachineBuild(cacheDir: string): boolean {
+  const root = nodeLlamaCppRoot();
+  const folders = machineBuildFolders(root);
+  if (!folders.length) return false;
+  const cached = path.join(cacheDir, cacheKey(root));
+  fs.rmSync(cached, { recursive: true, force: true });
+  for (const name of folders) {
+    const from = path.join(root, 'llama', 'localBuilds', name);
+    const to = path.join(cached, 'localBuilds', name);
+    fs.cpSync(path.join(from, 'Release'), path.join(to, 'Release'), { recursive: true });
+    fs.copyFileSync(path.join(from, 'buildDone.status'), path.join(to, 'buildDone.status'));
+  }
+  return true;
+}
+
+/** Whether node-llama-cpp has a finished build for this machine in place. */
+export function hasMachineBuild(): boolean {
+  try {
+    return machineBuildFolders(nodeLlamaCppRoot()).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Copies a cached machine build back into node-llama-cpp's local builds; true when one is in place. */
+export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger): boolean {
+  try {
+    const root = nodeLlamaCppRoot();
+    if (machineBuildFolders(root).length) return true;
+    const cached = path.join(cacheDir, cacheKey(root), 'localBuilds');
+    if (!fs.existsSync(cached)) return false;
+    for (const name of fs.readdirSync(cached)) fs.cpSync(path.join(cached, name), path.join(root, 'llama', 'localBuilds', name), { recursive: true });
+    log.info(`Restored the llama.cpp build for this machine from ${cached}.`);
+    return machineBuildFolders(root).length > 0;
+  } catch (err) {
+    log.warn(`Could not restore the llama.cpp build for this machine: ${errorMessage(err)}`);
+    return false;
+  }
+}
+
+/**
+ * Builds llama.cpp for this machine with node-llama-cpp's own scripts: fetches the source of the
+ * release it ships (from its bundled git bundle when there is one, else from GitHub), applies the
+ * patch, compiles with MACHINE_BUILD_CMAKE_OPTIONS, and keeps the result in `cacheDir`. Takes minutes.
+ */
+export async function buildForThisMachine(options: MachineBuildOptions): Promise<void> {
+  const log = options.log ?? silentLogger;
+  const progress = options.onProgress ?? (() => undefined);
+  const missing = await missingBuildTools();
+  if (missing.length) throw new NanochatError(`Building llama.cpp for this machine needs ${missing.join(', ')} on PATH.`);
+  const root = nodeLlamaCppRoot();
+  const cli = path.join(root, 'dist', 'cli', 'cli.js');
+  const env: NodeJS.ProcessEnv = { ...process.env, ELECTRON_RUN_AS_NODE: undefined, NODE_OPTIONS: undefined };
+  for (const [key, value] of Object.entries(MACHINE_BUILD_CMAKE_OPTIONS)) env[`NODE_LLAMA_CPP_CMAKE_OPTION_${key}`] = value;
+  // Offline machines with Node's headers installed (Debian's nodejs) build against them.
+  if (!env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h')) env.npm_config_nodedir = '/usr';
+  const node = options.node ?? 'node';
+
+  progress('Fetching the llama.cpp source', 0.02);
+  await run(node, [cli, 'source', 'download', '--gpu', 'false', '--skipBuild', '--noUsageExample'], root, env, log, options.signal);
+
+  progress('Applying nanochat\'s thread-pool patch', 0.05);
+  const source = path.join(root, 'llama', 'llama.cpp');
+  const patch = threadpoolPatch();
+  const applied = await run('git', ['apply', '--reverse', '--check', patch], source, env, log, options.signal).then(() => true, () => false);
+  if (!applied) await run('git', ['apply', patch], source, env, log, options.signal);
+
+  progress('Compiling llama.cpp (several minutes)', 0.08);
+  await run(node, [cli, 'source', 'build', '--gpu', 'false', '--noUsageExample'], root, env, log, options.signal, (line) => {
+    const step = /^\[(\d+)\/(\d+)\]/.exec(line);
+    if (step) progress(`Compiling llama.cpp (${step[1]}/${step[2]})`, 0.08 + 0.9 * (Number(step[1]) / Number(step[2])));
+  });
+
+  progress('Keeping the build', 0.99);
+  if (!keepMachineBuild(options.cacheDir)) throw new NanochatError('The build finished, but node-llama-cpp did not leave a build with nanochat\'s options.');
+  const cached = path.join(options.cacheDir, cacheKey(root));
+  log.info(`Built llama.cpp for this machine (${os.cpus()[0]?.model ?? 'this CPU'}); kept in ${cached}.`);
+}
+
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, log: Logger, signal?: AbortSignal, onLine?: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], shell: process.platform === 'win32' });
+    const tail: string[] = [];
+    const onData = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split(/\r?\n/)) {
+        if (!line.trim()) continue;
+        onLine?.(line);
+        tail.push(line);
+        if (tail.length > 20) tail.shift();
+        log.debug(`build: ${line}`);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const abort = () => child.kill();
+    signal?.addEventListener('abort', abort, { once: true });
+    child.once('error', (err) => reject(new NanochatError(`Could not run ${command}: ${err.message}`)));
+    child.once('exit', (code) => {
+      signal?.removeEventListener('abort', abort);
+      if (signal?.aborted) reject(new NanochatError('The build was cancelled.'));
+      else if (code === 0) resolve();
+      else reject(new NanochatError(`${path.basename(command)} ${args.slice(1, 3).join(' ')} failed (exit ${code}): ${tail.slice(-3).join(' | ')}`));
+    });
+  });
+}
