@@ -40,6 +40,8 @@ export const settingsShape = {
     .describe('Longest message accepted, in characters.'),
   generationTimeoutSeconds: z.number().int().min(0).max(86400).default(300)
     .describe('Longest a reply may take, in seconds; 0 means no limit.'),
+  loadOnStartup: z.boolean().default(true)
+    .describe('Load the selected model in the background when VS Code starts, so the first reply does not wait for it.'),
   idleUnloadMinutes: z.number().min(0).max(10080).default(15)
     .describe('Unload the model after this many idle minutes to free memory; 0 keeps it loaded.'),
   'agent.maxSteps': z.number().int().min(0).max(50).default(6)

@@ -45,7 +45,23 @@ describe('benchmark', function () {
     assert.ok(report.memory.rssAfterBytes > 0 && report.memory.rssBeforeBytes > 0);
     assert.deepEqual(report.threads.map((t) => t.threads), [...new Set([1, os.availableParallelism()])]);
     for (const t of report.threads) assert.ok(t.tokensPerSecond > 0 && t.underLoadTokensPerSecond > 0);
-    assert.equal(report.defaultThreads, Math.max(1, os.availableParallelism() - 1));
+    // The physical performance cores llama.cpp counts (never more than the logical CPUs).
+    assert.ok(report.defaultThreads >= 1 && report.defaultThreads <= os.availableParallelism());
+    assert.ok(report.defaultPlan && report.defaultPlan.generation === report.defaultThreads && report.defaultPlan.prompt >= report.defaultThreads);
+    assert.ok(report.defaultPlan.tokensPerSecond > 0 && report.defaultPlan.underLoadTokensPerSecond > 0);
+    assert.ok(report.firstTokenMs.newConversation && report.firstTokenMs.newConversation.median > 0, 'a new conversation, timed from the call');
+    assert.ok(report.firstTokenMs.followUp && report.firstTokenMs.followUp.median > 0);
+    assert.ok(report.throughput && report.throughput.singleTokensPerSecond > 0 && report.throughput.concurrentTokensPerSecond > 0);
+    assert.ok(report.prefill && report.prefill.tokens > 100 && report.prefill.ms > 0 && report.prefill.oneThreadMs > 0 && report.prefill.underLoadMs > 0);
+    assert.deepEqual(report.bandwidth?.map((b) => b.threads), report.threads.map((t) => t.threads), 'read bandwidth per decoding thread count');
+    for (const b of report.bandwidth ?? []) assert.ok(b.readBytesPerSecond > 1e8 && b.utilisation > 0);
+    assert.ok(report.build && typeof report.build.persistentThreadpool === 'boolean');
+    // Each goal beside its measurement; which are met is the bench's to say, not this test's.
+    const goals = report.goals ?? [];
+    for (const name of ['event-loop block', 'new conversation', 'concurrent requests', 'read on', 'Default threads']) {
+      assert.ok(goals.some((g) => g.name.includes(name)), `goal "${name}" in ${goals.map((g) => g.name).join(' | ')}`);
+    }
+    for (const g of goals) assert.ok(g.measured && g.goal && typeof g.met === 'boolean');
     assert.ok(report.machine.cores >= 1 && report.machine.cpu.length > 0 && report.machine.bandwidthBytesPerSecond > 1e8);
     assert.equal(report.machine.backend, 'cpu');
     assert.ok(report.bandwidthUtilisation > 0 && report.bandwidthUtilisation < 1);

@@ -197,6 +197,20 @@ for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
         assert.ok(stats.droppedMessages > 0 && stats.droppedMessages < 60, `dropped ${stats.droppedMessages}`);
         assert.ok(stats.promptTokens <= 512 - 32, `prompt ${stats.promptTokens}`);
         assert.ok(text.length > 0);
+        // The cut sits at a checkpoint of the messages themselves, so the next turn keeps it and
+        // extends the cached prompt instead of cutting (and re-evaluating) again.
+        let last = { dropped: stats.droppedMessages, text };
+        const turns: Array<{ dropped: number; evaluated: number; prompt: number }> = [];
+        for (let turn = 0; turn < 6; turn++) {
+          messages.push(assistant(last.text), user(`And after that? (${turn})`));
+          const next = await collect(smallChat.reply({ id: 'long', messages }, { maxTokens: 32 }));
+          turns.push({ dropped: next.stats.droppedMessages, evaluated: next.stats.evaluatedPromptTokens, prompt: next.stats.promptTokens });
+          last = { dropped: next.stats.droppedMessages, text: next.text };
+        }
+        // Each cut drops a quarter window at once: (a 512-token window holds little more than a turn of it) half the turns keep the cut, and they evaluate only their new tokens.
+        const kept = turns.filter((t, i) => t.dropped === (i === 0 ? stats.droppedMessages : turns[i - 1]!.dropped));
+        assert.ok(kept.length >= 3, `turns that kept the cut: ${JSON.stringify(turns)}`);
+        for (const t of kept) assert.ok(t.evaluated < t.prompt / 2, `evaluated ${t.evaluated} of ${t.prompt}: ${JSON.stringify(turns)}`);
         await assert.rejects(collect(smallChat.reply({ id: 'huge', messages: [user('word '.repeat(1000))] })), PromptTooLongError);
       } finally {
         smallChat.dispose();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { ReplyStats } from '../../src/core/chat/engine';
 import { footer, historyFromTurns, isNanochatMetadata, type TurnView } from '../../src/vscode/chatHistory';
 import { conversationFrom } from '../../src/vscode/lmConversation';
-import { historyCut } from '../../src/core/chat/engine';
+import { cutCheckpoints, historyCut } from '../../src/core/chat/engine';
 
 const stats: ReplyStats = { model: 'm', promptTokens: 10, evaluatedPromptTokens: 3, completionTokens: 5, timeToFirstTokenMs: 12, tokensPerSecond: 40, totalMs: 50, stopReason: 'maxTokens', droppedMessages: 2 };
 
@@ -84,5 +84,24 @@ describe('history trimming', () => {
       }
       if (limit >= 4) assert.ok(starts <= 1 + Math.ceil((60 - limit) / 4), `limit ${limit}: the start moved ${starts} times in 30 turns`);
     }
+  });
+});
+
+describe('history cut checkpoints', () => {
+  const msg = (role: 'user' | 'assistant', n: number) => ({ role, content: 'x'.repeat(n) });
+  const size = (m: { content: string }) => m.content.length;
+
+  it('cuts each quarter window of tokens, at the start of an exchange, then everything', () => {
+    const earlier = [msg('user', 40), msg('assistant', 60), msg('user', 40), msg('assistant', 60), msg('user', 40), msg('assistant', 60)];
+    // (40+4) + (60+4) = 108 ≥ 100: the first cut after message 1, at the next user message (2).
+    assert.deepEqual(cutCheckpoints(earlier, size, 100), [2, 4, 6]);
+  });
+
+  it('keeps its cuts when the conversation grows, so a cut prefix stays cached', () => {
+    const earlier = Array.from({ length: 20 }, (_, i) => msg(i % 2 ? 'assistant' : 'user', 10 + (i * 7) % 30));
+    const before = cutCheckpoints(earlier, size, 64);
+    const after = cutCheckpoints([...earlier, msg('user', 25), msg('assistant', 33)], size, 64);
+    assert.deepEqual(after.slice(0, before.length - 1), before.slice(0, -1), 'the same checkpoints, and more after them');
+    for (const cut of after.slice(0, -1)) assert.equal([...earlier, msg('user', 1)][cut]?.role, 'user');
   });
 });

@@ -24,6 +24,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   const load = 'Cold start';
   const server = report.backend === 'server';
   if (report.extension) add(load, 'Extension activation', (r) => r.extension?.activationMs, 'ms', 'lower');
+  if (report.extension?.readyMs !== undefined) add(load, 'Activation to model ready (loaded on startup)', (r) => r.extension?.readyMs, 'ms', 'lower');
   if (server) {
     add(load, 'Connect (list the server\'s models)', (r) => r.load.totalMs, 'ms', 'lower');
   } else {

@@ -79,6 +79,10 @@ export const benchReportSchema = z.object({
   /** Each goal of the speed work beside what was measured (see goals.ts). */
   goals: z.array(z.object({ name: z.string(), measured: z.string(), goal: z.string(), met: z.boolean() })).optional(),
   /** Added when the benchmark runs from the extension: how long nanochat took to activate. */
-  extension: z.object({ activationMs: z.number().nonnegative() }).optional(),
+  extension: z.object({
+    activationMs: z.number().nonnegative(),
+    /** From activation to the selected model ready, when it loaded on startup (goal: ≤ 1 s for the fixture model). */
+    readyMs: z.number().nonnegative().optional(),
+  }).optional(),
 });
 export type BenchReport = z.infer<typeof benchReportSchema>;

@@ -297,19 +297,46 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   const measure = (history: ChatHistoryItem[]) => promptTokens(loaded.model, loaded.chatWrapper, history, functions);
   let history = build(earlier);
   let tokens = measure(history);
-  // Once the history outgrows the window, cut it down to three quarters of it: the next turns then
-  // extend a cached prefix again, where cutting only what overflows would re-evaluate every prompt.
-  const target = tokens.length > budget ? Math.floor(budget * 0.75) : budget;
-  while (tokens.length > target && earlier.length > 0 && !options.keepHistory) {
-    // Drop a whole exchange at a time so the history still alternates user/assistant.
-    const cut = earlier.length >= 2 && earlier[0].role === 'user' && earlier[1].role === 'assistant' ? 2 : 1;
-    earlier = earlier.slice(cut);
-    dropped += cut;
-    history = build(earlier);
-    tokens = measure(history);
+  if (tokens.length > budget && earlier.length > 0 && !options.keepHistory) {
+    // Cut at checkpoints that depend only on the earlier messages themselves (each quarter of the
+    // window's worth of their tokens, at the start of an exchange): the same cut holds turn after
+    // turn, so later turns extend a cached prefix, and the next cut comes a quarter window later.
+    // Cutting only what overflows would move the start, and re-evaluate every prompt, each turn.
+    const checkpoints = cutCheckpoints(earlier, (m) => loaded.model.tokenize(m.content, false).length, Math.max(16, Math.floor(budget / 4)));
+    for (const cut of checkpoints) {
+      const kept = earlier.slice(cut);
+      history = build(kept);
+      tokens = measure(history);
+      if (tokens.length <= budget || kept.length === 0) {
+        earlier = kept;
+        dropped += cut;
+        break;
+      }
+    }
   }
   if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length, options.keepHistory && earlier.length > 0);
   return { history, promptTokens: tokens.length, tokens, dropped };
+}
+
+/**
+ * Where a history may be cut: after each `quarter` tokens of its messages (counted by `size`), moved
+ * forward to the start of an exchange (a user message), then everything. Depends only on the
+ * messages, so a conversation that grows keeps the same cut until it overflows again.
+ */
+export function cutCheckpoints(earlier: readonly ChatMessage[], size: (m: ChatMessage) => number, quarter: number): number[] {
+  const cuts: number[] = [];
+  let total = 0;
+  let next = quarter;
+  for (let i = 0; i < earlier.length; i++) {
+    total += size(earlier[i]!) + 4;
+    if (total < next) continue;
+    let cut = i + 1;
+    while (cut < earlier.length && earlier[cut]!.role !== 'user') cut++;
+    if (cut !== cuts.at(-1)) cuts.push(cut);
+    while (next <= total) next += quarter;
+  }
+  if (cuts.at(-1) !== earlier.length) cuts.push(earlier.length);
+  return cuts;
 }
 
 /** Room for the reply (the most it may generate, at most half the window); the prompt gets the rest. */

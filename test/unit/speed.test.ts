@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../../src/core/engine/llama';
+import { hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
+import { applyThreadPlan } from '../../src/core/engine/threads';
+import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
+import { silentLogger, type Logger } from '../../src/core/log';
+import { llamaCppSource } from '../../tools/llamaCpp.mjs';
+import { likeModel } from '../support/likeModels';
+
+/** Counts turns of the event loop (setImmediate) while `work` runs: how often it let the loop run. */
+async function loopTurnsDuring(work: () => Promise<unknown>): Promise<number> {
+  let turns = 0;
+  let running = true;
+  const tick = () => { turns++; if (running) setImmediate(tick); };
+  setImmediate(tick);
+  try { await work(); } finally { running = false; }
+  return turns;
+}
+
+function capture(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const push = (m: string) => { lines.push(m); };
+  return { lines, trace: push, debug: push, info: push, warn: push, error: push };
+}
+
+describe('speed at real scale', function () {
+  this.timeout(300_000);
+  let qwen: string;
+  before(async () => { qwen = await likeModel('qwen2.5-0.5b-instruct'); });
+
+  it('reads a 152K-token vocabulary without holding the event loop: both GGUF walks let it run', async () => {
+    await importNodeLlamaCpp();
+    // Our bounds-checked walk, and node-llama-cpp's parser (in 128 KB reads instead of 4 MB ones).
+    const layoutTurns = await loopTurnsDuring(() => checkGgufLayout(qwen));
+    const parseTurns = await loopTurnsDuring(() => readGgufInfo(qwen));
+    // 152K tokens + 151K merges: at least one turn per 4,096 strings, and per 128 KB of header.
+    assert.ok(layoutTurns >= 60, `the layout walk let the loop run ${layoutTurns} times`);
+    assert.ok(parseTurns >= 20, `the GGUF parse let the loop run ${parseTurns} times`);
+  });
+
+  it('reads prompts on the prompt thread count and generates on the generation count', async () => {
+    const llama = await getLlamaFor('off', silentLogger);
+    const model = await llama.loadModel({ modelPath: qwen });
+    let context: LlamaContext | undefined;
+    try {
+      context = await model.createContext({ contextSize: 512, threads: 2, sequences: 1 });
+      const threads = applyThreadPlan(context, { prompt: 2, generation: 1 });
+      assert.ok(threads, 'node-llama-cpp\'s context internals are the expected ones');
+      // Spy outside the plan: the count llama.cpp actually has when each batch is decoded.
+      const addon = (context as unknown as { _ctx: { decodeBatch(): Promise<void>; getThreads(): number; initBatch(n: number): void } })._ctx;
+      const decode = addon.decodeBatch.bind(addon);
+      const init = addon.initBatch.bind(addon);
+      const seen: Array<{ tokens: number; threads: number }> = [];
+      let tokens = 0;
+      Object.defineProperty(addon, 'initBatch', { configurable: true, value: (n: number) => { tokens = n; init(n); } });
+      Object.defineProperty(addon, 'decodeBatch', { configurable: true, value: async () => { seen.push({ tokens, threads: addon.getThreads() }); await decode(); } });
+      const sequence = context.getSequence();
+      const prompt = model.tokenize('The quick brown fox jumps over the lazy dog. '.repeat(6), false);
+      let generated = 0;
+      for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) if (++generated >= 6) break;
+      const promptBatches = seen.filter((s) => s.tokens >= 8);
+      const generationBatches = seen.filter((s) => s.tokens === 1);
+      assert.ok(promptBatches.length >= 1 && generationBatches.length >= 5, JSON.stringify(seen));
+      assert.deepEqual([...new Set(promptBatches.map((s) => s.threads))], [2], 'prompt batches on every core');
+      assert.deepEqual([...new Set(generationBatches.map((s) => s.threads))], [1], 'generation on its own count');
+    } finally {
+      await context?.dispose();
+      await model.dispose();
+    }
+  });
+
+  it('remembers the backend gpu: auto found, and loads it directly next time', async () => {
+    const store = new Map<string, unknown>();
+    const memory = { get: <T>(key: string) => store.get(key) as T | undefined, update: async (key: string, value: unknown) => { store.set(key, value); } };
+    try {
+      configureLlama({ memory });
+      await disposeLlamas();
+      const first = capture();
+      await getLlamaFor('auto', first);
+      const remembered = [...store.values()][0] as { backend: string; version: string } | undefined;
+      assert.equal(remembered?.backend, 'cpu');
+      assert.match(remembered?.version ?? '', /^\d+\.\d+\.\d+/);
+      await disposeLlamas();
+      const second = capture();
+      await getLlamaFor('auto', second);
+      assert.ok(second.lines.some((l) => /backend cpu, remembered/.test(l)), second.lines.join('\n'));
+      // A remembered backend this machine cannot load is detected again, not trusted.
+      store.set([...store.keys()][0]!, { backend: 'cuda', version: remembered!.version });
+      await disposeLlamas();
+      const third = capture();
+      const llama = await getLlamaFor('auto', third);
+      assert.equal(llama.gpu, false);
+      assert.ok(third.lines.some((l) => /remembered backend "cuda" did not load/.test(l)), third.lines.join('\n'));
+      assert.equal((store.get([...store.keys()][0]!) as { backend: string }).backend, 'cpu');
+    } finally {
+      configureLlama({});
+      await disposeLlamas();
+    }
+  });
+
+  it('the thread-pool patch applies to the llama.cpp node-llama-cpp ships', () => {
+    const source = llamaCppSource();
+    execFileSync('git', ['apply', '--check', threadpoolPatch()], { cwd: source, stdio: 'pipe' });
+  });
+
+  it('uses the build for this machine when there is one, and restores it from the cache', async function () {
+    if (!hasMachineBuild()) this.skip(); // `npm run build-llama` (CI runs it) makes one
+    const llama = await getLlamaFor('off', silentLogger);
+    assert.equal(llama.buildType, 'localBuild');
+    assert.ok(isMachineBuild(llama));
+    // Kept outside node_modules, and put back after an install emptied it.
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-builds-'));
+    const builds = path.join(nodeLlamaCppRoot(), 'llama', 'localBuilds');
+    const aside = `${builds}.aside-${process.pid}`;
+    try {
+      assert.ok(keepMachineBuild(cache));
+      fs.renameSync(builds, aside);
+      assert.equal(hasMachineBuild(), false);
+      assert.equal(restoreMachineBuild(path.join(cache, 'missing')), false);
+      assert.equal(restoreMachineBuild(cache), true);
+      assert.ok(hasMachineBuild());
+    } finally {
+      if (fs.existsSync(aside)) {
+        fs.rmSync(builds, { recursive: true, force: true });
+        fs.renameSync(aside, builds);
+      }
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
+  });
+});
