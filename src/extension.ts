@@ -5,6 +5,7 @@ import { BackendSwitch } from './core/chat/backendSwitch';
 import { ServerBackend } from './core/server/serverBackend';
 import { ChatEngine } from './core/chat/engine';
 import { configureLlama, disposeLlamas } from './core/engine/llama';
+import { PromptStates } from './core/engine/promptStates';
 import { ConversationStore } from './core/chat/conversations';
 import { Downloader } from './core/modelFiles/download';
 import { ModelLibrary } from './core/modelFiles/library';
@@ -35,7 +36,8 @@ export function activate(context: vscode.ExtensionContext) {
     settings: () => settings.current, log: logger, persistSelection: (modelPath) => settings.update('model', modelPath),
     chatFormat: { workerScript: path.join(context.extensionUri.fsPath, 'dist', 'chatFormatWorker.js'), cache: context.globalState },
   });
-  const chat = new ChatEngine(models, () => settings.current, logger);
+  // Long preambles (system prompt, tool schemas) are kept on disk, so the first reply after a restart skips them.
+  const chat = new ChatEngine(models, () => settings.current, logger, new PromptStates({ dir: path.join(context.globalStorageUri.fsPath, 'prompt-states'), log: logger }));
   const library = new ModelLibrary(context.globalState);
   const tokens = new TokenCounter({ models, log: logger, workerScript: path.join(context.extensionUri.fsPath, 'dist', 'tokenWorker.js') });
   const downloader = new Downloader({

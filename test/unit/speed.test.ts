@@ -11,6 +11,11 @@ import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufRea
 import { silentLogger, type Logger } from '../../src/core/log';
 import { llamaCppSource } from '../../tools/llamaCpp.mjs';
 import { likeModel } from '../support/likeModels';
+import { testSettings } from '../support/settings';
+import { ModelManager } from '../../src/core/engine/models';
+import { ChatEngine } from '../../src/core/chat/engine';
+import { PromptStates } from '../../src/core/engine/promptStates';
+import { corpusOfSize } from '../../src/core/bench/corpus';
 
 /** Counts turns of the event loop (setImmediate) while `work` runs: how often it let the loop run. */
 async function loopTurnsDuring(work: () => Promise<unknown>): Promise<number> {
@@ -130,6 +135,52 @@ describe('speed at real scale', function () {
         fs.renameSync(aside, builds);
       }
       fs.rmSync(cache, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('prompt states on disk (the first reply after a restart)', function () {
+  this.timeout(300_000);
+
+  it('saves a long preamble once, loads it in the next session, and survives a damaged state file', async () => {
+    const qwen = await likeModel('qwen2.5-0.5b-instruct');
+    const settings = testSettings({ model: qwen, contextSize: 2048, maxTokens: 4, temperature: 0 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-states-'));
+    const log = capture();
+    const states = new PromptStates({ dir, log });
+    const system = corpusOfSize(3000);
+    const session = async (withStates: boolean) => {
+      const models = new ModelManager({ settings: () => settings, sequences: 1, log });
+      const chat = new ChatEngine(models, () => settings, log, withStates ? states : undefined);
+      try {
+        const r = chat.reply({ messages: [{ role: 'user', content: 'Summarize the notes.' }] }, { systemPrompt: system, maxTokens: 2 });
+        let text = '';
+        for await (const delta of r) text += delta;
+        return { stats: await r.stats, text };
+      } finally {
+        chat.dispose();
+        await models.dispose();
+      }
+    };
+    try {
+      const first = await session(true);
+      assert.ok(first.stats.promptTokens > 600, `a preamble worth saving: ${first.stats.promptTokens} tokens`);
+      assert.ok(first.stats.evaluatedPromptTokens >= first.stats.promptTokens - 1, 'the first session evaluates it all (and saves the preamble)');
+      const files = fs.readdirSync(dir).filter((f) => f.endsWith('.state'));
+      assert.equal(files.length, 1);
+      const restarted = await session(true);
+      assert.ok(restarted.stats.evaluatedPromptTokens < 30, `after a restart only the user's turn is evaluated: ${restarted.stats.evaluatedPromptTokens} of ${restarted.stats.promptTokens}`);
+      assert.equal(restarted.text, first.text, 'the same reply as with the preamble evaluated');
+      // A damaged state file: refused, removed, the preamble evaluated (and saved) again.
+      const file = path.join(dir, files[0]!);
+      fs.truncateSync(file, Math.floor(fs.statSync(file).size / 3));
+      const damaged = await session(true);
+      assert.ok(damaged.stats.evaluatedPromptTokens >= damaged.stats.promptTokens - 1);
+      assert.equal(damaged.text, first.text);
+      assert.ok(log.lines.some((l) => /damaged or incomplete/.test(l)), log.lines.join('\n'));
+      assert.ok(fs.statSync(file).size > 0 && (await session(true)).stats.evaluatedPromptTokens < 30, 'saved again, and loaded next time');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   if (r.defaultPlan) console.log(`  default plan: generation up to ${r.defaultPlan.generation} threads (adaptive), prompts on ${r.defaultPlan.prompt}: ${r.defaultPlan.tokensPerSecond} tok/s, ${r.defaultPlan.underLoadTokensPerSecond} under load`);
   if (r.prefill) console.log(`  prefill of ${r.prefill.tokens} tokens: ${r.prefill.ms} ms on ${r.prefill.threads} threads vs ${r.prefill.oneThreadMs} ms on one; under load ${r.prefill.underLoadMs} vs ${r.prefill.oneThreadUnderLoadMs} ms`);
   for (const b of r.bandwidth ?? []) console.log(`  ${b.threads} thread(s): read bandwidth ${formatBytes(b.readBytesPerSecond)}/s, utilisation ${(100 * b.utilisation).toFixed(1)}%`);
+  if (r.restart) console.log(`  first reply after a restart (${r.restart.preambleTokens}-token prompt): ${r.restart.firstTokenMs.withState} ms with the saved preamble (${r.restart.evaluatedTokens.withState} tokens evaluated), ${r.restart.firstTokenMs.without} ms without (${r.restart.evaluatedTokens.without})`);
   if (r.build) console.log(`  llama.cpp: ${r.build.persistentThreadpool ? 'built for this machine' : `${r.build.type} binaries`}`);
   if (r.goals?.length) {
     console.log('  goals:');

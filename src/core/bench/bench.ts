@@ -17,6 +17,7 @@ import { silentLogger, type Logger } from '../log';
 import { ModelManager } from '../engine/models';
 import { defaultSettings, type Settings } from '../settings';
 import { applyThreadPlan, planThreads, type ThreadPlan } from '../engine/threads';
+import { PromptStates } from '../engine/promptStates';
 import { measureReadBandwidth } from './bandwidth';
 import { benchGoals } from './goals';
 import { loadJsTokenizer } from '../tokens/tokenizer';
@@ -149,6 +150,14 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       toolPreamble = await measureToolPreamble(settings, Math.min(16384, file.trainContextSize ?? 0), log, formatWorker);
     }
 
+    // A restart with a long preamble: the first reply of a new session, with the preamble's saved
+    // state and without it. Full runs only (it loads the model three more times).
+    let restart: BenchReport['restart'];
+    if (!quick && (file.trainContextSize ?? 0) >= 4096) {
+      progress('First reply after a restart');
+      restart = await measureRestart(settings, log, formatWorker);
+    }
+
     progress('Cancellation latency');
     const cancel: number[] = [];
     for (let i = 0; i < runs; i++) {
@@ -270,6 +279,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       bandwidthUtilisation: Math.max(0, ...readBandwidth.map((b) => b.utilisation)),
       eventLoop: { maxBlockMs: round(maxBlockMs) },
       ...(toolPreamble ? { toolPreamble } : {}),
+      ...(restart ? { restart } : {}),
       ...(llamaCpp ? { llamaCpp } : {}),
     };
     report.goals = benchGoals(report);
@@ -311,6 +321,49 @@ export async function measureToolPreamble(settings: Settings, contextSize: numbe
   } finally {
     chat.dispose();
     await models.dispose();
+  }
+}
+
+/**
+ * The first reply after a restart, with a 2,000-token preamble (a long system prompt): each session
+ * is a new model load and context, as a new window is; the reply's first token is timed from the
+ * call, after the load. The first session evaluates the preamble and saves its state; the next
+ * loads it. Without a saved state, the preamble is evaluated again.
+ */
+export async function measureRestart(settings: Settings, log: Logger, formatWorker?: string, preambleTokens = 2000): Promise<NonNullable<BenchReport['restart']>> {
+  const wide: Settings = { ...settings, contextSize: 4096 };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-prompt-states-'));
+  const states = new PromptStates({ dir, log });
+  const session = async (withStates: boolean, system: string) => {
+    const models = new ModelManager({ settings: () => wide, sequences: 1, log, chatFormat: { workerScript: formatWorker } });
+    const chat = new ChatEngine(models, () => wide, log, withStates ? states : undefined);
+    try {
+      await models.load();
+      const r = chat.reply({ messages: [{ role: 'user', content: 'What does the guide say about releases?' }] }, { systemPrompt: system, maxTokens: 1, timeoutMs: 0 });
+      for await (const _ of r) { /* one token */ }
+      return r.stats;
+    } finally {
+      chat.dispose();
+      await models.dispose();
+    }
+  };
+  try {
+    // A system prompt of about `preambleTokens` tokens (the model's own tokenizer decides).
+    let system = corpusOfSize(preambleTokens * 4);
+    const first = await session(true, system);
+    if (first.promptTokens > preambleTokens * 1.3) system = system.slice(0, Math.floor(system.length * (preambleTokens / first.promptTokens)));
+    const saved = await session(true, system);
+    const withState = await session(true, system);
+    const without = await session(false, system);
+    void saved;
+    return {
+      preambleTokens: withState.promptTokens,
+      firstTokenMs: { withState: round(firstTokenMs(withState)), without: round(firstTokenMs(without)) },
+      evaluatedTokens: { withState: withState.evaluatedPromptTokens, without: without.evaluatedPromptTokens },
+      ratio: Number((firstTokenMs(withState) / Math.max(1, firstTokenMs(without))).toFixed(3)),
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

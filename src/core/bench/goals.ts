@@ -55,6 +55,9 @@ export function benchGoals(r: BenchReport): Goal[] {
     const best = r.bandwidth.reduce((a, b) => (b.utilisation > a.utilisation ? b : a));
     add('Memory-bandwidth utilisation at the best thread count (read bandwidth, same thread count)', `${Math.round(best.utilisation * 100)}% at ${best.threads}`, '≥ 70%', best.utilisation >= 0.7);
   }
+  if (r.restart) {
+    add(`First reply after a restart with a ${r.restart.preambleTokens}-token prompt: saved preamble ÷ evaluated again`, `${x(r.restart.ratio)} (${ms(r.restart.firstTokenMs.withState)} vs ${ms(r.restart.firstTokenMs.without)})`, 'faster (< 1×)', r.restart.ratio < 1);
+  }
   if (r.toolPreamble) {
     add('First token with the same agent tools again ÷ the first time', x(r.toolPreamble.ratio), '≤ 0.1×', r.toolPreamble.ratio <= 0.1);
   }

@@ -60,6 +60,12 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
     add(prefill, '1 thread, under load', (r) => r.prefill?.oneThreadUnderLoadMs, 'ms', 'lower');
   }
 
+  if (report.restart) {
+    const restart = `After a restart (${report.restart.preambleTokens}-token prompt)`;
+    add(restart, 'First token, preamble loaded from its saved state', (r) => r.restart?.firstTokenMs.withState, 'ms', 'lower');
+    add(restart, 'First token, preamble evaluated again', (r) => r.restart?.firstTokenMs.without, 'ms', 'lower');
+  }
+
   if (report.toolPreamble) {
     const agent = `Agent tools (${report.toolPreamble.tools} VS Code tools, ${report.toolPreamble.tokens} tokens)`;
     add(agent, 'First token, first request', (r) => r.toolPreamble?.firstTokenMs.first, 'ms', 'lower');

@@ -71,6 +71,16 @@ export const benchReportSchema = z.object({
     evaluatedTokens: z.object({ first: z.number().int().nonnegative(), reused: z.number().int().nonnegative() }),
     ratio: z.number().nonnegative(),
   }).optional(),
+  /**
+   * The first reply after a restart with a ~2,000-token preamble: with its saved state (the preamble
+   * loaded from disk) and without (evaluated again). Full runs of models with a ≥ 4K context only.
+   */
+  restart: z.object({
+    preambleTokens: z.number().int().positive(),
+    firstTokenMs: z.object({ withState: z.number().nonnegative(), without: z.number().nonnegative() }),
+    evaluatedTokens: z.object({ withState: z.number().int().nonnegative(), without: z.number().int().nonnegative() }),
+    ratio: z.number().nonnegative(),
+  }).optional(),
   /** `server`: a benchmark of an OpenAI-compatible server (load is the time to list its models; no threads). */
   backend: z.enum(['embedded', 'server']).optional(),
   server: z.object({ url: z.string() }).optional(),

@@ -4,7 +4,8 @@ import { Emitter, type Disposable } from '../events';
 import { MessageTooLongError, PromptTooLongError, errorMessage } from '../errors';
 import { silentLogger, type Logger } from '../log';
 import type { LoadedModel, ModelManager } from '../engine/models';
-import type { PooledSequence } from '../engine/sequencePool';
+import type { PooledSequence, TakeResult } from '../engine/sequencePool';
+import type { PromptStates } from '../engine/promptStates';
 import type { Settings } from '../settings';
 import type { StopReason } from './stopReasons';
 import { assertAnswerable, promptTokens, systemText, toChatHistory } from './prompt';
@@ -105,7 +106,8 @@ export class ChatEngine implements Disposable {
   /** The prompt of the most recent reply. */
   lastPrompt: PromptView | undefined;
 
-  constructor(private readonly models: ModelManager, private readonly settings: () => Settings, log?: Logger) {
+  constructor(private readonly models: ModelManager, private readonly settings: () => Settings, log?: Logger,
+    private readonly promptStates?: PromptStates) {
     this.log = log ?? silentLogger;
   }
 
@@ -162,18 +164,26 @@ export class ChatEngine implements Disposable {
       const { history, promptTokens, tokens, dropped } = fitHistory(loaded, conversation, options, settings, maxTokens, functions);
       if (dropped > 0) this.log.debug(`Conversation ${label}: ${dropped} earlier messages left out to fit the context.`);
       this.lastPrompt = describePrompt(loaded, tokens);
+      let taken: TakeResult;
       try {
-        const taken = await loaded.sequences.take(tokens, stop.signal);
+        taken = await loaded.sequences.take(tokens, stop.signal);
         slot = taken.slot;
         this.log.debug(`Reply in ${label}: sequence by ${taken.reason}, ${taken.reusedTokens} of ${tokens.length} prompt tokens cached.`);
       } catch (err) { if (stop.signal.aborted) return cancelled(); throw err; }
       const sequence = slot.sequence;
+      const meterBefore = sequence.tokenMeter.getState();
+      // A long preamble (system prompt, tool schemas) the sequence lacks: from its saved state when
+      // an earlier session left one, else evaluated once and saved for the next start.
+      if (this.promptStates && taken.reusedTokens < this.promptStates.minTokens && tokens.length >= this.promptStates.minTokens) {
+        const preamble = preambleLength(loaded, conversation, options, settings, tokens, functions);
+        const use = await this.promptStates.prepare(loaded, sequence, tokens, preamble);
+        if (use !== 'none') this.log.debug(`Reply in ${label}: the ${preamble}-token preamble was ${use === 'loaded' ? 'loaded from its saved state' : 'evaluated and saved'}.`);
+      }
       const timeoutMs = options.timeoutMs ?? settings.generationTimeoutSeconds * 1000;
       let timedOut = false;
       timer = timeoutMs > 0 ? setTimeout(() => { timedOut = true; stop.abort('timeout'); }, timeoutMs) : undefined;
       let firstTokenAt: number | undefined;
       let lastActivity = 0;
-      const meterBefore = sequence.tokenMeter.getState();
       let stopReason: StopReason = 'done';
       let error: string | undefined;
       let toolCalls: ToolCall[] | undefined;
@@ -316,6 +326,19 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   }
   if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length, options.keepHistory && earlier.length > 0);
   return { history, promptTokens: tokens.length, tokens, dropped };
+}
+
+/**
+ * How many of the prompt's first tokens are its preamble: everything before the first user message's
+ * text (the system prompt, the tool schemas, the template's opening), the same in every conversation
+ * that shares them.
+ */
+function preambleLength(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, tokens: readonly Token[], functions?: ChatModelFunctions): number {
+  const system = systemText(conversation, options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt);
+  const bare = promptTokens(loaded.model, loaded.chatWrapper, toChatHistory(system, [], { role: 'user', content: '' }), functions);
+  let i = 0;
+  while (i < bare.length && i < tokens.length && bare[i] === tokens[i]) i++;
+  return i;
 }
 
 /**
