@@ -111,6 +111,20 @@ function render(data: BenchToWebview): void {
     options: { scales: { y: { beginAtZero: true } } },
   });
 
+  // Each speed goal beside what this run measured.
+  const goals = report.goals ?? [];
+  $('goals-section').hidden = goals.length === 0;
+  $('goals').querySelector('tbody')!.replaceChildren(...goals.map((g) => {
+    const tr = document.createElement('tr');
+    for (const [i, text] of [g.name, g.measured, g.goal, g.met ? 'yes' : 'no'].entries()) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      if (i === 3) td.className = g.met ? 'better' : 'worse';
+      tr.append(td);
+    }
+    return tr;
+  }));
+
   const head = $('table').querySelector('thead')!;
   const body = $('table').querySelector('tbody')!;
   const headings = ['Section', 'Measurement', 'Value', ...(previous ? ['Previous', 'Change'] : [])];
@@ -131,7 +145,7 @@ function render(data: BenchToWebview): void {
   }));
   $('footnote').textContent = report.backend === 'server'
     ? `Measured against ${report.server?.url ?? 'the server'} from this machine; time to first token includes the network. Multi-turn "without reuse" changes the first line so the server's prompt cache cannot answer.`
-    : `Default threads: ${report.defaultThreads}, ${report.defaultThreadsWithin80PercentUnderLoad ? 'within' : 'NOT within'} 80% of the best setting under load. Memory bandwidth measured with a buffer copy; utilisation = model bytes × generation tok/s ÷ bandwidth.`;
+    : `Default threads: up to ${report.defaultThreads} for generation (the fastest count at the moment)${report.defaultPlan ? `, ${report.defaultPlan.prompt} for prompts` : ''}. Read bandwidth is measured with as many readers as decoding threads; utilisation = model bytes × generation tok/s ÷ that bandwidth.`;
   $('report').setAttribute('aria-busy', 'false');
   document.body.dataset.rendered = report.createdAt;
 }

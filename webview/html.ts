@@ -69,6 +69,10 @@ export function benchHtml(options: PanelHtmlOptions): string {
     <figure><figcaption>Multi-turn: time to first token by turn (ms)</figcaption><div class="chart"><canvas id="turns-chart" role="img" aria-label="Multi-turn line chart"></canvas></div></figure>
     <figure><figcaption>History: generation tokens/s per run</figcaption><div class="chart"><canvas id="history-chart" role="img" aria-label="History line chart"></canvas></div></figure>
   </section>
+  <section id="goals-section" aria-label="Goals" hidden>
+    <h2>Goals</h2>
+    <table id="goals"><thead><tr><th scope="col">Goal</th><th scope="col">Measured</th><th scope="col">Target</th><th scope="col">Met</th></tr></thead><tbody></tbody></table>
+  </section>
   <section aria-label="All measurements">
     <h2>All measurements</h2>
     <table id="table"><thead></thead><tbody></tbody></table>

@@ -6,6 +6,7 @@ import type { BenchToWebview } from '../../src/protocol/bench';
 import { benchRows } from '../../src/core/bench/report';
 import { benchHtml } from '../../webview/html';
 import { fixtureReport } from '../support/benchFixture';
+import { benchGoals } from '../../src/core/bench/goals';
 import { REPO_ROOT } from '../support/models';
 import { CHROMIUM, deliver, posted, violations, WebviewHarness } from '../support/webviewHarness';
 
@@ -14,7 +15,7 @@ describe('benchmark report webview in headless Chromium', function () {
   const harness = new WebviewHarness(benchHtml, 'bench.js', 'bench.css');
   let page: Page;
   const previous = fixtureReport((r) => { r.createdAt = '2026-11-21T10:00:00.000Z'; r.generationTokensPerSecond.median = 313.2; r.load.totalMs = 5833.2; });
-  const report = fixtureReport();
+  const report = fixtureReport((r) => { r.eventLoop = { maxBlockMs: 24 }; r.goals = benchGoals(r); });
   const message: BenchToWebview = {
     type: 'report', report, previous,
     history: [previous, report].map((r) => ({ createdAt: r.createdAt, generationTokensPerSecond: r.generationTokensPerSecond.median, firstTokenMs: r.firstTokenMs.short.median })),
@@ -51,6 +52,13 @@ describe('benchmark report webview in headless Chromium', function () {
     assert.match(await page.locator('#table tbody tr', { hasText: 'Extension activation' }).innerText(), /31\.4 ms/);
     assert.match(await page.locator('#summary').innerText(), /Generation \(median\)\s+626\.3 tok\/s\s+\+100\.0% better/);
     assert.match(await page.locator('#subtitle').innerText(), /stories260K \(llama, 1\.2 MB\) on .*2 cores, CPU/);
+    // Each goal beside its measurement, met or not.
+    assert.ok(report.goals!.length >= 3);
+    assert.equal(await page.locator('#goals tbody tr').count(), report.goals!.length);
+    const loop = page.locator('#goals tbody tr', { hasText: 'event-loop block' });
+    const goal = report.goals!.find((g) => g.name.includes('event-loop block'))!;
+    assert.match(await loop.innerText(), new RegExp(`${goal.measured}\\s+≤ 50 ms\\s+${goal.met ? 'yes' : 'no'}`));
+    assert.equal(await loop.locator('td').last().getAttribute('class'), goal.met ? 'better' : 'worse');
     await page.screenshot({ path: path.join(REPO_ROOT, 'test-results', 'bench-report-webview.png'), fullPage: true });
     assert.deepEqual(await violations(page), [], 'Chart.js and the page obey the CSP');
     assert.deepEqual(harness.external, []);

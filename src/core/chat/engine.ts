@@ -164,6 +164,9 @@ export class ChatEngine implements Disposable {
       const { history, promptTokens, tokens, dropped } = fitHistory(loaded, conversation, options, settings, maxTokens, functions);
       if (dropped > 0) this.log.debug(`Conversation ${label}: ${dropped} earlier messages left out to fit the context.`);
       this.lastPrompt = describePrompt(loaded, tokens);
+      // Rendering and tokenizing an agent-sized prompt (9K tokens) takes ~20 ms, and node-llama-cpp does
+      // its own next: let the event loop run in between.
+      await yieldToLoop();
       let taken: TakeResult;
       try {
         taken = await loaded.sequences.take(tokens, stop.signal);
@@ -176,6 +179,7 @@ export class ChatEngine implements Disposable {
       // an earlier session left one, else evaluated once and saved for the next start.
       if (this.promptStates && taken.reusedTokens < this.promptStates.minTokens && tokens.length >= this.promptStates.minTokens) {
         const preamble = preambleLength(loaded, conversation, options, settings, tokens, functions);
+        await yieldToLoop();
         const use = await this.promptStates.prepare(loaded, sequence, tokens, preamble);
         if (use !== 'none') this.log.debug(`Reply in ${label}: the ${preamble}-token preamble was ${use === 'loaded' ? 'loaded from its saved state' : 'evaluated and saved'}.`);
       }
@@ -194,6 +198,7 @@ export class ChatEngine implements Disposable {
         const toolsOrGrammar = functions
           ? { functions, documentFunctionParams: true, ...(options.maxToolCalls ? { maxParallelFunctionCalls: options.maxToolCalls } : {}) }
           : { grammar: options.grammar };
+        await yieldToLoop();
         const response = await slot.chat.generateResponse(history, {
           ...toolsOrGrammar,
           signal: stop.signal,
@@ -278,10 +283,12 @@ export class ChatEngine implements Disposable {
 }
 
 function describePrompt(loaded: LoadedModel, tokens: readonly Token[]): PromptView {
+  let text: string | undefined;
   return {
     model: loaded.info.name,
     chatFormat: `${loaded.info.chatFormat}${loaded.info.chatTemplate === 'none' ? '' : ', model\'s own template'}`,
-    text: loaded.model.detokenize(tokens, true),
+    // Detokenized when someone looks (Show Prompt): an agent's 9K-token prompt costs milliseconds.
+    get text() { return (text ??= loaded.model.detokenize(tokens, true)); },
     tokens: [...tokens],
   };
 }
@@ -326,6 +333,10 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   }
   if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length, options.keepHistory && earlier.length > 0);
   return { history, promptTokens: tokens.length, tokens, dropped };
+}
+
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { ChatWrapper, Llama, LlamaContext, LlamaModel, Token, Tokenizer } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { Emitter, type Disposable } from '../events';
 import { ModelLoadError, NanochatError, NoModelError, errorMessage } from '../errors';
 import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
@@ -229,6 +229,7 @@ export class ModelManager implements Disposable {
       } catch (err) {
         throw new ModelLoadError(filePath, `llama.cpp could not load ${file.name}: ${errorMessage(err)}`, { cause: err });
       }
+      rememberLongTokenizations(model);
       let context: LlamaContext;
       // Contexts (chat, completions) that decode at once share the cores instead of oversubscribing them.
       if (llama.gpu === false && llama.maxThreads !== 0) llama.maxThreads = Math.max(llama.cpuMathCores, plan.prompt, plan.generation);
@@ -325,6 +326,29 @@ export class ModelManager implements Disposable {
     this.current = state;
     this.stateEmitter.fire(state);
   }
+}
+
+/**
+ * The last few long texts the model tokenized, and their tokens. A reply's prompt is tokenized to fit
+ * it in the window and again by node-llama-cpp as it evaluates it: with an agent's 27 tool schemas
+ * that is 9K tokens, ~20 ms on the event loop each time. The second time is now a lookup.
+ */
+export function rememberLongTokenizations(model: LlamaModel, minLength = 4000, keep = 4): void {
+  const original = model.tokenizer;
+  const recent: Array<{ key: string; tokens: readonly Token[] }> = [];
+  const remembering = ((text: string, specialTokens?: boolean, options?: 'trimLeadingSpace') => {
+    if (typeof text !== 'string' || text.length < minLength) return original(text, specialTokens as false, options);
+    const key = `${specialTokens ? 1 : 0}|${options ?? ''}|${text}`;
+    const hit = recent.find((r) => r.key === key);
+    if (hit) return hit.tokens.slice();
+    const tokens = original(text, specialTokens as false, options);
+    recent.unshift({ key, tokens: tokens.slice() });
+    recent.length = Math.min(recent.length, keep);
+    return tokens;
+  }) as Tokenizer;
+  Object.assign(remembering, { detokenize: original.detokenize, isSpecialToken: original.isSpecialToken, isEogToken: original.isEogToken });
+  Object.freeze(remembering);
+  Object.defineProperty(model, 'tokenizer', { value: remembering, configurable: true });
 }
 
 /** Waits for `promise`, or rejects as soon as `signal` aborts (the work itself goes on). */

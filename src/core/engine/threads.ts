@@ -36,66 +36,82 @@ interface AddonContext {
 /**
  * Picks the generation thread count from how fast tokens actually come. With every core busy
  * elsewhere (a build, an indexer), ggml's spinning barriers make two threads far slower than one
- * (measured here: 6.6 vs 28 tok/s), while on an idle machine two are faster (76 vs 53). So single
- * tokens run on the count with the lowest recent time per token; the others are tried again now and
- * then (two tokens each), less often while they keep losing, so a change of load is noticed.
+ * (measured here: 5.9 vs 28 tok/s), while on an idle machine two are faster (85 vs 52). So single
+ * tokens run on the count with the lowest median time of its recent tokens; the others are tried
+ * again now and then (a warm-up token, then three measured), less often while they keep losing, so
+ * a change of load is noticed without paying much for the tries.
  */
 export class GenerationThreads {
   private readonly candidates: number[];
-  private readonly msPerToken = new Map<number, number>();
+  private readonly samples = new Map<number, number[]>();
   private readonly interval = new Map<number, number>();
   private readonly nextTry = new Map<number, number>();
   private tokens = 0;
-  private trying: { count: number; left: number } | undefined;
-  private static readonly FIRST_TRY = 3;
-  private static readonly INTERVAL = 16;
+  private current: number;
+  private trying: { count: number; warmUp: boolean; left: number } | undefined;
+  private static readonly FIRST_TRY = 4;
+  private static readonly INTERVAL = 32;
   private static readonly MAX_INTERVAL = 512;
+  private static readonly KEPT = 5;
 
   constructor(max: number) {
     this.candidates = [...new Set([max, Math.ceil(max / 2), 1].filter((n) => n >= 1))];
+    this.current = this.candidates[0]!;
     for (const c of this.candidates) {
       this.interval.set(c, GenerationThreads.INTERVAL);
-      this.nextTry.set(c, c === max ? 0 : GenerationThreads.FIRST_TRY);
+      this.nextTry.set(c, GenerationThreads.FIRST_TRY);
     }
   }
 
   /** The count for the next single-token decode. */
   next(): number {
     if (this.trying) return this.trying.count;
-    const best = this.best();
-    const due = this.candidates.find((c) => c !== best && this.tokens >= (this.nextTry.get(c) ?? 0));
-    if (due !== undefined && this.candidates.length > 1) {
-      this.trying = { count: due, left: 2 };
+    const due = this.candidates.find((c) => c !== this.current && this.tokens >= (this.nextTry.get(c) ?? 0));
+    if (due !== undefined) {
+      // The first token after a switch wakes the other threads: it is not counted.
+      this.trying = { count: due, warmUp: true, left: 3 };
+      this.samples.set(due, []);
       return due;
     }
-    return best;
+    return this.current;
   }
 
   /** What one single-token decode on `count` threads took. */
   record(count: number, ms: number): void {
     this.tokens++;
-    const before = this.msPerToken.get(count);
-    // A try starts afresh: its count's old time may be from a load that has gone.
-    const fresh = before === undefined || (this.trying?.count === count && this.trying.left === 2);
-    this.msPerToken.set(count, fresh ? ms : 0.7 * before + 0.3 * ms);
-    if (this.trying?.count === count && --this.trying.left <= 0) {
+    const trying = this.trying?.count === count ? this.trying : undefined;
+    if (trying?.warmUp) {
+      trying.warmUp = false;
+      return;
+    }
+    const kept = this.samples.get(count) ?? [];
+    kept.push(ms);
+    if (kept.length > GenerationThreads.KEPT) kept.shift();
+    this.samples.set(count, kept);
+    if (trying && --trying.left <= 0) {
       this.trying = undefined;
-      // A count that lost waits twice as long for its next try; one that won is tried again soon.
-      const lost = count !== this.best();
-      const interval = lost ? Math.min(GenerationThreads.MAX_INTERVAL, 2 * (this.interval.get(count) ?? GenerationThreads.INTERVAL)) : GenerationThreads.INTERVAL;
-      this.interval.set(count, interval);
-      this.nextTry.set(count, this.tokens + interval);
+      const won = this.score(count) < this.score(this.current);
+      if (won) {
+        // The previous count gets tried again soon: the load that made it lose may pass.
+        this.nextTry.set(this.current, this.tokens + GenerationThreads.INTERVAL);
+        this.interval.set(this.current, GenerationThreads.INTERVAL);
+        this.current = count;
+      } else {
+        const interval = Math.min(GenerationThreads.MAX_INTERVAL, 2 * (this.interval.get(count) ?? GenerationThreads.INTERVAL));
+        this.interval.set(count, interval);
+        this.nextTry.set(count, this.tokens + interval);
+      }
     }
   }
 
+  /** The count generation uses now. */
   best(): number {
-    let best = this.candidates[0]!;
-    for (const c of this.candidates) {
-      const ms = this.msPerToken.get(c);
-      const bestMs = this.msPerToken.get(best);
-      if (ms !== undefined && (bestMs === undefined || ms < bestMs)) best = c;
-    }
-    return best;
+    return this.current;
+  }
+
+  private score(count: number): number {
+    const kept = [...(this.samples.get(count) ?? [])].sort((a, b) => a - b);
+    return kept.length ? kept[Math.floor(kept.length / 2)]! : Number.POSITIVE_INFINITY;
   }
 }
 

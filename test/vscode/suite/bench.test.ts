@@ -26,6 +26,7 @@ export function defineBenchTests(): void {
       assert.ok(benchReportSchema.safeParse(report).success);
       assert.equal(report.model.path, model);
       assert.ok(report.extension && report.extension.activationMs > 0 && report.extension.activationMs < 10_000, 'extension activation time');
+      assert.ok(report.extension.readyMs !== undefined && report.extension.readyMs > report.extension.activationMs, 'activation to model ready (loaded on startup)');
       assert.ok(report.generationTokensPerSecond.median > 0 && report.firstTokenMs.short.median > 0 && report.load.totalMs > 0);
       const history = readHistory(api.bench.historyFile);
       assert.deepEqual(history.map((r) => r.createdAt), [history[0]!.createdAt, report.createdAt], 'both runs are kept in extension storage');

@@ -10,7 +10,7 @@ export function defineLanguageModelTests(): void {
     const model = host.model;
     before(() => { api = host.api; });
 
-    it('activates without loading the model, and registers its commands', async () => {
+    it('activates without waiting for the model, loads it in the background (warm start), and registers its commands', async () => {
       assert.ok(model && fs.existsSync(model), `fixture model ${model}`);
       assert.equal(api.services.settings.current.model, model);
       assert.equal(api.participant.participant.id, 'nanochat.chat');
@@ -19,7 +19,13 @@ export function defineLanguageModelTests(): void {
         assert.ok(commands.includes(`nanochat.${c}`), `command nanochat.${c}`);
       }
       assert.equal(api.statusBar.history[0], '$(hubot) stories260K', 'the selected model is shown before it loads');
-      assert.equal(api.services.models.state.kind, 'none', 'activation loads nothing');
+      for (const c of ['buildLlamaCpp']) assert.ok(commands.includes(`nanochat.${c}`), `command nanochat.${c}`);
+      // nanochat.loadOnStartup: no request has been made, yet the model comes ready on its own.
+      const deadline = Date.now() + 60_000;
+      while (api.services.models.state.kind !== 'ready' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(api.services.models.state.kind, 'ready', 'the selected model loaded on startup');
+      assert.ok(api.bench.readyMs !== undefined && api.bench.activationMs !== undefined && api.bench.readyMs > api.bench.activationMs, `activation ${api.bench.activationMs} ms, ready ${api.bench.readyMs} ms`);
+      assert.ok(api.statusBar.history.some((t) => /loading/.test(t)), `status bar: ${api.statusBar.history.join(' | ')}`);
     });
 
     it('offers the local model through vscode.lm and streams real model text', async () => {
