@@ -30,8 +30,13 @@ try {
   check('installed from the VSIX into the extensions folder, with only its platform\'s binaries', installed.length === 1 && binaries.length > 0
     && binaries.every((b) => b.startsWith(target.replace('darwin', 'mac').replace('win32', 'win'))) && !fs.existsSync(path.join(extensionsDir, installed[0], 'test')), `${installed.join(', ')}: ${binaries.join(', ')}`);
   const files = installed.length === 1 ? fs.readdirSync(path.join(extensionsDir, installed[0]), { recursive: true }).map(String) : [];
-  const devFiles = files.filter((f) => /\.(ts|mts|cts|map|gguf)$/.test(f) || /^(src|webview|test|scripts)([\\/]|$)/.test(f) || /llama[\\/](toolchains|addon)[\\/]/.test(f));
-  check('no sources, type declarations, source maps, tests or models were installed', files.length > 0 && devFiles.length === 0, `${files.length} files${devFiles.length ? `; e.g. ${devFiles.slice(0, 5).join(', ')}` : ''}`);
+  const devFiles = files.filter((f) => /\.(ts|mts|cts|map|gguf)$/.test(f) || /^(src|webview|test|scripts)([\\/]|$)/.test(f) || /gitRelease\.bundle$/.test(f));
+  check('no sources, type declarations, source maps, tests, models or llama.cpp source bundle were installed', files.length > 0 && devFiles.length === 0, `${files.length} files${devFiles.length ? `; e.g. ${devFiles.slice(0, 5).join(', ')}` : ''}`);
+  // What "Build llama.cpp for This Machine" needs besides the llama.cpp release it fetches: node-llama-cpp's
+  // build scripts and addon source, and nanochat's patch.
+  const buildInputs = ['node_modules/node-llama-cpp/llama/addon/AddonContext.cpp', 'node_modules/node-llama-cpp/llama/CMakeLists.txt', 'resources/llama.cpp/persistent-threadpool.diff'];
+  const missingInputs = buildInputs.filter((f) => !files.includes(f.split('/').join(path.sep)));
+  check('the machine build\'s inputs were installed', missingInputs.length === 0, missingInputs.join(', '));
 
   // First start without a model: the walkthrough opens by itself and offers the recommended download.
   const walkthrough = page.locator('.gettingStartedContainer');

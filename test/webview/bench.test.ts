@@ -15,7 +15,7 @@ describe('benchmark report webview in headless Chromium', function () {
   const harness = new WebviewHarness(benchHtml, 'bench.js', 'bench.css');
   let page: Page;
   const previous = fixtureReport((r) => { r.createdAt = '2026-11-21T10:00:00.000Z'; r.generationTokensPerSecond.median = 313.2; r.load.totalMs = 5833.2; });
-  const report = fixtureReport((r) => { r.eventLoop = { maxBlockMs: 24 }; r.goals = benchGoals(r); });
+  const report = fixtureReport((r) => { r.eventLoop = { maxBlockMs: 24 }; r.throughput = { singleTokensPerSecond: 60, concurrentTokensPerSecond: 72 }; r.goals = benchGoals(r); });
   const message: BenchToWebview = {
     type: 'report', report, previous,
     history: [previous, report].map((r) => ({ createdAt: r.createdAt, generationTokensPerSecond: r.generationTokensPerSecond.median, firstTokenMs: r.firstTokenMs.short.median })),
