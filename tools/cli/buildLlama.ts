@@ -31,7 +31,13 @@ async function main(): Promise<void> {
   let last = '';
   await buildForThisMachine({
     cacheDir, log,
-    onProgress: (message) => { if (message !== last) { last = message; if (!/\(\d+\/\d+\)/.test(message) || /\/\d+0\)|\((\d+)\/\1\)/.test(message)) process.stderr.write(`… ${message}\n`); } },
+    onProgress: (message) => {
+      // Compile steps as they come would be hundreds of lines: every 25th, and the last.
+      const step = /\((\d+)\/(\d+)\)/.exec(message);
+      if (message === last || (step && Number(step[1]) % 25 !== 0 && step[1] !== step[2])) return;
+      last = message;
+      process.stderr.write(`… ${message}\n`);
+    },
   });
   if (!hasMachineBuild()) throw new Error('the build did not leave a usable binary');
   process.stderr.write(`Built llama.cpp for this machine in ${Math.round((Date.now() - started) / 1000)} s; kept in ${cacheDir}.\n`);
