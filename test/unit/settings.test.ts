@@ -62,6 +62,14 @@ describe('settings', () => {
     // The load ends: two threads win again.
     run(600, (n) => (n === 2 ? 10 : 15));
     assert.equal(threads.best(), 2);
+    // A sudden collapse (a spinning barrier waiting out other programs: seconds a token) is left within
+    // a few tokens, not at the next scheduled try.
+    const collapse = run(12, (n) => (n === 2 ? 2000 : 35));
+    assert.equal(threads.best(), 1);
+    assert.ok(collapse.filter((n) => n === 2).length <= 4, `tokens still on two threads: ${collapse.join('')}`);
+    // A fresh plan starts on the fewest threads and moves up after one token when that is faster.
+    const fresh = new GenerationThreads(2);
+    assert.equal(fresh.next(), 1);
   });
 
   it('is mirrored exactly by contributes.configuration in package.json (npm run sync-manifest writes it)', () => {

@@ -49,14 +49,17 @@ export class GenerationThreads {
   private tokens = 0;
   private current: number;
   private trying: { count: number; warmUp: boolean; left: number } | undefined;
-  private static readonly FIRST_TRY = 4;
+  private static readonly FIRST_TRY = 1;
   private static readonly INTERVAL = 32;
   private static readonly MAX_INTERVAL = 512;
   private static readonly KEPT = 5;
 
   constructor(max: number) {
     this.candidates = [...new Set([max, Math.ceil(max / 2), 1].filter((n) => n >= 1))];
-    this.current = this.candidates[0]!;
+    // Start on the fewest threads: on a busy machine one token on many threads can take seconds
+    // (a spinning barrier waits out the other programs' time slices); on an idle one the first try,
+    // after one token, moves up.
+    this.current = this.candidates.at(-1)!;
     for (const c of this.candidates) {
       this.interval.set(c, GenerationThreads.INTERVAL);
       this.nextTry.set(c, GenerationThreads.FIRST_TRY);
@@ -66,7 +69,10 @@ export class GenerationThreads {
   /** The count for the next single-token decode. */
   next(): number {
     if (this.trying) return this.trying.count;
-    const due = this.candidates.find((c) => c !== this.current && this.tokens >= (this.nextTry.get(c) ?? 0));
+    // Another count is due for a try at its time, or at once when the current one has become much
+    // slower than that count was when it last ran.
+    const now = this.score(this.current);
+    const due = this.candidates.find((c) => c !== this.current && (this.tokens >= (this.nextTry.get(c) ?? 0) || now > 2 * this.score(c)));
     if (due !== undefined) {
       // The first token after a switch wakes the other threads: it is not counted.
       this.trying = { count: due, warmUp: true, left: 3 };
@@ -82,26 +88,37 @@ export class GenerationThreads {
     const trying = this.trying?.count === count ? this.trying : undefined;
     if (trying?.warmUp) {
       trying.warmUp = false;
+      // Even the warm-up token shows a plainly losing count (seconds, not milliseconds).
+      if (ms <= 4 * this.score(this.current)) return;
+      this.lose(count);
       return;
     }
     const kept = this.samples.get(count) ?? [];
     kept.push(ms);
     if (kept.length > GenerationThreads.KEPT) kept.shift();
     this.samples.set(count, kept);
-    if (trying && --trying.left <= 0) {
+    // A try that is plainly losing (a spinning barrier under load can take half a second) ends at once.
+    const hopeless = trying !== undefined && ms > 2 * this.score(this.current);
+    if (trying && (--trying.left <= 0 || hopeless)) {
       this.trying = undefined;
-      const won = this.score(count) < this.score(this.current);
+      const won = !hopeless && this.score(count) < this.score(this.current);
       if (won) {
         // The previous count gets tried again soon: the load that made it lose may pass.
         this.nextTry.set(this.current, this.tokens + GenerationThreads.INTERVAL);
         this.interval.set(this.current, GenerationThreads.INTERVAL);
         this.current = count;
       } else {
-        const interval = Math.min(GenerationThreads.MAX_INTERVAL, 2 * (this.interval.get(count) ?? GenerationThreads.INTERVAL));
-        this.interval.set(count, interval);
-        this.nextTry.set(count, this.tokens + interval);
+        this.lose(count);
       }
     }
+  }
+
+  /** A tried count lost: it waits twice as long for its next try. */
+  private lose(count: number): void {
+    this.trying = undefined;
+    const interval = Math.min(GenerationThreads.MAX_INTERVAL, 2 * (this.interval.get(count) ?? GenerationThreads.INTERVAL));
+    this.interval.set(count, interval);
+    this.nextTry.set(count, this.tokens + interval);
   }
 
   /** The count generation uses now. */
