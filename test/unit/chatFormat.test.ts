@@ -8,6 +8,7 @@ import { ModelManager } from '../../src/core/engine/models';
 import { silentLogger } from '../../src/core/log';
 import type { KeyValueStore } from '../../src/core/modelFiles/library';
 import { REPO_ROOT, testModel, vocabDir } from '../support/models';
+import { likeModel } from '../support/likeModels';
 import { testSettings } from '../support/settings';
 
 describe('chat format: resolved once per model file, off the event loop', function () {
@@ -45,7 +46,8 @@ describe('chat format: resolved once per model file, off the event loop', functi
     execFileSync(process.execPath, ['esbuild.mjs'], { cwd: REPO_ROOT });
     const data = new Map<string, unknown>();
     const cache: KeyValueStore = { get: <T>(key: string) => data.get(key) as T | undefined, update: async (key, value) => { data.set(key, JSON.parse(JSON.stringify(value))); } };
-    const model = await testModel('stories260K-chatml.gguf');
+    // A real 152K-token vocabulary: resolving its format here would hold the event loop ~0.4 s.
+    const model = await likeModel('qwen2.5-0.5b-instruct');
     const settings = testSettings({ model });
     const sources: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -53,7 +55,7 @@ describe('chat format: resolved once per model file, off the event loop', functi
       try {
         const loaded = await manager.load();
         sources.push(loaded.info.chatFormatSource);
-        assert.equal(loaded.info.chatFormat, 'ChatML');
+        assert.match(loaded.info.chatFormat, /Qwen|ChatML/);
         const lib = await importNodeLlamaCpp();
         assert.equal(renderSample(loaded.chatWrapper), renderSample(templateTrueWrapper(lib.resolveChatWrapper(loaded.model), modelChatTemplate(loaded.model)!, lib)));
       } finally {
@@ -66,6 +68,17 @@ describe('chat format: resolved once per model file, off the event loop', functi
       assert.equal((await here.load()).info.chatFormatSource, 'here', 'without a worker script: in this process, as node-llama-cpp does');
     } finally {
       await here.dispose();
+    }
+    // A tiny vocabulary (512 tokens) resolves here in milliseconds: no child process to wait ~2 s for.
+    const tiny = testSettings({ model: await testModel('stories260K-chatml.gguf') });
+    const small = new ModelManager({ settings: () => tiny, chatFormat: { workerScript: path.join(REPO_ROOT, 'dist', 'chatFormatWorker.js') } });
+    try {
+      const loaded = await small.load();
+      assert.equal(loaded.info.chatFormatSource, 'here');
+      assert.equal(loaded.info.vocabularySize, 512);
+      assert.equal(loaded.info.chatFormat, 'ChatML');
+    } finally {
+      await small.dispose();
     }
   });
 });

@@ -23,6 +23,8 @@ export interface ModelFileInfo {
   parameters?: number;
   trainContextSize?: number;
   hasChatTemplate: boolean;
+  /** Tokens in the vocabulary, when the file lists them. */
+  vocabularySize?: number;
   /** RAM the weights need on the CPU, as llama.cpp estimates it. */
   estimatedRamBytes: number;
 }
@@ -85,6 +87,7 @@ export async function checkModelFile(filePath: string, options: CheckOptions = {
     parameters: insights?.totalParameters || undefined,
     trainContextSize: insights?.trainContextSize ?? numberOrUndefined((info.architectureMetadata as { context_length?: unknown } | undefined)?.context_length),
     hasChatTemplate, estimatedRamBytes,
+    vocabularySize: info.metadata?.tokenizer?.ggml?.tokens?.length,
   };
 }
 
