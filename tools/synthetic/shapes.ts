@@ -29,6 +29,12 @@ export interface ModelShape {
   vocab: { file: string; pre: string } | { generatedFrom: string; pre: string };
 }
 
+const QWEN25_05B = {
+  architecture: 'qwen2', name: 'Qwen2.5 0.5B (synthetic)', vocabSize: 151936, embedding: 896, layers: 24, heads: 14, kvHeads: 2,
+  feedForward: 4864, contextLength: 32768, ropeFreqBase: 1000000, rmsEpsilon: 1e-6, tiedEmbeddings: true, qkvBias: true,
+  vocab: { generatedFrom: 'ggml-vocab-gpt-2.gguf', pre: 'qwen2' },
+} as const satisfies ModelShape;
+
 export const SHAPES = {
   'smollm2-135m': {
     architecture: 'llama', name: 'SmolLM2 135M (synthetic)', vocabSize: 49152, embedding: 576, layers: 30, heads: 9, kvHeads: 3,
@@ -40,21 +46,14 @@ export const SHAPES = {
     feedForward: 2560, contextLength: 8192, ropeFreqBase: 100000, rmsEpsilon: 1e-5, tiedEmbeddings: true, qkvBias: false,
     vocab: { file: 'ggml-vocab-starcoder.gguf', pre: 'smollm' },
   },
-  'qwen2.5-0.5b': {
-    architecture: 'qwen2', name: 'Qwen2.5 0.5B (synthetic)', vocabSize: 151936, embedding: 896, layers: 24, heads: 14, kvHeads: 2,
-    feedForward: 4864, contextLength: 32768, ropeFreqBase: 1000000, rmsEpsilon: 1e-6, tiedEmbeddings: true, qkvBias: true,
-    vocab: { generatedFrom: 'ggml-vocab-gpt-2.gguf', pre: 'qwen2' },
-  },
+  'qwen2.5-0.5b': QWEN25_05B,
   'llama-3.2-1b': {
     architecture: 'llama', name: 'Llama 3.2 1B (synthetic)', vocabSize: 128256, embedding: 2048, layers: 16, heads: 32, kvHeads: 8,
     feedForward: 8192, contextLength: 131072, ropeFreqBase: 500000, rmsEpsilon: 1e-5, tiedEmbeddings: true, qkvBias: false,
     vocab: { file: 'ggml-vocab-llama-bpe.gguf', pre: 'llama-bpe' },
   },
-  'qwen2.5-coder-0.5b': {
-    architecture: 'qwen2', name: 'Qwen2.5 Coder 0.5B (synthetic)', vocabSize: 151936, embedding: 896, layers: 24, heads: 14, kvHeads: 2,
-    feedForward: 4864, contextLength: 32768, ropeFreqBase: 1000000, rmsEpsilon: 1e-6, tiedEmbeddings: true, qkvBias: true,
-    vocab: { generatedFrom: 'ggml-vocab-gpt-2.gguf', pre: 'qwen2' },
-  },
+  // The same architecture and sizes as Qwen2.5 0.5B; the catalog entry adds its FIM tokens and template.
+  'qwen2.5-coder-0.5b': { ...QWEN25_05B, name: 'Qwen2.5 Coder 0.5B (synthetic)' },
   'qwen2.5-coder-1.5b': {
     architecture: 'qwen2', name: 'Qwen2.5 Coder 1.5B (synthetic)', vocabSize: 151936, embedding: 1536, layers: 28, heads: 12, kvHeads: 2,
     feedForward: 8960, contextLength: 32768, ropeFreqBase: 1000000, rmsEpsilon: 1e-6, tiedEmbeddings: true, qkvBias: true,

@@ -37,7 +37,6 @@ export const benchReportSchema = z.object({
   threads: z.array(z.object({ threads: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() })),
   defaultThreads: z.number().int().nonnegative(),
   defaultThreadsWithin80PercentUnderLoad: z.boolean(),
-  defaultThreadsWithin80PercentAlone: z.boolean().optional(),
   /** The default as the extension runs it: prompt threads, and generation on the fastest count up to `generation`. */
   defaultPlan: z.object({ generation: z.number().int().positive(), prompt: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() }).optional(),
   /** Prefill: the long prompt read with the prompt thread count vs one thread, alone and under load. */

@@ -320,16 +320,28 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
     // turn, so later turns extend a cached prefix, and the next cut comes a quarter window later.
     // Cutting only what overflows would move the start, and re-evaluate every prompt, each turn.
     const checkpoints = cutCheckpoints(earlier, (m) => loaded.model.tokenize(m.content, false).length, Math.max(16, Math.floor(budget / 4)));
-    for (const cut of checkpoints) {
-      const kept = earlier.slice(cut);
-      history = build(kept);
-      tokens = measure(history);
-      if (tokens.length <= budget || kept.length === 0) {
-        earlier = kept;
-        dropped += cut;
-        break;
-      }
+    // The smallest cut that fits, by bisection: each try renders and tokenizes the whole prompt, and a
+    // long conversation has many checkpoints (the last one, everything, always counts as fitting).
+    const fits = new Map<number, { history: ChatHistoryItem[]; tokens: Token[] }>();
+    const tryCut = (i: number) => {
+      const kept = earlier.slice(checkpoints[i]);
+      const built = build(kept);
+      const result = { history: built, tokens: measure(built) };
+      fits.set(i, result);
+      return result.tokens.length <= budget;
+    };
+    let low = 0;
+    let high = checkpoints.length - 1;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (tryCut(middle)) high = middle; else low = middle + 1;
     }
+    if (!fits.has(low)) tryCut(low);
+    const chosen = fits.get(low)!;
+    history = chosen.history;
+    tokens = chosen.tokens;
+    earlier = earlier.slice(checkpoints[low]);
+    dropped += checkpoints[low]!;
   }
   if (tokens.length > budget) throw new PromptTooLongError(tokens.length, budget, Object.keys(functions ?? {}).length, options.keepHistory && earlier.length > 0);
   return { history, promptTokens: tokens.length, tokens, dropped };

@@ -52,8 +52,6 @@ export interface MachineBuildOptions {
   onProgress?: (message: string, fraction: number) => void;
   signal?: AbortSignal;
   log?: Logger;
-  /** The Node.js and npm that run node-llama-cpp's build scripts (default: the ones on PATH). */
-  node?: string;
 }
 
 /** What a build needs on this machine; a missing piece is named with how to get it. */
@@ -149,7 +147,8 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
   for (const [key, value] of Object.entries(MACHINE_BUILD_CMAKE_OPTIONS)) env[`NODE_LLAMA_CPP_CMAKE_OPTION_${key}`] = value;
   // Offline machines with Node's headers installed (Debian's nodejs) build against them.
   if (!env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h')) env.npm_config_nodedir = '/usr';
-  const node = options.node ?? 'node';
+  // node-llama-cpp's scripts run on the Node.js and npm on PATH (the editor's own runtime is Electron).
+  const node = 'node';
 
   progress('Fetching the llama.cpp source', 0.02);
   await run(node, [cli, 'source', 'download', '--gpu', 'false', '--skipBuild', '--noUsageExample'], root, env, log, options.signal);

@@ -64,9 +64,6 @@ export interface ModelManagerOptions {
   freeMemoryBytes?: () => number | undefined;
 }
 
-/** Vocabularies up to this size have their chat format resolved in this process, not a child. */
-const SMALL_VOCABULARY = 4096;
-
 /** Settings that only take effect on a fresh load. */
 const LOAD_KEYS = ['contextSize', 'threads', 'promptThreads', 'gpu', 'gpuLayers'] as const;
 
@@ -217,9 +214,7 @@ export class ModelManager implements Disposable {
       if (superseded()) throw new NanochatError('Loading was superseded by another request.');
       this.setState({ kind: 'loading', path: filePath, name: file.name, progress: 0 });
       // Starts now, beside the load: the format comes from the cache or a child process.
-      // A tiny vocabulary resolves here in milliseconds (1–30 ms measured); a child process costs ~2 s.
-      const small = file.vocabularySize !== undefined && file.vocabularySize <= SMALL_VOCABULARY;
-      const chatFormat = prepareChatFormat(filePath, { ...this.options.chatFormat, ...(small ? { workerScript: undefined } : {}), log: this.log });
+      const chatFormat = prepareChatFormat(filePath, { ...this.options.chatFormat, vocabularySize: file.vocabularySize, log: this.log });
       const plan: ThreadPlan = planThreads(settings.threads, llama.cpuMathCores, settings.promptThreads);
       const threads = plan.generation;
       let model: LlamaModel;

@@ -13,7 +13,7 @@ export interface ThreadPlan {
 }
 
 /** A batch of at least this many tokens is prompt work (generation batches hold one token per sequence). */
-export const PROMPT_BATCH_TOKENS = 8;
+const PROMPT_BATCH_TOKENS = 8;
 
 /**
  * The thread counts used: an explicit `nanochat.threads` sets generation; 0 uses the machine's physical
