@@ -39,6 +39,8 @@ export class Benchmarks implements vscode.Disposable {
   activationMs: number | undefined;
   /** From activation to the selected model ready, when it loaded on startup. */
   readyMs: number | undefined;
+  /** The longest event-loop block (ms) between activation and the model ready, loaded on startup. */
+  startupMaxBlockMs: number | undefined;
 
   constructor(private readonly services: Services) {
     this.subscriptions.push(

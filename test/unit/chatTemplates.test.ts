@@ -16,6 +16,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { assertOneLineFailure } from '../support/cli';
 import { REPO_ROOT } from '../support/models';
+import { ChatTemplate } from '../../src/core/engine/chatTemplate';
+import { llamaCppSource } from '../../tools/llamaCpp.mjs';
 
 const run = promisify(execFile);
 
@@ -49,6 +51,28 @@ function assertSameTokens(ours: readonly number[], reference: readonly number[],
   const around = (t: readonly number[]) => `${JSON.stringify(detokenize(t.slice(Math.max(0, i - 8), i + 12)))} ${JSON.stringify(t.slice(Math.max(0, i - 8), i + 12))}`;
   assert.fail(`prompts differ at token ${i} (nanochat ${ours.length} tokens, template ${reference.length}):\n  nanochat: ${around(ours)}\n  template: ${around(reference)}`);
 }
+
+describe('a chat template renders a prompt once per reply', function () {
+  it('gives the same text for the same history and tools (remembered), and never an earlier one for another', () => {
+    const qwen = fs.readFileSync(path.join(llamaCppSource(), 'models', 'templates', 'Qwen-Qwen2.5-7B-Instruct.jinja'), 'utf8');
+    const template = new ChatTemplate(qwen, { bos: '', eos: '<|im_end|>' });
+    const functions = { read_file: { description: 'Read a file', params: { type: 'object', properties: { path: { type: 'string' } } } } } as never;
+    const a = [{ type: 'user' as const, text: 'Hello' }, { type: 'model' as const, response: [] }];
+    const b = [{ type: 'user' as const, text: 'Hello!' }, { type: 'model' as const, response: [] }];
+    const first = template.render(a, functions);
+    const other = template.render(b, functions);
+    const noTools = template.render(a, undefined);
+    assert.notEqual(first, other);
+    assert.notEqual(first, noTools);
+    assert.match(first, /read_file/);
+    assert.doesNotMatch(noTools, /read_file/);
+    assert.equal(template.render(a, functions), first);
+    assert.equal(template.render(structuredClone(b), functions), other, 'an equal history from another object');
+    // Many renders later (more than it remembers), the first history still renders the same text.
+    for (let i = 0; i < 10; i++) template.render([{ type: 'user', text: `message ${i}` }, { type: 'model', response: [] }], functions);
+    assert.equal(template.render(a, functions), first);
+  });
+});
 
 describe('npm run prompt', function () {
   this.timeout(120_000);

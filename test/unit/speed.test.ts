@@ -16,6 +16,7 @@ import { ModelManager } from '../../src/core/engine/models';
 import { ChatEngine } from '../../src/core/chat/engine';
 import { PromptStates } from '../../src/core/engine/promptStates';
 import { corpusOfSize } from '../../src/core/bench/corpus';
+import vscodeTools from '../../src/core/bench/vscodeTools.json';
 
 /** Counts turns of the event loop (setImmediate) while `work` runs: how often it let the loop run. */
 async function loopTurnsDuring(work: () => Promise<unknown>): Promise<number> {
@@ -46,6 +47,44 @@ describe('speed at real scale', function () {
     // 152K tokens + 151K merges: at least one turn per 4,096 strings, and per 128 KB of header.
     assert.ok(layoutTurns >= 60, `the layout walk let the loop run ${layoutTurns} times`);
     assert.ok(parseTurns >= 20, `the GGUF parse let the loop run ${parseTurns} times`);
+  });
+
+  it("lets the event loop run between the steps of an agent-sized reply (VS Code's 27 tools, 9K tokens)", async () => {
+    const settings = testSettings({ model: qwen, contextSize: 16384, maxTokens: 1, temperature: 0 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-loop-'));
+    const models = new ModelManager({ settings: () => settings, sequences: 1, log: silentLogger });
+    const chat = new ChatEngine(models, () => settings, silentLogger, new PromptStates({ dir, log: silentLogger }));
+    try {
+      const loaded = await models.load();
+      // Each long tokenization (the rendered prompt) notes the loop turn it ran in.
+      let turns = 0;
+      let running = true;
+      const tick = () => { turns++; if (running) setImmediate(tick); };
+      const seen: number[] = [];
+      const tokenizer = loaded.model.tokenizer;
+      const noting = Object.assign((text: string, special?: boolean, options?: 'trimLeadingSpace') => {
+        if (typeof text === 'string' && text.length > 20_000) seen.push(turns);
+        return tokenizer(text, special as false, options);
+      }, { detokenize: tokenizer.detokenize, isSpecialToken: tokenizer.isSpecialToken, isEogToken: tokenizer.isEogToken });
+      Object.defineProperty(loaded.model, 'tokenizer', { value: noting, configurable: true });
+      const tools = (vscodeTools as Array<{ name: string; description?: string; inputSchema?: object }>).map((t) => ({ name: t.name, description: t.description ?? '', parameters: t.inputSchema }));
+      setImmediate(tick);
+      const started = turns;
+      const r = chat.reply({ messages: [{ role: 'user', content: 'List the files.' }] }, { tools, maxTokens: 1 });
+      for await (const _ of r) { /* the reply itself is not the point */ }
+      running = false;
+      const stats = await r.stats;
+      assert.ok(stats.promptTokens > 8000, `an agent-sized prompt: ${stats.promptTokens} tokens`);
+      // Fitting the history and finding the preamble each render and tokenize the whole prompt: the
+      // loop turns before each tokenization (after converting the tools, after each rendering).
+      assert.ok(seen.length >= 2, `long tokenizations: ${seen.length}`);
+      assert.ok(seen[0]! > started, `the first tokenization ran in the reply's first turn (turns ${started} -> ${seen[0]})`);
+      for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, `tokenizations ${i - 1} and ${i} ran in one turn: ${seen.join(', ')}`);
+    } finally {
+      chat.dispose();
+      await models.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads prompts on the prompt thread count and generates on the generation count', async () => {

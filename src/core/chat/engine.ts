@@ -8,7 +8,7 @@ import type { PooledSequence, TakeResult } from '../engine/sequencePool';
 import type { PromptStates } from '../engine/promptStates';
 import type { Settings } from '../settings';
 import type { StopReason } from './stopReasons';
-import { assertAnswerable, promptTokens, systemText, toChatHistory } from './prompt';
+import { assertAnswerable, promptTokensPausing, systemText, toChatHistory } from './prompt';
 import { toChatModelFunctions, type ToolCall, type ToolDefinition } from './tools';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
@@ -161,7 +161,10 @@ export class ChatEngine implements Disposable {
       const loaded = lease.model;
       const maxTokens = options.maxTokens ?? settings.maxTokens;
       const functions = options.tools?.length ? toChatModelFunctions(options.tools) : undefined;
-      const { history, promptTokens, tokens, dropped } = fitHistory(loaded, conversation, options, settings, maxTokens, functions);
+      // Converting VS Code's tool list and rendering its 9K-token prompt are ~10-30 ms each: the
+      // event loop runs between the steps (see yieldToLoop).
+      await yieldToLoop();
+      const { history, promptTokens, tokens, dropped } = await fitHistory(loaded, conversation, options, settings, maxTokens, functions);
       if (dropped > 0) this.log.debug(`Conversation ${label}: ${dropped} earlier messages left out to fit the context.`);
       this.lastPrompt = describePrompt(loaded, tokens);
       // Rendering and tokenizing an agent-sized prompt (9K tokens) takes ~20 ms, and node-llama-cpp does
@@ -178,7 +181,7 @@ export class ChatEngine implements Disposable {
       // A long preamble (system prompt, tool schemas) the sequence lacks: from its saved state when
       // an earlier session left one, else evaluated once and saved for the next start.
       if (this.promptStates && taken.reusedTokens < this.promptStates.minTokens && tokens.length >= this.promptStates.minTokens) {
-        const preamble = preambleLength(loaded, conversation, options, settings, tokens, functions);
+        const preamble = await preambleLength(loaded, conversation, options, settings, tokens, functions);
         await yieldToLoop();
         const use = await this.promptStates.prepare(loaded, sequence, tokens, preamble);
         if (use !== 'none') this.log.debug(`Reply in ${label}: the ${preamble}-token preamble was ${use === 'loaded' ? 'loaded from its saved state' : 'evaluated and saved'}.`);
@@ -298,8 +301,8 @@ function describePrompt(loaded: LoadedModel, tokens: readonly Token[]): PromptVi
  * or the new message) until the prompt (tool schemas included) leaves room for the reply in the
  * context window. Returns the prompt's tokens too: the sequence pool matches them against its caches.
  */
-function fitHistory(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number,
-  functions?: ChatModelFunctions): { history: ChatHistoryItem[]; promptTokens: number; tokens: Token[]; dropped: number } {
+async function fitHistory(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, maxTokens: number,
+  functions?: ChatModelFunctions): Promise<{ history: ChatHistoryItem[]; promptTokens: number; tokens: Token[]; dropped: number }> {
   const system = systemText(conversation, options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt);
   const turns = conversation.messages.filter((m) => m.role !== 'system');
   const current = turns.at(-1)!;
@@ -311,9 +314,9 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   }
   const budget = promptBudget(loaded.context.contextSize, maxTokens);
   const build = (kept: readonly ChatMessage[]) => toChatHistory(system, kept, current);
-  const measure = (history: ChatHistoryItem[]) => promptTokens(loaded.model, loaded.chatWrapper, history, functions);
+  const measure = (history: ChatHistoryItem[]) => promptTokensPausing(loaded.model, loaded.chatWrapper, history, functions, yieldToLoop);
   let history = build(earlier);
-  let tokens = measure(history);
+  let tokens = await measure(history);
   if (tokens.length > budget && earlier.length > 0 && !options.keepHistory) {
     // Cut at checkpoints that depend only on the earlier messages themselves (each quarter of the
     // window's worth of their tokens, at the start of an exchange): the same cut holds turn after
@@ -323,20 +326,21 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
     // The smallest cut that fits, by bisection: each try renders and tokenizes the whole prompt, and a
     // long conversation has many checkpoints (the last one, everything, always counts as fitting).
     const fits = new Map<number, { history: ChatHistoryItem[]; tokens: Token[] }>();
-    const tryCut = (i: number) => {
+    const tryCut = async (i: number) => {
       const kept = earlier.slice(checkpoints[i]);
       const built = build(kept);
-      const result = { history: built, tokens: measure(built) };
+      const result = { history: built, tokens: await measure(built) };
       fits.set(i, result);
+      await yieldToLoop();
       return result.tokens.length <= budget;
     };
     let low = 0;
     let high = checkpoints.length - 1;
     while (low < high) {
       const middle = (low + high) >> 1;
-      if (tryCut(middle)) high = middle; else low = middle + 1;
+      if (await tryCut(middle)) high = middle; else low = middle + 1;
     }
-    if (!fits.has(low)) tryCut(low);
+    if (!fits.has(low)) await tryCut(low);
     const chosen = fits.get(low)!;
     history = chosen.history;
     tokens = chosen.tokens;
@@ -347,8 +351,13 @@ function fitHistory(loaded: LoadedModel, conversation: Conversation, options: Re
   return { history, promptTokens: tokens.length, tokens, dropped };
 }
 
+/**
+ * Lets the event loop go round once: timers, I/O (VS Code's messages), then on. One setImmediate is
+ * not enough from an I/O callback: it runs in the same turn, and two long stretches of work on either
+ * side of it (fitting the history, finding the preamble: ~20-30 ms each with 27 tools) become one.
+ */
 function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 /**
@@ -356,9 +365,9 @@ function yieldToLoop(): Promise<void> {
  * text (the system prompt, the tool schemas, the template's opening), the same in every conversation
  * that shares them.
  */
-function preambleLength(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, tokens: readonly Token[], functions?: ChatModelFunctions): number {
+async function preambleLength(loaded: LoadedModel, conversation: Conversation, options: ReplyOptions, settings: Settings, tokens: readonly Token[], functions?: ChatModelFunctions): Promise<number> {
   const system = systemText(conversation, options.systemPrompt === undefined ? settings.systemPrompt : options.systemPrompt);
-  const bare = promptTokens(loaded.model, loaded.chatWrapper, toChatHistory(system, [], { role: 'user', content: '' }), functions);
+  const bare = await promptTokensPausing(loaded.model, loaded.chatWrapper, toChatHistory(system, [], { role: 'user', content: '' }), functions, yieldToLoop);
   let i = 0;
   while (i < bare.length && i < tokens.length && bare[i] === tokens[i]) i++;
   return i;

@@ -104,7 +104,7 @@ export function prepareChatFormat(modelPath: string, options: ChatFormatResolver
     if (answer && 'format' in answer && answer.format) {
       const wrapper = rebuildChatWrapper(answer.format, model, lib);
       if (wrapper) {
-        await remember(options.cache, identity, answer.format);
+        remember(options.cache, identity, answer.format, options.log);
         return { wrapper, source: 'worker' };
       }
       options.log.warn(`The chat format resolved in the background (${answer.format.type}) could not be rebuilt exactly; resolving it here.`);
@@ -113,7 +113,7 @@ export function prepareChatFormat(modelPath: string, options: ChatFormatResolver
     }
     const wrapper = lib.resolveChatWrapper(model);
     const format = describeChatWrapper(wrapper, lib);
-    if (format && rebuildChatWrapper(format, model, lib)) await remember(options.cache, identity, format);
+    if (format && rebuildChatWrapper(format, model, lib)) remember(options.cache, identity, format, options.log);
     return { wrapper, source: 'here' };
   };
 }
@@ -127,12 +127,16 @@ function fileIdentity(modelPath: string): string | undefined {
   }
 }
 
-async function remember(cache: KeyValueStore | undefined, identity: string | undefined, format: ChatFormat): Promise<void> {
+/**
+ * Stores the format for the next start. Not awaited: VS Code's globalState.update resolves only when
+ * the storage has been written (~200 ms at startup, measured), and the model is ready before that.
+ */
+function remember(cache: KeyValueStore | undefined, identity: string | undefined, format: ChatFormat, log: Logger): void {
   if (!cache || !identity) return;
   const all = { ...(cache.get<Record<string, ChatFormat>>(CACHE_KEY) ?? {}) };
   all[identity] = format;
   const kept = Object.fromEntries(Object.entries(all).slice(-50));
-  await cache.update(CACHE_KEY, kept);
+  Promise.resolve(cache.update(CACHE_KEY, kept)).catch((err: unknown) => log.warn(`Could not remember the chat format: ${errorMessage(err)}`));
 }
 
 /** Runs dist/chatFormatWorker.js on the (already checked) model file and returns its answer. */

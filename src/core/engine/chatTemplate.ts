@@ -95,15 +95,27 @@ export class ChatTemplate {
   render(history: readonly ChatHistoryItem[], functions: ChatModelFunctions | undefined, options: TemplateOptions = {}): string {
     const messages = historyToMessages(history);
     const tools = toolsOf(functions);
-    return this.template.render({
+    const input = {
       messages,
       ...(tools ? { tools } : {}),
       add_generation_prompt: true,
       bos_token: this.specials.bos,
       eos_token: this.specials.eos,
       ...(options.enableThinking !== undefined && this.hasThinking ? { enable_thinking: options.enableThinking } : {}),
-    });
+    };
+    // A reply renders the same prompt several times (fitting the history, finding the preamble,
+    // then node-llama-cpp's own pass): with VS Code's 27 tools each rendering is ~10 ms of the
+    // event loop, and comparing the input as JSON ~1 ms.
+    const key = JSON.stringify(input);
+    const hit = this.recent.find((r) => r.key === key);
+    if (hit) return hit.text;
+    const text = this.template.render(input);
+    this.recent.unshift({ key, text });
+    this.recent.length = Math.min(this.recent.length, 4);
+    return text;
   }
+
+  private readonly recent: Array<{ key: string; text: string }> = [];
 
   /** Whether a rendered prompt still needs BOS in front: the vocabulary asks for it and the template did not write it. */
   addsBos(text: string): boolean {

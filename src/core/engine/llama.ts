@@ -4,6 +4,7 @@ import type { Logger } from '../log';
 import { AsyncMemo } from '../memo';
 import type { KeyValueStore } from '../modelFiles/library';
 import fs from 'node:fs/promises';
+import nodeModule from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MACHINE_BUILD_CMAKE_OPTIONS, isMachineBuild, nodeLlamaCppRoot, restoreMachineBuild } from './machineBuild';
@@ -17,11 +18,40 @@ let module: Promise<NodeLlamaCpp> | undefined;
 
 /** node-llama-cpp is ESM-only and heavy: import it on first use, never at activation. */
 export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
-  module ??= import('node-llama-cpp').then(async (lib) => {
-    await readGgufInSmallChunks();
-    return lib;
-  });
+  module ??= (() => {
+    useCompileCache();
+    return import('node-llama-cpp').then(async (lib) => {
+      await readGgufInSmallChunks();
+      // Written now: the extension host is often ended without the exit Node.js would write it at.
+      if (compileCache) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
+      return lib;
+    });
+  })();
   return module;
+}
+
+type CompileCacheApi = { enableCompileCache?: (dir?: string) => { status: number }; getCompileCacheDir?: () => string | undefined; constants?: { compileCacheStatus?: Record<string, number> } };
+let compileCacheDir: string | undefined;
+let compileCache = false;
+
+/**
+ * Importing node-llama-cpp compiles ~200 modules: 340 ms in a plain Node.js here, 450–930 ms in an
+ * extension host that is starting up. Node.js's compile cache (V8 code cache on disk, checked against
+ * each file's source) brings the plain import to ~210 ms on every start after the first. VS Code
+ * enables it itself in some hosts; where it has not (code-server), nanochat enables it in its own
+ * storage. It is process-wide, so modules loaded after it, by anyone, use it; NODE_DISABLE_COMPILE_CACHE
+ * turns it off.
+ */
+function useCompileCache(): void {
+  const api = nodeModule as unknown as CompileCacheApi;
+  if (!compileCacheDir || typeof api.enableCompileCache !== 'function' || process.env.NODE_DISABLE_COMPILE_CACHE) return;
+  try {
+    if (api.getCompileCacheDir?.()) return; // already on (VS Code's, or NODE_COMPILE_CACHE)
+    const { status } = api.enableCompileCache(compileCacheDir);
+    compileCache = status === api.constants?.compileCacheStatus?.ENABLED;
+  } catch {
+    compileCache = false;
+  }
 }
 
 /** Bytes of a GGUF header node-llama-cpp reads, and parses without a break, at a time. */
@@ -65,9 +95,15 @@ const BACKEND_KEY = `nanochat.llamaBackend.${process.platform}-${process.arch}`;
  * remembered backend, probes again). `machineBuilds` is where a build for this machine is kept; it
  * is put back in place before llama.cpp first loads (an extension update empties node_modules).
  */
-export function configureLlama(options: { memory?: KeyValueStore; machineBuilds?: string }): void {
+export function configureLlama(options: { memory?: KeyValueStore; machineBuilds?: string; compileCache?: string }): void {
   backendMemory = options.memory;
   machineBuildCache = options.machineBuilds;
+  compileCacheDir = options.compileCache;
+}
+
+/** Whether this process compiles modules through Node.js's compile cache (enabled here or before). */
+export function compileCacheInUse(): boolean {
+  return Boolean((nodeModule as unknown as CompileCacheApi).getCompileCacheDir?.());
 }
 
 /**
@@ -116,7 +152,7 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     }
     if (wanted === 'auto') await Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch(() => undefined);
   }
-  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}`);
+  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}`);
   return llama;
 }
 

@@ -22,6 +22,8 @@ export interface LoadedModelInfo extends ModelFileInfo {
   gpuLayers: number;
   totalLayers: number;
   loadMs: number;
+  /** Where the load's time went, in order (import, llama.cpp, file check, weights, context, chat format). */
+  loadPhases?: Record<string, number>;
   /** The chat format node-llama-cpp resolved from the model's template, once per load. */
   chatFormat: string;
   /** Where it came from: the cache of an earlier load, a child process, or this process. */
@@ -209,8 +211,16 @@ export class ModelManager implements Disposable {
     const superseded = () => generation !== this.loadGeneration || this.disposed;
     try {
       await this.disposeLoaded();
+      // Where a load's time goes, for the log (warm start is measured from activation).
+      const phases: Array<[string, number]> = [];
+      let mark = performance.now();
+      const phase = (name: string) => { const now = performance.now(); phases.push([name, Math.round(now - mark)]); mark = now; };
+      await importNodeLlamaCpp();
+      phase('import');
       const llama = await getLlamaFor(settings.gpu, this.log);
+      phase('llama.cpp');
       const file = await checkModelFile(filePath, { llama, freeMemoryBytes: this.options.freeMemoryBytes?.() });
+      phase('file check');
       if (superseded()) throw new NanochatError('Loading was superseded by another request.');
       this.setState({ kind: 'loading', path: filePath, name: file.name, progress: 0 });
       // Starts now, beside the load: the format comes from the cache or a child process.
@@ -230,6 +240,7 @@ export class ModelManager implements Disposable {
         throw new ModelLoadError(filePath, `llama.cpp could not load ${file.name}: ${errorMessage(err)}`, { cause: err });
       }
       rememberLongTokenizations(model);
+      phase('weights');
       let context: LlamaContext;
       // Contexts (chat, completions) that decode at once share the cores instead of oversubscribing them.
       if (llama.gpu === false && llama.maxThreads !== 0) llama.maxThreads = Math.max(llama.cpuMathCores, plan.prompt, plan.generation);
@@ -250,12 +261,14 @@ export class ModelManager implements Disposable {
         await model.dispose();
         throw new NanochatError('Loading was superseded by another request.');
       }
+      phase('context');
       // Once per model, and off this event loop where it can be (see chatFormat.ts).
       const resolveStarted = performance.now();
       const { wrapper: resolvedWrapper, source: formatSource } = await chatFormat(model);
       // The model's own template writes the prompt; the resolved wrapper parses what comes back.
       const { wrapper: chatWrapper, template } = nanochatWrapper(resolvedWrapper, model, await importNodeLlamaCpp(), () => templateOptions(this.options.settings()));
       const resolveMs = Math.round(performance.now() - resolveStarted);
+      phase('chat format');
       if (superseded()) {
         await context.dispose();
         await model.dispose();
@@ -271,6 +284,7 @@ export class ModelManager implements Disposable {
         gpuLayers: model.gpuLayers,
         totalLayers: model.fileInsights.totalLayers,
         loadMs: Math.round(performance.now() - started),
+        loadPhases: Object.fromEntries(phases),
         chatFormat: chatWrapper.wrapperName,
         chatTemplate: describeTemplate(template),
         chatFormatSource: formatSource,
@@ -278,7 +292,7 @@ export class ModelManager implements Disposable {
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));
       this.loaded = { info, llama, model, context, chatWrapper, sequences, disposed: false };
       this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, promptThreads: settings.promptThreads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
-      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms).`);
+      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms). Time: ${phases.map(([name, ms]) => `${name} ${ms} ms`).join(', ')}.`);
       this.setState({ kind: 'ready', info });
       this.armIdleTimer();
       return this.loaded;
