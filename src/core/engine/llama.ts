@@ -35,7 +35,7 @@ let compileCacheDir: string | undefined;
 let compileCache = false;
 
 /**
- * Importing node-llama-cpp compiles ~200 modules: 340 ms in a plain Node.js here, 450–930 ms in an
+ * Importing node-llama-cpp compiles ~220 modules: 340 ms in a plain Node.js here, 450–930 ms in an
  * extension host that is starting up. Node.js's compile cache (V8 code cache on disk, checked against
  * each file's source) brings the plain import to ~210 ms on every start after the first. VS Code
  * enables it itself in some hosts; where it has not (code-server), nanochat enables it in its own
@@ -150,7 +150,8 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
       log.warn(`GPU backend "${gpu}" is not available here (${err instanceof Error ? err.message : err}); using the CPU.`);
       llama = await getLlama({ ...options, gpu: false });
     }
-    if (wanted === 'auto') await Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch(() => undefined);
+    // Not awaited: VS Code's storage write takes ~200 ms at startup, and llama.cpp is ready now.
+    if (wanted === 'auto') Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch((err: unknown) => log.warn(`Could not remember the backend: ${err instanceof Error ? err.message : err}`));
   }
   log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}`);
   return llama;
