@@ -24,3 +24,19 @@ export class AsyncMemo<K, V> {
     return all;
   }
 }
+
+/** The last `keep` values made for string keys, newest first: for work that repeats within a moment. */
+export class RecentMemo<V> {
+  private readonly entries: Array<{ key: string; value: V }> = [];
+
+  constructor(private readonly keep: number) {}
+
+  get(key: string, make: () => V): V {
+    const hit = this.entries.find((e) => e.key === key);
+    if (hit) return hit.value;
+    const value = make();
+    this.entries.unshift({ key, value });
+    this.entries.length = Math.min(this.entries.length, this.keep);
+    return value;
+  }
+}

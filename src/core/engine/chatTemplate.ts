@@ -3,6 +3,7 @@ import type { ChatHistoryItem, ChatModelFunctions, ChatWrapper, ChatWrapperGener
 import type { NodeLlamaCpp } from './llama';
 import { originalToolSchema } from '../chat/tools';
 import type { Settings } from '../settings';
+import { RecentMemo } from '../memo';
 
 /**
  * A model's prompt rendered by its own chat template, as transformers and llama-server render it,
@@ -106,16 +107,10 @@ export class ChatTemplate {
     // A reply renders the same prompt several times (fitting the history, finding the preamble,
     // then node-llama-cpp's own pass): with VS Code's 27 tools each rendering is ~10 ms of the
     // event loop, and comparing the input as JSON ~1 ms.
-    const key = JSON.stringify(input);
-    const hit = this.recent.find((r) => r.key === key);
-    if (hit) return hit.text;
-    const text = this.template.render(input);
-    this.recent.unshift({ key, text });
-    this.recent.length = Math.min(this.recent.length, 4);
-    return text;
+    return this.recent.get(JSON.stringify(input), () => this.template.render(input));
   }
 
-  private readonly recent: Array<{ key: string; text: string }> = [];
+  private readonly recent = new RecentMemo<string>(4);
 
   /** Whether a rendered prompt still needs BOS in front: the vocabulary asks for it and the template did not write it. */
   addsBos(text: string): boolean {

@@ -23,16 +23,15 @@ export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
     return import('node-llama-cpp').then(async (lib) => {
       await readGgufInSmallChunks();
       // Written now: the extension host is often ended without the exit Node.js would write it at.
-      if (compileCache) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
+      if (compileCacheInUse()) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
       return lib;
     });
   })();
   return module;
 }
 
-type CompileCacheApi = { enableCompileCache?: (dir?: string) => { status: number }; getCompileCacheDir?: () => string | undefined; constants?: { compileCacheStatus?: Record<string, number> } };
+type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown; getCompileCacheDir?: () => string | undefined };
 let compileCacheDir: string | undefined;
-let compileCache = false;
 
 /**
  * Importing node-llama-cpp compiles ~220 modules: 340 ms in a plain Node.js here, 450–930 ms in an
@@ -46,11 +45,9 @@ function useCompileCache(): void {
   const api = nodeModule as unknown as CompileCacheApi;
   if (!compileCacheDir || typeof api.enableCompileCache !== 'function' || process.env.NODE_DISABLE_COMPILE_CACHE) return;
   try {
-    if (api.getCompileCacheDir?.()) return; // already on (VS Code's, or NODE_COMPILE_CACHE)
-    const { status } = api.enableCompileCache(compileCacheDir);
-    compileCache = status === api.constants?.compileCacheStatus?.ENABLED;
+    if (!api.getCompileCacheDir?.()) api.enableCompileCache(compileCacheDir); // unless already on (VS Code's, or NODE_COMPILE_CACHE)
   } catch {
-    compileCache = false;
+    // Without the cache the import is only slower.
   }
 }
 

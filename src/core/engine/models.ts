@@ -9,6 +9,7 @@ import { SequencePool } from './sequencePool';
 import { describeTemplate, nanochatWrapper, templateOptions } from './chatTemplate';
 import type { Settings } from '../settings';
 import { applyThreadPlan, planThreads, type ThreadPlan } from './threads';
+import { RecentMemo } from '../memo';
 
 /** Facts about the model in memory, shown by every surface. */
 export interface LoadedModelInfo extends ModelFileInfo {
@@ -349,16 +350,11 @@ export class ModelManager implements Disposable {
  */
 export function rememberLongTokenizations(model: LlamaModel, minLength = 4000, keep = 4): void {
   const original = model.tokenizer;
-  const recent: Array<{ key: string; tokens: readonly Token[] }> = [];
+  const recent = new RecentMemo<readonly Token[]>(keep);
   const remembering = ((text: string, specialTokens?: boolean, options?: 'trimLeadingSpace') => {
     if (typeof text !== 'string' || text.length < minLength) return original(text, specialTokens as false, options);
-    const key = `${specialTokens ? 1 : 0}|${options ?? ''}|${text}`;
-    const hit = recent.find((r) => r.key === key);
-    if (hit) return hit.tokens.slice();
-    const tokens = original(text, specialTokens as false, options);
-    recent.unshift({ key, tokens: tokens.slice() });
-    recent.length = Math.min(recent.length, keep);
-    return tokens;
+    // Callers get their own copy: the remembered array is never handed out.
+    return recent.get(`${specialTokens ? 1 : 0}|${options ?? ''}|${text}`, () => original(text, specialTokens as false, options)).slice();
   }) as Tokenizer;
   Object.assign(remembering, { detokenize: original.detokenize, isSpecialToken: original.isSpecialToken, isEogToken: original.isEogToken });
   Object.freeze(remembering);
