@@ -31,6 +31,10 @@ describe('benchmark', function () {
     assert.equal(report.runs, 2);
     assert.ok(report.load.totalMs > 0 && report.load.modelMs > 0);
     assert.ok(report.eventLoop && report.eventLoop.maxBlockMs >= 0, 'the event loop was watched while loading and chatting');
+    // Each phase's longest block, and the overall figure is the longest of them.
+    const byPhase = report.eventLoop.byPhase ?? {};
+    assert.deepEqual(Object.keys(byPhase), ['Load and first reply', 'Time to first token', 'Multi-turn with and without KV-cache reuse', 'Cancellation latency', 'Request latency']);
+    assert.equal(report.eventLoop.maxBlockMs, Math.max(...Object.values(byPhase)));
     assert.ok(report.firstTokenMs.short.median > 0 && report.firstTokenMs.long.median > 0);
     assert.ok(report.promptTokens.long > report.promptTokens.short * 5);
     assert.ok(report.promptTokensPerSecond.median > 0);

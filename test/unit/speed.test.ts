@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../../src/core/engine/llama';
-import { hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
+import { contextThreadPatch, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
 import { applyThreadPlan } from '../../src/core/engine/threads';
 import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger, type Logger } from '../../src/core/log';
@@ -26,6 +26,19 @@ async function loopTurnsDuring(work: () => Promise<unknown>): Promise<number> {
   setImmediate(tick);
   try { await work(); } finally { running = false; }
   return turns;
+}
+
+/** This process's threads (Linux): name and CPU time in ms, from /proc. */
+function threadCpu(): Map<string, { name: string; cpuMs: number }> {
+  const threads = new Map<string, { name: string; cpuMs: number }>();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const cpuMs = Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+      threads.set(tid, { name, cpuMs });
+    } catch { /* the thread ended */ }
+  }
+  return threads;
 }
 
 function capture(): Logger & { lines: string[] } {
@@ -150,6 +163,52 @@ describe('speed at real scale', function () {
   it('the thread-pool patch applies to the llama.cpp node-llama-cpp ships', () => {
     const source = llamaCppSource();
     execFileSync('git', ['apply', '--check', threadpoolPatch()], { cwd: source, stdio: 'pipe' });
+  });
+
+  it("the decoding-thread patch applies to node-llama-cpp's addon (or the machine build applied it)", () => {
+    const llamaDir = path.join(nodeLlamaCppRoot(), 'llama');
+    const check = (reverse: boolean) => {
+      try {
+        execFileSync('git', ['apply', ...(reverse ? ['--reverse'] : []), '--check', contextThreadPatch()], { cwd: llamaDir, stdio: 'pipe' });
+        return true;
+      } catch { return false; }
+    };
+    assert.ok(check(false) || check(true), 'addon-context-thread.diff matches node-llama-cpp\'s addon source');
+  });
+
+  it("decodes and samples on the context's own thread, not on whichever libuv thread is free (Linux)", async function () {
+    if (!hasMachineBuild() || process.platform !== 'linux') this.skip();
+    const llama = await getLlamaFor('off', silentLogger);
+    assert.ok(isMachineBuild(llama));
+    const model = await llama.loadModel({ modelPath: qwen });
+    const named = () => [...threadCpu().entries()].filter(([, t]) => t.name === 'nanochat-decode').map(([tid]) => tid);
+    const others = named();
+    let context: LlamaContext | undefined;
+    try {
+      context = await model.createContext({ contextSize: 256, threads: 1, sequences: 1 });
+      const sequence = context.getSequence();
+      // The first token starts the context's thread; the CPU of the rest is counted.
+      const tokens = sequence.evaluate(model.tokenize('Once upon a time', false), { temperature: 0 });
+      await tokens.next();
+      const before = threadCpu();
+      let generated = 0;
+      for await (const _ of tokens) if (++generated >= 24) break;
+      const after = threadCpu();
+      const mine = named().filter((tid) => !others.includes(tid));
+      assert.equal(mine.length, 1, 'one decoding thread for the context');
+      const used = (tid: string) => (after.get(tid)?.cpuMs ?? 0) - (before.get(tid)?.cpuMs ?? 0);
+      const decodeMs = used(mine[0]!);
+      // Every other thread but the JavaScript one (libuv's pool, V8's helpers) did next to nothing.
+      const elsewhereMs = [...after.keys()].filter((tid) => tid !== mine[0] && tid !== String(process.pid)).reduce((sum, tid) => sum + Math.max(0, used(tid)), 0);
+      assert.ok(decodeMs > 24 * 2, `the decoding thread used ${decodeMs.toFixed(1)} ms for 24 tokens`);
+      assert.ok(elsewhereMs < decodeMs / 5, `other threads used ${elsewhereMs.toFixed(1)} ms beside the decoding thread's ${decodeMs.toFixed(1)} ms`);
+      await context.dispose();
+      context = undefined;
+      assert.deepEqual(named().filter((tid) => mine.includes(tid)), [], 'the thread ends with its context');
+    } finally {
+      await context?.dispose();
+      await model.dispose();
+    }
   });
 
   it('uses the build for this machine when there is one, and restores it from the cache', async function () {

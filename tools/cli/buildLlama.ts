@@ -1,7 +1,7 @@
 // npm run build-llama [-- --cache DIR] [--restore-only]
 // llama.cpp built for this machine (see src/core/engine/machineBuild.ts): restored from the cache
 // outside the clone when it is there (seconds), else compiled with node-llama-cpp's own build
-// scripts from the llama.cpp release it ships (about 6 minutes on 2 cores) and kept in the cache.
+// scripts from the llama.cpp release it ships (about 8 minutes on 2 cores) and kept in the cache.
 // The same build the "Nanochat: Build llama.cpp for This Machine" command makes.
 import os from 'node:os';
 import path from 'node:path';

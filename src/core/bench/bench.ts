@@ -39,6 +39,10 @@ export interface BenchOptions {
   llamaBench?: string;
 }
 
+const LOOP_RESOLUTION_MS = 10;
+/** The longest block a loop-delay histogram saw: its longest delay less the timer's own interval. */
+const blockMs = (h: { max: number; count: number }) => (h.count ? Math.max(0, h.max / 1e6 - LOOP_RESOLUTION_MS) : 0);
+
 export class BenchCancelledError extends NanochatError {
   constructor() { super('The benchmark was cancelled.'); }
 }
@@ -99,13 +103,22 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   };
   // The longest the event loop stood still while loading and chatting (the extension host does the
   // same work): the tokenizer, thread and bandwidth phases below time synchronous work on purpose.
-  const loop = monitorEventLoopDelay({ resolution: 10 });
+  // Each phase's longest block is kept apart, so a figure over the goal names where it happened.
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  const blockByPhase: Record<string, number> = {};
+  let loopPhase = 'Load and first reply';
+  const phase = (name: string) => {
+    blockByPhase[loopPhase] = Math.max(blockByPhase[loopPhase] ?? 0, blockMs(loop));
+    loop.reset();
+    loopPhase = name;
+    progress(name);
+  };
   loop.enable();
   try {
     await reply([{ role: 'user', content: 'Warm up.' }], 'warm-up', { maxTokens: 4 });
     chat.clearCaches();
 
-    progress('Time to first token');
+    phase('Time to first token');
     const short: ReplyStats[] = [], long: ReplyStats[] = [];
     for (let i = 0; i < runs; i++) {
       const id = `bench-${conversation++}`;
@@ -117,7 +130,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     }
     const generation = short.map((s) => s.tokensPerSecond).filter((x) => x > 0);
 
-    progress('Multi-turn with and without KV-cache reuse');
+    phase('Multi-turn with and without KV-cache reuse');
     // The model's own replies go back into the history, as in a real chat: a follow-up must evaluate
     // only its new tokens even though the previous reply is re-tokenized from its text.
     const turns = quick ? 3 : 10;
@@ -146,7 +159,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     // must find it in the KV cache. Full runs only: the first evaluation takes most of a minute on 2 cores.
     let toolPreamble: BenchReport['toolPreamble'];
     if (!quick && Math.min(16384, file.trainContextSize ?? 0) >= 12288) {
-      progress('Agent tools preamble');
+      phase('Agent tools preamble');
       toolPreamble = await measureToolPreamble(settings, Math.min(16384, file.trainContextSize ?? 0), log, formatWorker);
     }
 
@@ -154,11 +167,11 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     // state and without it. Full runs only (it loads the model three more times).
     let restart: BenchReport['restart'];
     if (!quick && (file.trainContextSize ?? 0) >= 4096) {
-      progress('First reply after a restart');
+      phase('First reply after a restart');
       restart = await measureRestart(settings, log, formatWorker);
     }
 
-    progress('Cancellation latency');
+    phase('Cancellation latency');
     const cancel: number[] = [];
     for (let i = 0; i < runs; i++) {
       const controller = new AbortController();
@@ -171,7 +184,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       chat.clearCaches();
     }
 
-    progress('Request latency');
+    phase('Request latency');
     const requests = quick ? 4 : 20;
     const single: number[] = [];
     for (let i = 0; i < requests; i++) {
@@ -199,10 +212,11 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     const concurrentSeconds = (performance.now() - started) / 1000;
     chat.clearCaches();
 
+    phase('Tokenizer');
     loop.disable();
-    const maxBlockMs = Math.max(0, loop.max / 1e6 - 10);
+    delete blockByPhase.Tokenizer;
+    const maxBlockMs = Math.max(0, ...Object.values(blockByPhase));
 
-    progress('Tokenizer');
     const text = corpusOfSize(quick ? 200_000 : 1_000_000);
     const js = await loadJsTokenizer(options.modelPath).catch(() => undefined);
     let jsMs = Number.POSITIVE_INFINITY;
@@ -276,7 +290,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores, backend: backendOf(llama), bandwidthBytesPerSecond: Math.round(bandwidth), node: process.version },
       // The best thread count's share of the read bandwidth its readers reach (see `bandwidth`).
       bandwidthUtilisation: Math.max(0, ...readBandwidth.map((b) => b.utilisation)),
-      eventLoop: { maxBlockMs: round(maxBlockMs) },
+      eventLoop: { maxBlockMs: round(maxBlockMs), byPhase: Object.fromEntries(Object.entries(blockByPhase).map(([k, v]) => [k, round(v)])) },
       ...(toolPreamble ? { toolPreamble } : {}),
       ...(restart ? { restart } : {}),
       ...(llamaCpp ? { llamaCpp } : {}),

@@ -13,7 +13,11 @@ export function benchGoals(r: BenchReport): Goal[] {
   const goals: Goal[] = [];
   const add = (name: string, measured: string, goal: string, met: boolean) => goals.push({ name, measured, goal, met });
   if (r.extension?.readyMs !== undefined) add('Activation to model ready (warm start)', ms(r.extension.readyMs), '≤ 1,000 ms (fixture model)', r.extension.readyMs <= 1000);
-  if (r.eventLoop) add('Longest event-loop block (load, new conversations, replies, concurrency)', ms(r.eventLoop.maxBlockMs), '≤ 50 ms', r.eventLoop.maxBlockMs <= 50);
+  if (r.eventLoop) {
+    const worst = Object.entries(r.eventLoop.byPhase ?? {}).sort((a, b) => b[1] - a[1])[0];
+    const where = worst && worst[1] >= r.eventLoop.maxBlockMs ? ` (${worst[0].toLowerCase()})` : '';
+    add('Longest event-loop block (load, new conversations, replies, concurrency)', ms(r.eventLoop.maxBlockMs) + where, '≤ 50 ms', r.eventLoop.maxBlockMs <= 50);
+  }
   const fresh = r.firstTokenMs.newConversation?.median;
   const followUp = r.firstTokenMs.followUp?.median;
   if (fresh !== undefined && followUp) {

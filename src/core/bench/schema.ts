@@ -58,7 +58,7 @@ export const benchReportSchema = z.object({
     threads: z.array(z.object({ threads: z.number().int().positive(), prompt: ratioPair, generation: ratioPair, generationUnderLoad: ratioPair })),
   }).optional(),
   /** The longest event-loop block while loading and chatting (goal: 50 ms; the chat format is resolved synchronously at load). */
-  eventLoop: z.object({ maxBlockMs: z.number().nonnegative() }).optional(),
+  eventLoop: z.object({ maxBlockMs: z.number().nonnegative(), byPhase: z.record(z.string(), z.number().nonnegative()).optional() }).optional(),
   /**
    * Agent-sized tools preamble (VS Code 1.139.1's 27 tools): prompt tokens, and first-token time of the
    * first request and of a second one with the same preamble (goal: reused ≤ 0.1 × first). Full runs of

@@ -9,23 +9,32 @@ import { silentLogger, type Logger } from '../log';
 /**
  * A llama.cpp build for this machine: node-llama-cpp's own source build, from the llama.cpp release
  * it ships, with the CPU features of this processor (GGML_NATIVE), ggml's own thread pool instead of
- * OpenMP, and nanochat's one patch (resources/llama.cpp/persistent-threadpool.diff): each context
- * keeps a persistent, polling thread pool, as llama-bench and llama-server attach one. Without it,
- * ggml makes a thread pool per decoded token, and Node.js decodes from a different libuv thread each
- * time; together they cost about half of two-thread decoding speed (measured with a C++ program that
- * decodes from a rotating thread pool: 67–81 tok/s without a persistent pool, 97 with it, llama-bench 96).
+ * OpenMP, and nanochat's two patches (resources/llama.cpp/):
+ * - persistent-threadpool.diff (llama.cpp): each context keeps a persistent, polling thread pool, as
+ *   llama-bench and llama-server attach one. Without it, ggml makes a thread pool per decoded token
+ *   (measured with a C++ program that decodes from a rotating thread pool: 67–81 tok/s without a
+ *   persistent pool, 97 with it, llama-bench 96).
+ * - addon-context-thread.diff (node-llama-cpp's addon): each context decodes and samples on a thread
+ *   of its own ("nanochat-decode") instead of whichever libuv pool thread is free. Under a competing
+ *   CPU load the pool's short-lived sleepers used the same CPU time per token as llama-bench but waited
+ *   2–4× as long for a core (/proc schedstat); two-thread generation under load went from 0.67× to
+ *   0.95× of llama-bench.
  *
  * The options name the build: getLlama finds it in node-llama-cpp's local builds by them, and falls
- * back to the prebuilt binaries when it is not there.
+ * back to the prebuilt binaries when it is not there. NANOCHAT_CONTEXT_THREAD marks builds with the
+ * second patch, so an older machine build is not taken for this one.
  */
 export const MACHINE_BUILD_CMAKE_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
   GGML_NATIVE: 'ON',
   GGML_OPENMP: 'OFF',
   NANOCHAT_THREADPOOL: 'ON',
+  NANOCHAT_CONTEXT_THREAD: 'ON',
 });
 
+const MARKER = 'NANOCHAT_CONTEXT_THREAD';
+
 export function isMachineBuild(llama: Llama): boolean {
-  return llama.buildType === 'localBuild' && llama.cmakeOptions?.NANOCHAT_THREADPOOL === 'ON';
+  return llama.buildType === 'localBuild' && llama.cmakeOptions?.[MARKER] === 'ON';
 }
 
 /** node-llama-cpp's package folder (its `llama/` holds the build scripts, addon source and local builds). */
@@ -38,13 +47,18 @@ export function nodeLlamaCppRoot(): string {
   }
 }
 
-/** The patch, beside the extension's dist/ or the repository's src/. */
-export function threadpoolPatch(): string {
-  const candidates = [path.resolve(__dirname, '..', 'resources', 'llama.cpp', 'persistent-threadpool.diff'), path.resolve(__dirname, '..', '..', '..', 'resources', 'llama.cpp', 'persistent-threadpool.diff')];
+/** One of nanochat's patches (resources/llama.cpp/), beside the extension's dist/ or the repository's src/. */
+function resourcePatch(name: string): string {
+  const candidates = [path.resolve(__dirname, '..', 'resources', 'llama.cpp', name), path.resolve(__dirname, '..', '..', '..', 'resources', 'llama.cpp', name)];
   const found = candidates.find((f) => fs.existsSync(f));
-  if (!found) throw new NanochatError('The llama.cpp patch (resources/llama.cpp/persistent-threadpool.diff) is missing from this installation.');
+  if (!found) throw new NanochatError(`The llama.cpp patch (resources/llama.cpp/${name}) is missing from this installation.`);
   return found;
 }
+
+/** The patch to llama.cpp's source: a persistent thread pool per context. */
+export const threadpoolPatch = () => resourcePatch('persistent-threadpool.diff');
+/** The patch to node-llama-cpp's addon source (its `llama/` folder): a decoding thread per context. */
+export const contextThreadPatch = () => resourcePatch('addon-context-thread.diff');
 
 export interface MachineBuildOptions {
   /** Where finished builds are kept, outside node_modules, so a reinstall or a fresh clone restores one without compiling. */
@@ -73,7 +87,7 @@ export async function missingBuildTools(): Promise<string[]> {
 /** The local-build folder name node-llama-cpp gives these options, and its cache key. */
 function cacheKey(root: string): string {
   const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
-  const patch = fs.readFileSync(threadpoolPatch(), 'utf8');
+  const patch = fs.readFileSync(threadpoolPatch(), 'utf8') + fs.readFileSync(contextThreadPatch(), 'utf8');
   let hash = 0;
   // Built for this processor (GGML_NATIVE): another CPU model gets a build of its own.
   for (const ch of patch + JSON.stringify(MACHINE_BUILD_CMAKE_OPTIONS) + (os.cpus()[0]?.model ?? '')) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
@@ -86,7 +100,7 @@ function machineBuildFolders(root: string): string[] {
   if (!fs.existsSync(builds)) return [];
   return fs.readdirSync(builds).filter((name) => {
     const meta = path.join(builds, name, 'Release', '_nlcBuildMetadata.json');
-    return fs.existsSync(path.join(builds, name, 'buildDone.status')) && fs.existsSync(meta) && fs.readFileSync(meta, 'utf8').includes('"NANOCHAT_THREADPOOL":"ON"');
+    return fs.existsSync(path.join(builds, name, 'buildDone.status')) && fs.existsSync(meta) && fs.readFileSync(meta, 'utf8').includes(`"${MARKER}":"ON"`);
   });
 }
 
@@ -153,11 +167,10 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
   progress('Fetching the llama.cpp source', 0.02);
   await run(node, [cli, 'source', 'download', '--gpu', 'false', '--skipBuild', '--noUsageExample'], root, env, log, options.signal);
 
-  progress('Applying nanochat\'s thread-pool patch', 0.05);
-  const source = path.join(root, 'llama', 'llama.cpp');
-  const patch = threadpoolPatch();
-  const applied = await run('git', ['apply', '--reverse', '--check', patch], source, env, log, options.signal).then(() => true, () => false);
-  if (!applied) await run('git', ['apply', patch], source, env, log, options.signal);
+  progress('Applying nanochat\'s patches', 0.05);
+  await applyOnce(threadpoolPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
+  // The addon's source ships in node-llama-cpp's package; its own builds compile it from there.
+  await applyOnce(contextThreadPatch(), path.join(root, 'llama'), env, log, options.signal);
 
   progress('Compiling llama.cpp (several minutes)', 0.08);
   await run(node, [cli, 'source', 'build', '--gpu', 'false', '--noUsageExample'], root, env, log, options.signal, (line) => {
@@ -169,6 +182,12 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
   if (!keepMachineBuild(options.cacheDir)) throw new NanochatError('The build finished, but node-llama-cpp did not leave a build with nanochat\'s options.');
   const cached = path.join(options.cacheDir, cacheKey(root));
   log.info(`Built llama.cpp for this machine (${os.cpus()[0]?.model ?? 'this CPU'}); kept in ${cached}.`);
+}
+
+/** Applies a patch in `dir` unless it is already applied there. */
+async function applyOnce(patch: string, dir: string, env: NodeJS.ProcessEnv, log: Logger, signal?: AbortSignal): Promise<void> {
+  const applied = await run('git', ['apply', '--reverse', '--check', patch], dir, env, log, signal).then(() => true, () => false);
+  if (!applied) await run('git', ['apply', patch], dir, env, log, signal);
 }
 
 function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, log: Logger, signal?: AbortSignal, onLine?: (line: string) => void): Promise<void> {
