@@ -52,8 +52,16 @@ export async function launchWorkbench(settings, { statusText, vsix } = {}) {
     if (!ok) await page?.screenshot({ path: path.join(results, screenshotName) }).catch(() => {});
     console.log(ok ? '1 passed, 0 failed' : '0 passed, 1 failed');
     await browser?.close().catch(() => {});
-    if (server.exitCode === null) { try { process.kill(-server.pid, 'SIGTERM'); } catch { /* gone */ } }
-    if (ok) fs.rmSync(tmp, { recursive: true, force: true }); else console.error('logs kept in', tmp);
+    if (server.exitCode === null) {
+      const exited = new Promise((resolve) => server.once('exit', resolve));
+      try { process.kill(-server.pid, 'SIGTERM'); } catch { /* gone */ }
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    }
+    // The extension host may still be writing as it exits (Node.js's compile cache): retry, and never
+    // let tidying up fail a test that passed.
+    if (ok) {
+      try { fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }); } catch (err) { console.error(`could not remove ${tmp}: ${err.message}`); }
+    } else console.error('logs kept in', tmp);
     process.exit(ok ? 0 : 1);
   };
   const host = await new Promise((resolve, reject) => {
