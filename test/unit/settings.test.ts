@@ -45,7 +45,7 @@ describe('settings', () => {
   });
 
   it('generates on the thread count that is fastest now, and notices when that changes', () => {
-    const threads = new GenerationThreads(2);
+    const threads = new GenerationThreads(2, () => undefined);
     const run = (tokens: number, msFor: (count: number) => number) => {
       const used: number[] = [];
       for (let i = 0; i < tokens; i++) { const n = threads.next(); used.push(n); threads.record(n, msFor(n)); }
@@ -68,8 +68,30 @@ describe('settings', () => {
     assert.equal(threads.best(), 1);
     assert.ok(collapse.filter((n) => n === 2).length <= 4, `tokens still on two threads: ${collapse.join('')}`);
     // A fresh plan starts on the fewest threads and moves up after one token when that is faster.
-    const fresh = new GenerationThreads(2);
+    const fresh = new GenerationThreads(2, () => undefined);
     assert.equal(fresh.next(), 1);
+  });
+
+  it('tries more threads only when the CPUs they need are idle', () => {
+    let free = 0;
+    const threads = new GenerationThreads(2, () => free);
+    const run = (tokens: number) => {
+      const used: number[] = [];
+      for (let i = 0; i < tokens; i++) { const n = threads.next(); used.push(n); threads.record(n, n === 2 ? 10 : 15); }
+      return used;
+    };
+    // Every CPU busy elsewhere: two threads are never tried, however long generation runs.
+    assert.deepEqual([...new Set(run(200))], [1]);
+    free = 1;
+    assert.deepEqual([...new Set(run(200))], [1], 'one idle CPU is not enough for two threads');
+    // The CPUs come free: two threads are tried within a try interval, and win.
+    free = 2;
+    const after = run(64);
+    assert.ok(after.includes(2), after.join(''));
+    assert.equal(threads.best(), 2);
+    // Fewer threads are always tried: they need no idle CPU.
+    free = 0;
+    assert.ok(run(400).includes(1));
   });
 
   it('is mirrored exactly by contributes.configuration in package.json (npm run sync-manifest writes it)', () => {

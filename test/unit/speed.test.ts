@@ -6,7 +6,8 @@ import path from 'node:path';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../../src/core/engine/llama';
 import { contextThreadPatch, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
-import { applyThreadPlan } from '../../src/core/engine/threads';
+import { applyThreadPlan, freeCpus } from '../../src/core/engine/threads';
+import { startCpuLoad } from '../../src/core/bench/bench';
 import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger, type Logger } from '../../src/core/log';
 import { llamaCppSource } from '../../tools/llamaCpp.mjs';
@@ -128,6 +129,22 @@ describe('speed at real scale', function () {
     } finally {
       await context?.dispose();
       await model.dispose();
+    }
+  });
+
+  it('sees the CPUs other programs keep busy (Linux: /proc/loadavg), so more threads are not tried then', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const cpus = os.availableParallelism();
+    const idle = freeCpus();
+    assert.ok(idle !== undefined && idle >= 0 && idle <= cpus, `free ${idle} of ${cpus}`);
+    const load = await startCpuLoad(cpus);
+    try {
+      // Sampled a few times: a busy process can be between time slices at one instant.
+      const seen: number[] = [];
+      for (let i = 0; i < 5; i++) { seen.push(freeCpus()!); await new Promise((r) => setTimeout(r, 20)); }
+      assert.ok(Math.min(...seen) === 0, `with ${cpus} busy processes, free CPUs seen: ${seen.join(', ')}`);
+    } finally {
+      load.stop();
     }
   });
 

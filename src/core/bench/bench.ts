@@ -214,7 +214,6 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
 
     phase('Tokenizer');
     loop.disable();
-    delete blockByPhase.Tokenizer;
     const maxBlockMs = Math.max(0, ...Object.values(blockByPhase));
 
     const text = corpusOfSize(quick ? 200_000 : 1_000_000);

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 
 /**
@@ -27,6 +29,21 @@ export function planThreads(setting: number, performanceCores: number, promptSet
   return { generation, prompt: promptSetting > 0 ? promptSetting : Math.max(cores, generation) };
 }
 
+/**
+ * How many logical CPUs no other runnable thread wants right now, or undefined where the system does
+ * not say (Linux: /proc/loadavg counts the runnable threads at this instant, this JavaScript thread
+ * among them).
+ */
+export function freeCpus(): number | undefined {
+  try {
+    const runnable = Number(/\s(\d+)\/\d+\s/.exec(fs.readFileSync('/proc/loadavg', 'utf8'))?.[1]);
+    if (!Number.isFinite(runnable)) return undefined;
+    return Math.max(0, (os.availableParallelism?.() ?? os.cpus().length) - Math.max(0, runnable - 1));
+  } catch {
+    return undefined;
+  }
+}
+
 interface AddonContext {
   initBatch(size: number): void;
   setThreads(threads: number): void;
@@ -39,7 +56,9 @@ interface AddonContext {
  * (measured here: 5.9 vs 28 tok/s), while on an idle machine two are faster (85 vs 52). So single
  * tokens run on the count with the lowest median time of its recent tokens; the others are tried
  * again now and then (a warm-up token, then three measured), less often while they keep losing, so
- * a change of load is noticed without paying much for the tries.
+ * a change of load is noticed without paying much for the tries. A try of more threads waits while
+ * other programs keep the CPUs busy (where the system says so, `freeCpus`): one token on threads that
+ * must wait for a core can take seconds (measured here: 0.5–2.7 s against 30 ms on one thread).
  */
 export class GenerationThreads {
   private readonly candidates: number[];
@@ -54,7 +73,7 @@ export class GenerationThreads {
   private static readonly MAX_INTERVAL = 512;
   private static readonly KEPT = 5;
 
-  constructor(max: number) {
+  constructor(max: number, private readonly free: () => number | undefined = freeCpus) {
     this.candidates = [...new Set([max, Math.ceil(max / 2), 1].filter((n) => n >= 1))];
     // Start on the fewest threads: on a busy machine one token on many threads can take seconds
     // (a spinning barrier waits out the other programs' time slices); on an idle one the first try,
@@ -73,6 +92,11 @@ export class GenerationThreads {
     // slower than that count was when it last ran.
     const now = this.score(this.current);
     const due = this.candidates.find((c) => c !== this.current && (this.tokens >= (this.nextTry.get(c) ?? 0) || now > 2 * this.score(c)));
+    if (due !== undefined && due > this.current && (this.free() ?? due) < due) {
+      // Not enough idle CPUs for the try: ask again a little later, without counting it as lost.
+      this.nextTry.set(due, this.tokens + GenerationThreads.INTERVAL);
+      return this.current;
+    }
     if (due !== undefined) {
       // The first token after a switch wakes the other threads: it is not counted.
       this.trying = { count: due, warmUp: true, left: 3 };
