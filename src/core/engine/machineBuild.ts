@@ -24,14 +24,14 @@ import { silentLogger, type Logger } from '../log';
  * back to the prebuilt binaries when it is not there. NANOCHAT_CONTEXT_THREAD marks builds with the
  * second patch, so an older machine build is not taken for this one.
  */
+const MARKER = 'NANOCHAT_CONTEXT_THREAD';
+
 export const MACHINE_BUILD_CMAKE_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
   GGML_NATIVE: 'ON',
   GGML_OPENMP: 'OFF',
   NANOCHAT_THREADPOOL: 'ON',
-  NANOCHAT_CONTEXT_THREAD: 'ON',
+  [MARKER]: 'ON',
 });
-
-const MARKER = 'NANOCHAT_CONTEXT_THREAD';
 
 export function isMachineBuild(llama: Llama): boolean {
   return llama.buildType === 'localBuild' && llama.cmakeOptions?.[MARKER] === 'ON';
