@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultSettings, parseSettings, settingsShape, type SettingKey } from '../../src/core/settings';
-import { GenerationThreads, planThreads } from '../../src/core/engine/threads';
+import { GenerationThreads, planThreads, promptThreads } from '../../src/core/engine/threads';
 import { panelSettingsSchema } from '../../src/protocol/panel';
 import { manifestConfiguration } from '../../tools/syncManifest';
 import { REPO_ROOT } from '../support/models';
@@ -41,7 +41,16 @@ describe('settings', () => {
     assert.deepEqual(planThreads(0, 0), { generation: 1, prompt: 1 });
     assert.deepEqual(planThreads(3, 8), { generation: 3, prompt: 8 }, 'nanochat.threads sets generation only');
     assert.deepEqual(planThreads(12, 8), { generation: 12, prompt: 12 });
-    assert.deepEqual(planThreads(0, 8, 4), { generation: 8, prompt: 4 }, 'nanochat.promptThreads');
+    assert.deepEqual(planThreads(0, 8, 4), { generation: 8, prompt: 4, promptFixed: true }, 'nanochat.promptThreads, kept under load');
+  });
+
+  it('reads prompts on the cores other programs leave idle, at least one; a prompt count the user set is kept', () => {
+    const plan = planThreads(0, 8);
+    assert.equal(promptThreads(plan, () => 8), 8);
+    assert.equal(promptThreads(plan, () => 3), 3);
+    assert.equal(promptThreads(plan, () => 0), 1);
+    assert.equal(promptThreads(plan, () => undefined), 8, 'where the system does not say: every core');
+    assert.equal(promptThreads(planThreads(0, 8, 6), () => 0), 6);
   });
 
   it('generates on the thread count that is fastest now, and notices when that changes', () => {

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../../src/core/engine/llama';
-import { contextThreadPatch, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
-import { applyThreadPlan, freeCpus } from '../../src/core/engine/threads';
+import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
+import { applyThreadPlan, freeCpus, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
 import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger, type Logger } from '../../src/core/log';
@@ -101,42 +102,59 @@ describe('speed at real scale', function () {
     }
   });
 
-  it('reads prompts on the prompt thread count and generates on the generation count', async () => {
+  it('reads prompts on the prompt thread count (fewer when other programs keep the CPUs busy) and generates on the generation count', async () => {
     const llama = await getLlamaFor('off', silentLogger);
     const model = await llama.loadModel({ modelPath: qwen });
-    let context: LlamaContext | undefined;
+    /** The thread count llama.cpp actually has for each batch of a short chat, under a given plan and idle-CPU count. */
+    const batches = async (plan: ThreadPlan, free: number) => {
+      const context = await model.createContext({ contextSize: 512, threads: 2, sequences: 1 });
+      try {
+        const threads = applyThreadPlan(context, plan, () => free);
+        assert.ok(threads, 'node-llama-cpp\'s context internals are the expected ones');
+        // Spy outside the plan: the count llama.cpp actually has when each batch is decoded.
+        const addon = (context as unknown as { _ctx: { decodeBatch(): Promise<void>; getThreads(): number; initBatch(n: number): void } })._ctx;
+        const decode = addon.decodeBatch.bind(addon);
+        const init = addon.initBatch.bind(addon);
+        const seen: Array<{ tokens: number; threads: number }> = [];
+        let tokens = 0;
+        Object.defineProperty(addon, 'initBatch', { configurable: true, value: (n: number) => { tokens = n; init(n); } });
+        Object.defineProperty(addon, 'decodeBatch', { configurable: true, value: async () => { seen.push({ tokens, threads: addon.getThreads() }); await decode(); } });
+        const sequence = context.getSequence();
+        const prompt = model.tokenize('The quick brown fox jumps over the lazy dog. '.repeat(6), false);
+        let generated = 0;
+        for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) if (++generated >= 6) break;
+        const prompts = seen.filter((s) => s.tokens >= 8);
+        const generation = seen.filter((s) => s.tokens === 1);
+        assert.ok(prompts.length >= 1 && generation.length >= 5, JSON.stringify(seen));
+        return { prompt: [...new Set(prompts.map((s) => s.threads))], generation: [...new Set(generation.map((s) => s.threads))] };
+      } finally {
+        await context.dispose();
+      }
+    };
     try {
-      context = await model.createContext({ contextSize: 512, threads: 2, sequences: 1 });
-      const threads = applyThreadPlan(context, { prompt: 2, generation: 1 });
-      assert.ok(threads, 'node-llama-cpp\'s context internals are the expected ones');
-      // Spy outside the plan: the count llama.cpp actually has when each batch is decoded.
-      const addon = (context as unknown as { _ctx: { decodeBatch(): Promise<void>; getThreads(): number; initBatch(n: number): void } })._ctx;
-      const decode = addon.decodeBatch.bind(addon);
-      const init = addon.initBatch.bind(addon);
-      const seen: Array<{ tokens: number; threads: number }> = [];
-      let tokens = 0;
-      Object.defineProperty(addon, 'initBatch', { configurable: true, value: (n: number) => { tokens = n; init(n); } });
-      Object.defineProperty(addon, 'decodeBatch', { configurable: true, value: async () => { seen.push({ tokens, threads: addon.getThreads() }); await decode(); } });
-      const sequence = context.getSequence();
-      const prompt = model.tokenize('The quick brown fox jumps over the lazy dog. '.repeat(6), false);
-      let generated = 0;
-      for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) if (++generated >= 6) break;
-      const promptBatches = seen.filter((s) => s.tokens >= 8);
-      const generationBatches = seen.filter((s) => s.tokens === 1);
-      assert.ok(promptBatches.length >= 1 && generationBatches.length >= 5, JSON.stringify(seen));
-      assert.deepEqual([...new Set(promptBatches.map((s) => s.threads))], [2], 'prompt batches on every core');
-      assert.deepEqual([...new Set(generationBatches.map((s) => s.threads))], [1], 'generation on its own count');
+      assert.deepEqual(await batches({ prompt: 2, generation: 1 }, 2), { prompt: [2], generation: [1] }, 'prompts on every core, generation on its own count');
+      assert.deepEqual(await batches({ prompt: 2, generation: 1 }, 0), { prompt: [1], generation: [1] }, 'every CPU busy elsewhere: prompts on one thread');
+      assert.deepEqual(await batches({ prompt: 2, generation: 1, promptFixed: true }, 0), { prompt: [2], generation: [1] }, 'nanochat.promptThreads is kept, busy or not');
     } finally {
-      await context?.dispose();
       await model.dispose();
     }
   });
 
-  it('sees the CPUs other programs keep busy (Linux: /proc/loadavg), so more threads are not tried then', async function () {
+  it('sees the CPUs other programs keep busy (Linux: /proc/loadavg), not its own threads, so more threads are not tried then', async function () {
     if (process.platform !== 'linux') this.skip();
     const cpus = os.availableParallelism();
     const idle = freeCpus();
     assert.ok(idle !== undefined && idle >= 0 && idle <= cpus, `free ${idle} of ${cpus}`);
+    // This process's own busy thread (as llama.cpp's workers polling after a batch) is not load.
+    const own = new Worker('const end = Date.now() + 3000; while (Date.now() < end) {}', { eval: true });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const seen: number[] = [];
+      for (let i = 0; i < 5; i++) { seen.push(freeCpus()!); await new Promise((r) => setTimeout(r, 20)); }
+      assert.ok(Math.max(...seen) === cpus, `with only this process busy, free CPUs seen: ${seen.join(', ')} of ${cpus}`);
+    } finally {
+      await own.terminate();
+    }
     const load = await startCpuLoad(cpus);
     try {
       // Sampled a few times: a busy process can be between time slices at one instant.
@@ -182,15 +200,19 @@ describe('speed at real scale', function () {
     execFileSync('git', ['apply', '--check', threadpoolPatch()], { cwd: source, stdio: 'pipe' });
   });
 
-  it("the decoding-thread patch applies to node-llama-cpp's addon (or the machine build applied it)", () => {
+  it("the decoding-thread patch applies to node-llama-cpp's addon (or the machine build applied it), even inside a git work tree", () => {
     const llamaDir = path.join(nodeLlamaCppRoot(), 'llama');
+    // node_modules here sits inside this repository's work tree: without gitApplyEnv, git skips every file.
     const check = (reverse: boolean) => {
-      try {
-        execFileSync('git', ['apply', ...(reverse ? ['--reverse'] : []), '--check', contextThreadPatch()], { cwd: llamaDir, stdio: 'pipe' });
-        return true;
-      } catch { return false; }
+      const r = spawnSync('git', ['apply', ...(reverse ? ['--reverse'] : []), '--check', '--verbose', contextThreadPatch()], { cwd: llamaDir, encoding: 'utf8', env: gitApplyEnv(llamaDir) });
+      assert.doesNotMatch(`${r.stdout}${r.stderr}`, /Skipped patch/);
+      return r.status === 0;
     };
     assert.ok(check(false) || check(true), 'addon-context-thread.diff matches node-llama-cpp\'s addon source');
+    if (hasMachineBuild()) {
+      assert.ok(check(true), 'the machine build compiled the patched source');
+      assert.match(fs.readFileSync(path.join(llamaDir, 'addon', 'AddonContext.cpp'), 'utf8'), /nanochat-decode/);
+    }
   });
 
   it("decodes and samples on the context's own thread, not on whichever libuv thread is free (Linux)", async function () {

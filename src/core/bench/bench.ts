@@ -245,7 +245,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     const defaultUnderLoad = planned.underLoadTokensPerSecond;
 
     progress('Prompt threads, alone and under load');
-    const prefill = await measurePrefill(model, plan.prompt, quick ? 256 : 1024, () => startCpuLoad(cores));
+    const prefill = await measurePrefill(model, plan, quick ? 256 : 1024, () => startCpuLoad(cores));
 
     const llamaCpp = options.llamaBench
       ? await compareWithLlamaCpp({ llamaBench: options.llamaBench, modelPath: options.modelPath, model, threads: threadCounts, quick, runs, cpuLoad: () => startCpuLoad(cores) })
@@ -402,14 +402,17 @@ async function completionSpeed(model: import('node-llama-cpp', { with: { 'resolu
 }
 
 /**
- * A long prompt read with the prompt thread count and with one thread, alone and under load: the
- * default reads prompts on every performance core, and must not lose when another program is busy.
+ * A long prompt read as the extension reads it (the default plan: every performance core that other
+ * programs leave idle) and on one thread, alone and under load: it must gain alone and not lose when
+ * other programs are busy.
  */
-async function measurePrefill(model: import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaModel, threads: number, tokens: number,
+async function measurePrefill(model: import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaModel, plan: ThreadPlan, tokens: number,
   cpuLoad: () => Promise<{ stop(): void }>): Promise<NonNullable<BenchReport['prefill']>> {
   const prompt = model.tokenize(corpusOfSize(tokens * 8), false).slice(0, tokens);
-  const read = async (count: number) => {
-    const context = await model.createContext({ contextSize: tokens + 64, threads: count, batchSize: 512, sequences: 1 });
+  /** The plan's reading, or one thread's. */
+  const read = async (planned: boolean) => {
+    const context = await model.createContext({ contextSize: tokens + 64, threads: planned ? plan.prompt : 1, batchSize: 512, sequences: 1 });
+    if (planned) applyThreadPlan(context, plan);
     try {
       const samples: number[] = [];
       for (let i = 0; i < 3; i++) {
@@ -424,11 +427,11 @@ async function measurePrefill(model: import('node-llama-cpp', { with: { 'resolut
       await context.dispose();
     }
   };
-  const underLoad = async (count: number) => { const load = await cpuLoad(); try { return await read(count); } finally { load.stop(); } };
+  const underLoad = async (planned: boolean) => { const load = await cpuLoad(); try { return await read(planned); } finally { load.stop(); } };
   return {
-    tokens: prompt.length, threads,
-    ms: round(await read(threads)), underLoadMs: round(await underLoad(threads)),
-    oneThreadMs: round(await read(1)), oneThreadUnderLoadMs: round(await underLoad(1)),
+    tokens: prompt.length, threads: plan.prompt,
+    ms: round(await read(true)), underLoadMs: round(await underLoad(true)),
+    oneThreadMs: round(await read(false)), oneThreadUnderLoadMs: round(await underLoad(false)),
   };
 }
 

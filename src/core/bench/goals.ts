@@ -41,7 +41,7 @@ export function benchGoals(r: BenchReport): Goal[] {
   }
   if (r.prefill) {
     const p = r.prefill;
-    add(`Long prompt (${p.tokens} tokens) read on ${p.threads} threads ÷ on one`, x(p.ms / Math.max(1e-9, p.oneThreadMs)), '≤ 0.6×', p.ms <= 0.6 * p.oneThreadMs);
+    add(`Long prompt (${p.tokens} tokens) read as the default plan does (up to ${p.threads} threads, the idle ones) ÷ on one`, x(p.ms / Math.max(1e-9, p.oneThreadMs)), '≤ 0.6×', p.ms <= 0.6 * p.oneThreadMs);
     add('The same under load', x(p.underLoadMs / Math.max(1e-9, p.oneThreadUnderLoadMs)), '≤ 1× (no loss)', p.underLoadMs <= p.oneThreadUnderLoadMs * 1.05);
   }
   if (r.threads.length > 1 && r.defaultPlan) {

@@ -39,7 +39,7 @@ export const benchReportSchema = z.object({
   defaultThreadsWithin80PercentUnderLoad: z.boolean(),
   /** The default as the extension runs it: prompt threads, and generation on the fastest count up to `generation`. */
   defaultPlan: z.object({ generation: z.number().int().positive(), prompt: z.number().int().positive(), tokensPerSecond: z.number(), underLoadTokensPerSecond: z.number() }).optional(),
-  /** Prefill: the long prompt read with the prompt thread count vs one thread, alone and under load. */
+  /** Prefill: the long prompt read as the default plan reads it (up to `threads`, the idle ones) vs one thread, alone and under load. */
   prefill: z.object({
     tokens: z.number().int().positive(), threads: z.number().int().positive(),
     ms: z.number().nonnegative(), underLoadMs: z.number().nonnegative(),

@@ -84,24 +84,42 @@ export async function missingBuildTools(): Promise<string[]> {
   return missing;
 }
 
+/** 2: the addon patch is applied outside any enclosing git work tree (recipe 1 could skip it silently). */
+const BUILD_RECIPE = 2;
+
 /** The local-build folder name node-llama-cpp gives these options, and its cache key. */
 function cacheKey(root: string): string {
   const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
   const patch = fs.readFileSync(threadpoolPatch(), 'utf8') + fs.readFileSync(contextThreadPatch(), 'utf8');
   let hash = 0;
   // Built for this processor (GGML_NATIVE): another CPU model gets a build of its own.
-  for (const ch of patch + JSON.stringify(MACHINE_BUILD_CMAKE_OPTIONS) + (os.cpus()[0]?.model ?? '')) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
+  // BUILD_RECIPE changes when the way a build is made changes, so a cached build from before is not restored.
+  for (const ch of `${BUILD_RECIPE}` + patch + JSON.stringify(MACHINE_BUILD_CMAKE_OPTIONS) + (os.cpus()[0]?.model ?? '')) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
   return `node-llama-cpp-${version}-${process.platform}-${process.arch}-${hash.toString(16)}`;
 }
 
-/** The finished machine builds among node-llama-cpp's local builds (folder names). */
+/** The name the patched addon gives each context's decoding thread: in the binary when the patch was compiled in. */
+const DECODING_THREAD_NAME = 'nanochat-decode';
+
+/** The finished machine builds among node-llama-cpp's local builds (folder names): marked, and with the patched addon. */
 function machineBuildFolders(root: string): string[] {
   const builds = path.join(root, 'llama', 'localBuilds');
   if (!fs.existsSync(builds)) return [];
   return fs.readdirSync(builds).filter((name) => {
-    const meta = path.join(builds, name, 'Release', '_nlcBuildMetadata.json');
-    return fs.existsSync(path.join(builds, name, 'buildDone.status')) && fs.existsSync(meta) && fs.readFileSync(meta, 'utf8').includes(`"${MARKER}":"ON"`);
+    const release = path.join(builds, name, 'Release');
+    const meta = path.join(release, '_nlcBuildMetadata.json');
+    return fs.existsSync(path.join(builds, name, 'buildDone.status')) && fs.existsSync(meta) && fs.readFileSync(meta, 'utf8').includes(`"${MARKER}":"ON"`)
+      && hasDecodingThread(path.join(release, 'llama-addon.node'));
   });
+}
+
+/** Whether a built addon has the decoding-thread patch compiled in (its thread's name is in the binary; ~0.7 MB read). */
+function hasDecodingThread(addon: string): boolean {
+  try {
+    return fs.readFileSync(addon).includes(DECODING_THREAD_NAME);
+  } catch {
+    return false;
+  }
 }
 
 /** Copies the finished machine build (its binaries only, ~13 MB) into `cacheDir`; false when there is none. */
@@ -179,15 +197,28 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
   });
 
   progress('Keeping the build', 0.99);
-  if (!keepMachineBuild(options.cacheDir)) throw new NanochatError('The build finished, but node-llama-cpp did not leave a build with nanochat\'s options.');
+  if (!keepMachineBuild(options.cacheDir)) throw new NanochatError('The build finished, but node-llama-cpp did not leave a build with nanochat\'s options and its decoding thread.');
   const cached = path.join(options.cacheDir, cacheKey(root));
   log.info(`Built llama.cpp for this machine (${os.cpus()[0]?.model ?? 'this CPU'}); kept in ${cached}.`);
 }
 
-/** Applies a patch in `dir` unless it is already applied there. */
+/**
+ * The environment for `git apply` in `dir`: git must not take `dir` for part of a work tree above it
+ * (node_modules inside a cloned repository, an extensions folder in a home directory kept in git).
+ * There, `git apply` skips every file outside the subdirectory it runs in, says so only with
+ * --verbose, and exits 0: the patch is silently not applied.
+ */
+export function gitApplyEnv(dir: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, GIT_CEILING_DIRECTORIES: path.dirname(path.resolve(dir)) };
+}
+
+/** Applies a patch in `dir` unless it is already applied there; afterwards it must be. */
 async function applyOnce(patch: string, dir: string, env: NodeJS.ProcessEnv, log: Logger, signal?: AbortSignal): Promise<void> {
-  const applied = await run('git', ['apply', '--reverse', '--check', patch], dir, env, log, signal).then(() => true, () => false);
-  if (!applied) await run('git', ['apply', patch], dir, env, log, signal);
+  const gitEnv = gitApplyEnv(dir, env);
+  const applied = () => run('git', ['apply', '--reverse', '--check', patch], dir, gitEnv, log, signal).then(() => true, () => false);
+  if (await applied()) return;
+  await run('git', ['apply', patch], dir, gitEnv, log, signal);
+  if (!await applied()) throw new NanochatError(`The patch ${path.basename(patch)} did not apply in ${dir}.`);
 }
 
 function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, log: Logger, signal?: AbortSignal, onLine?: (line: string) => void): Promise<void> {

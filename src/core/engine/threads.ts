@@ -12,6 +12,8 @@ export interface ThreadPlan {
   generation: number;
   /** Batches of prompt tokens (prefill). */
   prompt: number;
+  /** The prompt count was chosen by the user: used as is, busy or not. */
+  promptFixed?: boolean;
 }
 
 /** A batch of at least this many tokens is prompt work (generation batches hold one token per sequence). */
@@ -20,28 +22,44 @@ const PROMPT_BATCH_TOKENS = 8;
 /**
  * The thread counts used: an explicit `nanochat.threads` sets generation; 0 uses the machine's physical
  * performance cores (llama.cpp's own count, `llama.cpuMathCores`: not logical CPUs, so a 16-thread
- * laptop with 8 cores gets 8, and not efficiency cores). Prompts use every performance core unless
- * `nanochat.promptThreads` says otherwise.
+ * laptop with 8 cores gets 8, and not efficiency cores). Prompts use every performance core that
+ * other programs leave idle (`applyThreadPlan`), unless `nanochat.promptThreads` says otherwise.
  */
 export function planThreads(setting: number, performanceCores: number, promptSetting = 0): ThreadPlan {
   const cores = Math.max(1, Math.floor(performanceCores) || 1);
   const generation = setting > 0 ? setting : cores;
-  return { generation, prompt: promptSetting > 0 ? promptSetting : Math.max(cores, generation) };
+  return promptSetting > 0 ? { generation, prompt: promptSetting, promptFixed: true } : { generation, prompt: Math.max(cores, generation) };
 }
 
 /**
- * How many logical CPUs no other runnable thread wants right now, or undefined where the system does
- * not say (Linux: /proc/loadavg counts the runnable threads at this instant, this JavaScript thread
- * among them).
+ * How many logical CPUs no other program's runnable thread wants right now, or undefined where the
+ * system does not say. Linux: /proc/loadavg counts the runnable threads at this instant, less this
+ * process's own running ones (this JavaScript thread, and llama.cpp's workers still polling after the
+ * last batch), so nanochat's own work never reads as load.
  */
 export function freeCpus(): number | undefined {
   try {
     const runnable = Number(/\s(\d+)\/\d+\s/.exec(fs.readFileSync('/proc/loadavg', 'utf8'))?.[1]);
     if (!Number.isFinite(runnable)) return undefined;
-    return Math.max(0, (os.availableParallelism?.() ?? os.cpus().length) - Math.max(0, runnable - 1));
+    return Math.max(0, (os.availableParallelism?.() ?? os.cpus().length) - Math.max(0, runnable - ownRunningThreads()));
   } catch {
     return undefined;
   }
+}
+
+/** This process's threads in state R (at least one: the thread asking). */
+function ownRunningThreads(): number {
+  let running = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // "tid (name) S …": the name may hold spaces and parentheses, the state follows the last ")".
+      if (stat.charAt(stat.lastIndexOf(')') + 2) === 'R') running++;
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return Math.max(1, running);
 }
 
 interface AddonContext {
@@ -157,25 +175,36 @@ export class GenerationThreads {
 }
 
 /**
+ * The threads for a batch of prompt tokens: the plan's count, or as many CPUs as other programs leave
+ * idle when that is fewer (at least one). With every core busy elsewhere, a prompt read on all of
+ * them waits at ggml's barriers for the other programs' time slices (measured here: 1.17–1.39× the
+ * time one thread takes).
+ */
+export function promptThreads(plan: ThreadPlan, free: () => number | undefined = freeCpus): number {
+  if (plan.promptFixed) return plan.prompt;
+  return Math.max(1, Math.min(plan.prompt, free() ?? plan.prompt));
+}
+
+/**
  * Gives each decode batch its phase's thread count. node-llama-cpp sets one count per context and
  * calls `setThreads` with its thread splitter's share before every batch; this wraps the context's
- * native calls so a prompt batch runs on `plan.prompt` threads and a generation batch on the count
+ * native calls so a prompt batch runs on `promptThreads` threads and a generation batch on the count
  * `GenerationThreads` finds fastest (at most `plan.generation`; never more than the share, so
  * contexts that decode at once still split the cores). Create the context with
  * `threads: max(plan.prompt, plan.generation)`. Returns undefined (and changes nothing) when the
  * context's internals are not the ones this was written against.
  */
-export function applyThreadPlan(context: LlamaContext, plan: ThreadPlan): GenerationThreads | undefined {
+export function applyThreadPlan(context: LlamaContext, plan: ThreadPlan, free: () => number | undefined = freeCpus): GenerationThreads | undefined {
   const addon = (context as unknown as { _ctx?: AddonContext })._ctx;
   if (!addon || typeof addon.initBatch !== 'function' || typeof addon.setThreads !== 'function' || typeof addon.decodeBatch !== 'function') return undefined;
   const initBatch = addon.initBatch.bind(addon);
   const setThreads = addon.setThreads.bind(addon);
   const decodeBatch = addon.decodeBatch.bind(addon);
-  const generation = new GenerationThreads(plan.generation);
+  const generation = new GenerationThreads(plan.generation, free);
   let batchTokens = 0;
+  let wanted = 1;
   let used = 0;
   const apply = (share: number) => {
-    const wanted = batchTokens >= PROMPT_BATCH_TOKENS ? plan.prompt : generation.next();
     used = Math.max(1, Math.min(share, wanted));
     setThreads(used);
   };
@@ -185,6 +214,8 @@ export function applyThreadPlan(context: LlamaContext, plan: ThreadPlan): Genera
       value: (size: number) => {
         batchTokens = size;
         initBatch(size);
+        // Decided once per batch (node-llama-cpp then calls setThreads with its splitter's share).
+        wanted = size >= PROMPT_BATCH_TOKENS ? promptThreads(plan, free) : generation.next();
         apply(Number.POSITIVE_INFINITY);
       },
     });
