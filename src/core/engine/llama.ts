@@ -72,9 +72,39 @@ async function readGgufInSmallChunks(): Promise<void> {
       return (original as (end: number, extra: number) => unknown).call(this, endOffset, Math.min(extra ?? GGUF_READ_CHUNK, GGUF_READ_CHUNK));
     };
     proto.__nanochatChunked = true;
+    await growBufferGeometrically();
   } catch {
     // A different node-llama-cpp layout: reads stay as they are.
   }
+}
+
+/**
+ * node-llama-cpp's GGUF reader appends each read to its buffer by copying the whole buffer into a new
+ * one: with 128 KB reads of a 152K-token vocabulary's ~8 MB header that is ~250 MB of copies and
+ * zero-fills, and stretches of 40–50 ms (mostly `Buffer.copy` and garbage collection, in a CPU
+ * profile of a model load). This grows a backing buffer by doubling instead and exposes the filled
+ * part as the reader's buffer; earlier views (`readByteRange` returns subarrays) keep their bytes.
+ */
+async function growBufferGeometrically(): Promise<void> {
+  const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'fileReaders', 'GgufFileReader.js');
+  const reader = (await import(pathToFileURL(file).href)) as { GgufFileReader?: { prototype: Record<string, unknown> } };
+  const proto = reader.GgufFileReader?.prototype;
+  if (!proto || typeof proto._addToBuffer !== 'function' || proto.__nanochatGrowing) return;
+  proto._addToBuffer = function (this: { _buffer: Buffer; __nanochatBacking?: Buffer }, added: Buffer) {
+    const used = this._buffer.length;
+    let backing = this.__nanochatBacking;
+    // The reader's buffer must still be the front of the backing one (nothing else replaced it).
+    const front = backing !== undefined && this._buffer.buffer === backing.buffer && this._buffer.byteOffset === backing.byteOffset;
+    if (!backing || !front || used + added.length > backing.length) {
+      const grown = Buffer.allocUnsafe(Math.max(used + added.length, 2 * (front ? backing!.length : used)));
+      this._buffer.copy(grown, 0, 0, used);
+      backing = grown;
+      this.__nanochatBacking = grown;
+    }
+    added.copy(backing, used);
+    this._buffer = backing.subarray(0, used + added.length);
+  };
+  proto.__nanochatGrowing = true;
 }
 
 const instances = new AsyncMemo<Settings['gpu'], Llama>();
