@@ -62,6 +62,14 @@ describe('speed at real scale', function () {
     // 152K tokens + 151K merges: at least one turn per 4,096 strings, and per 128 KB of header.
     assert.ok(layoutTurns >= 60, `the layout walk let the loop run ${layoutTurns} times`);
     assert.ok(parseTurns >= 20, `the GGUF parse let the loop run ${parseTurns} times`);
+    // In small reads, into a buffer that grows by doubling, node-llama-cpp's parse still reads every byte
+    // where our own walk does: the header ends at the same offset, and the vocabulary is whole.
+    const { layout, info } = await readGgufInfo(qwen);
+    assert.equal(info.infoEndOffset, layout.infoEndOffset);
+    const tokens = info.metadata.tokenizer?.ggml?.tokens as string[] | undefined;
+    assert.equal(tokens?.length, 151_936);
+    assert.equal(tokens?.at(-1), '[PAD151935]', 'the last token, read from the end of the grown buffer');
+    assert.equal((info.metadata.tokenizer?.ggml as { merges?: string[] } | undefined)?.merges?.length, 151_387);
   });
 
   it("lets the event loop run between the steps of an agent-sized reply (VS Code's 27 tools, 9K tokens)", async () => {
