@@ -22,7 +22,7 @@ export const settingsShape = {
   threads: z.number().int().min(0).max(256).default(0)
     .describe('CPU threads for generating tokens; 0 uses the physical performance cores (not logical CPUs or efficiency cores).'),
   promptThreads: z.number().int().min(0).max(256).default(0)
-    .describe('CPU threads for reading prompts (long #file context, tool lists); 0 uses every physical performance core.'),
+    .describe('CPU threads for reading prompts (long #file context, tool lists); 0 uses every physical performance core that other programs leave idle (at least one). A number here is used as is, busy or not.'),
   gpu: z.enum(['auto', 'off', 'cuda', 'vulkan', 'metal']).default('auto')
     .describe('GPU backend; auto detects one and falls back to the CPU.'),
   gpuLayers: z.number().int().min(-1).max(1000).default(-1)
