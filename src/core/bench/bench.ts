@@ -8,7 +8,7 @@ import { corpusOfSize } from './corpus';
 import { compareWithLlamaCpp } from './parity';
 import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
 import { ChatEngine, type ReplyStats } from '../chat/engine';
-import { ModelLibrary } from '../modelFiles/library';
+import { ModelLibrary, type KeyValueStore } from '../modelFiles/library';
 import { TokenCounter } from '../tokens/tokenCounter';
 import { NanochatError } from '../errors';
 import { checkModelFile } from '../modelFiles/ggufCheck';
@@ -90,14 +90,16 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
 
   // As in the extension: the chat format is resolved in a child process (a first load: no cache).
   const formatWorker = [path.join(__dirname, 'chatFormatWorker.js'), path.resolve(__dirname, '..', '..', '..', 'dist', 'chatFormatWorker.js')].find((f) => fs.existsSync(f));
-  const manager = new ModelManager({ settings: () => settings, sequences: 4, log, chatFormat: { workerScript: formatWorker } });
+  // Resolved chat formats are remembered as the extension remembers them (its global state): the first
+  // load of this file resolves it in the child process, every later load (a restart, another window) finds it.
+  const formatCache = memoryStore();
+  const manager = new ModelManager({ settings: () => settings, sequences: 4, log, chatFormat: { workerScript: formatWorker, cache: formatCache } });
   const chat = new ChatEngine(manager, () => settings, log);
   // Replies go through the same seam as every surface's (the server backend will slot in here).
-  const memory = new Map<string, unknown>();
   const tokenCounter = new TokenCounter({ models: manager, log });
   const backend: ChatBackend = new EmbeddedBackend({
     models: manager, chat, tokens: tokenCounter, settings: () => settings, log,
-    library: new ModelLibrary({ get: <T>(key: string) => memory.get(key) as T | undefined, update: async (key, value) => { memory.set(key, value); } }),
+    library: new ModelLibrary(memoryStore()),
   });
   let conversation = 0;
   const reply = async (messages: Array<{ role: 'user' | 'assistant'; content: string }>, id = `bench-${conversation++}`, extra: { maxTokens?: number; text?: string[] } = {}, signal?: AbortSignal) => {
@@ -164,7 +166,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     let toolPreamble: BenchReport['toolPreamble'];
     if (!quick && Math.min(16384, file.trainContextSize ?? 0) >= 12288) {
       phase('Agent tools preamble');
-      toolPreamble = await measureToolPreamble(settings, Math.min(16384, file.trainContextSize ?? 0), log, formatWorker);
+      toolPreamble = await measureToolPreamble(settings, Math.min(16384, file.trainContextSize ?? 0), log, formatWorker, formatCache);
     }
 
     // A restart with a long preamble: the first reply of a new session, with the preamble's saved
@@ -172,7 +174,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     let restart: BenchReport['restart'];
     if (!quick && (file.trainContextSize ?? 0) >= 4096) {
       phase('First reply after a restart');
-      restart = await measureRestart(settings, log, formatWorker);
+      restart = await measureRestart(settings, log, formatWorker, 2000, formatCache);
     }
 
     phase('Cancellation latency');
@@ -316,9 +318,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
  * real VS Code, vscodeTools.json), on a context of its own. The second request with the same preamble
  * must find it in the KV cache (goal: its first token ≤ 0.1 × the first's).
  */
-export async function measureToolPreamble(settings: Settings, contextSize: number, log: Logger, formatWorker?: string): Promise<NonNullable<BenchReport['toolPreamble']>> {
+export async function measureToolPreamble(settings: Settings, contextSize: number, log: Logger, formatWorker?: string, formatCache?: KeyValueStore): Promise<NonNullable<BenchReport['toolPreamble']>> {
   const wide: Settings = { ...settings, contextSize };
-  const models = new ModelManager({ settings: () => wide, sequences: 1, log, chatFormat: { workerScript: formatWorker } });
+  const models = new ModelManager({ settings: () => wide, sequences: 1, log, chatFormat: { workerScript: formatWorker, cache: formatCache } });
   const chat = new ChatEngine(models, () => wide, log);
   try {
     const tools = (vscodeTools as Array<{ name: string; description?: string; inputSchema?: object }>).map((t) => ({ name: t.name, description: t.description, parameters: t.inputSchema }));
@@ -347,12 +349,13 @@ export async function measureToolPreamble(settings: Settings, contextSize: numbe
  * call, after the load. The first session evaluates the preamble and saves its state; the next
  * loads it. Without a saved state, the preamble is evaluated again.
  */
-export async function measureRestart(settings: Settings, log: Logger, formatWorker?: string, preambleTokens = 2000): Promise<NonNullable<BenchReport['restart']>> {
+export async function measureRestart(settings: Settings, log: Logger, formatWorker?: string, preambleTokens = 2000, formatCache: KeyValueStore = memoryStore()): Promise<NonNullable<BenchReport['restart']>> {
   const wide: Settings = { ...settings, contextSize: 4096 };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-prompt-states-'));
   const states = new PromptStates({ dir, log });
   const session = async (withStates: boolean, system: string) => {
-    const models = new ModelManager({ settings: () => wide, sequences: 1, log, chatFormat: { workerScript: formatWorker } });
+    // Each session finds the chat format the first one resolved, as a restarted extension does.
+    const models = new ModelManager({ settings: () => wide, sequences: 1, log, chatFormat: { workerScript: formatWorker, cache: formatCache } });
     const chat = new ChatEngine(models, () => wide, log, withStates ? states : undefined);
     try {
       await models.load();
@@ -379,6 +382,12 @@ export async function measureRestart(settings: Settings, log: Logger, formatWork
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A key-value store in memory, as the extension's global state is on disk. */
+function memoryStore(): KeyValueStore {
+  const values = new Map<string, unknown>();
+  return { get: <T>(key: string) => values.get(key) as T | undefined, update: async (key, value) => { values.set(key, value); } };
 }
 
 /**
