@@ -21,7 +21,7 @@ export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
   module ??= (() => {
     useCompileCache();
     return import('node-llama-cpp').then(async (lib) => {
-      await readGgufInSmallChunks();
+      await patchGgufReader();
       // Written now: the extension host is often ended without the exit Node.js would write it at.
       if (compileCacheInUse()) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
       return lib;
@@ -55,27 +55,35 @@ function useCompileCache(): void {
 const GGUF_READ_CHUNK = 128 * 1024;
 
 /**
- * node-llama-cpp parses a GGUF header (in `loadModel` and its GGUF reader) in 4 MB reads, each parsed
- * without yielding: with a 150K-token vocabulary that held the extension host's event loop for
- * 100–230 ms at a time (measured). Reading 128 KB at a time keeps each stretch under ~30 ms for
- * ~20% more parse time. The reader class is internal, so it is reached by its file, which is the
- * very module node-llama-cpp itself uses; when it is not there, nothing changes.
+ * Two changes to node-llama-cpp's GGUF reader, which parses a header in `loadModel` and in its GGUF
+ * file-info reader. Its classes are internal, so each is reached by its file, the very module
+ * node-llama-cpp itself uses; where a file or method is not there, that change is not made.
+ */
+async function patchGgufReader(): Promise<void> {
+  await readGgufInSmallChunks().catch(() => undefined);
+  await growBufferGeometrically().catch(() => undefined);
+}
+
+/** A class's prototype from one of node-llama-cpp's GGUF reader files (dist/gguf/fileReaders/<name>.js). */
+async function readerPrototype(name: string): Promise<Record<string, unknown> | undefined> {
+  const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'fileReaders', `${name}.js`);
+  const reader = (await import(pathToFileURL(file).href)) as Record<string, { prototype?: Record<string, unknown> } | undefined>;
+  return reader[name]?.prototype;
+}
+
+/**
+ * node-llama-cpp reads a GGUF header in 4 MB reads, each parsed without yielding: with a 150K-token
+ * vocabulary that held the extension host's event loop for 100–230 ms at a time (measured). Reading
+ * 128 KB at a time keeps each stretch under ~30 ms for ~20% more parse time.
  */
 async function readGgufInSmallChunks(): Promise<void> {
-  try {
-    const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'fileReaders', 'GgufFsFileReader.js');
-    const reader = (await import(pathToFileURL(file).href)) as { GgufFsFileReader?: { prototype: Record<string, unknown> } };
-    const proto = reader.GgufFsFileReader?.prototype;
-    const original = proto?._readToExpandBufferUpToOffset;
-    if (!proto || typeof original !== 'function' || proto.__nanochatChunked) return;
-    proto._readToExpandBufferUpToOffset = function (this: unknown, endOffset: number, extra?: number) {
-      return (original as (end: number, extra: number) => unknown).call(this, endOffset, Math.min(extra ?? GGUF_READ_CHUNK, GGUF_READ_CHUNK));
-    };
-    proto.__nanochatChunked = true;
-    await growBufferGeometrically();
-  } catch {
-    // A different node-llama-cpp layout: reads stay as they are.
-  }
+  const proto = await readerPrototype('GgufFsFileReader');
+  const original = proto?._readToExpandBufferUpToOffset;
+  if (!proto || typeof original !== 'function' || proto.__nanochatChunked) return;
+  proto._readToExpandBufferUpToOffset = function (this: unknown, endOffset: number, extra?: number) {
+    return (original as (end: number, extra: number) => unknown).call(this, endOffset, Math.min(extra ?? GGUF_READ_CHUNK, GGUF_READ_CHUNK));
+  };
+  proto.__nanochatChunked = true;
 }
 
 /**
@@ -86,9 +94,7 @@ async function readGgufInSmallChunks(): Promise<void> {
  * part as the reader's buffer; earlier views (`readByteRange` returns subarrays) keep their bytes.
  */
 async function growBufferGeometrically(): Promise<void> {
-  const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'fileReaders', 'GgufFileReader.js');
-  const reader = (await import(pathToFileURL(file).href)) as { GgufFileReader?: { prototype: Record<string, unknown> } };
-  const proto = reader.GgufFileReader?.prototype;
+  const proto = await readerPrototype('GgufFileReader');
   if (!proto || typeof proto._addToBuffer !== 'function' || proto.__nanochatGrowing) return;
   proto._addToBuffer = function (this: { _buffer: Buffer; __nanochatBacking?: Buffer }, added: Buffer) {
     const used = this._buffer.length;

@@ -94,8 +94,8 @@ class BoundedCursor {
 
   /**
    * Skips a string whose length is already in the window, without a promise: a vocabulary is 150K
-   * strings, and four awaits apiece held the event loop ~100 ms per slice. False when the window
-   * must be read first (then `string` does it).
+   * strings, and four awaits apiece held the event loop ~100 ms per slice. False when the length
+   * must be read into the window first (`string` does that).
    */
   skipStringInWindow(what: string): boolean {
     if (this.offset < this.windowStart || this.offset + 8 > this.windowStart + this.window.length || this.remaining < 8) return false;
@@ -109,9 +109,9 @@ class BoundedCursor {
   }
 
   async string(what: string): Promise<void> {
-    const length = await this.count(`the length of ${what}`, 1);
-    if (length > MAX_STRING_BYTES) throw new Damaged('corrupt', `${what} claims ${length} bytes, far more than any real model holds`);
-    await this.skip(length, what);
+    if (this.skipStringInWindow(what)) return;
+    await this.ensure(8, `the length of ${what}`);
+    this.skipStringInWindow(what);
   }
 
   async keyName(index: number): Promise<string> {
