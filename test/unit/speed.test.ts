@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../../src/core/engine/llama';
@@ -13,6 +14,7 @@ import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufRea
 import { silentLogger, type Logger } from '../../src/core/log';
 import { llamaCppSource } from '../../tools/llamaCpp.mjs';
 import { likeModel } from '../support/likeModels';
+import { vocabDir } from '../support/models';
 import { testSettings } from '../support/settings';
 import { ModelManager } from '../../src/core/engine/models';
 import { ChatEngine } from '../../src/core/chat/engine';
@@ -70,6 +72,28 @@ describe('speed at real scale', function () {
     assert.equal(tokens?.length, 151_936);
     assert.equal(tokens?.at(-1), '[PAD151935]', 'the last token, read from the end of the grown buffer');
     assert.equal((info.metadata.tokenizer?.ggml as { merges?: string[] } | undefined)?.merges?.length, 151_387);
+  });
+
+  it("reads GGUF arrays from its buffer exactly as node-llama-cpp's own value reader does (12 vocabularies)", async function () {
+    const lib = await importNodeLlamaCpp();
+    const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'parser', 'GgufV2Parser.js');
+    const proto = ((await import(pathToFileURL(file).href)) as { GgufV2Parser: { prototype: Record<string, unknown> } }).GgufV2Parser.prototype;
+    const patched = proto._readGgufValue;
+    const original = proto.__nanochatArrays;
+    assert.equal(typeof original, 'function', 'the array reader is in place, and keeps the one it replaced');
+    const dir = vocabDir();
+    const files = [qwen, ...(dir ? fs.readdirSync(dir).filter((f) => f.endsWith('.gguf')).map((f) => path.join(dir, f)) : [])];
+    assert.ok(files.length >= 12, `vocabularies to compare: ${files.length}`);
+    const parse = (f: string) => lib.readGgufFileInfo(f, { sourceType: 'filesystem', logWarnings: false });
+    for (const f of files) {
+      const ours = await parse(f);
+      proto._readGgufValue = original;
+      let theirs;
+      try { theirs = await parse(f); } finally { proto._readGgufValue = patched; }
+      // Every value, of every type: strings, float32 scores, int32 token types, and any other array.
+      assert.deepStrictEqual(ours.metadata, theirs.metadata, path.basename(f));
+      assert.equal(ours.infoEndOffset, theirs.infoEndOffset, path.basename(f));
+    }
   });
 
   it("lets the event loop run between the steps of an agent-sized reply (VS Code's 27 tools, 9K tokens)", async () => {

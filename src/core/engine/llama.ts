@@ -55,18 +55,19 @@ function useCompileCache(): void {
 const GGUF_READ_CHUNK = 128 * 1024;
 
 /**
- * Two changes to node-llama-cpp's GGUF reader, which parses a header in `loadModel` and in its GGUF
+ * Three changes to node-llama-cpp's GGUF reader, which parses a header in `loadModel` and in its GGUF
  * file-info reader. Its classes are internal, so each is reached by its file, the very module
  * node-llama-cpp itself uses; where a file or method is not there, that change is not made.
  */
 async function patchGgufReader(): Promise<void> {
   await readGgufInSmallChunks().catch(() => undefined);
   await growBufferGeometrically().catch(() => undefined);
+  await readArraysInWindow().catch(() => undefined);
 }
 
-/** A class's prototype from one of node-llama-cpp's GGUF reader files (dist/gguf/fileReaders/<name>.js). */
-async function readerPrototype(name: string): Promise<Record<string, unknown> | undefined> {
-  const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'fileReaders', `${name}.js`);
+/** A class's prototype from one of node-llama-cpp's GGUF files (dist/gguf/<folder>/<name>.js). */
+async function readerPrototype(name: string, folder = 'fileReaders'): Promise<Record<string, unknown> | undefined> {
+  const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', folder, `${name}.js`);
   const reader = (await import(pathToFileURL(file).href)) as Record<string, { prototype?: Record<string, unknown> } | undefined>;
   return reader[name]?.prototype;
 }
@@ -111,6 +112,91 @@ async function growBufferGeometrically(): Promise<void> {
     this._buffer = backing.subarray(0, used + added.length);
   };
   proto.__nanochatGrowing = true;
+}
+
+/** GGUF value types (the format's numbering, as node-llama-cpp's `GgufValueType`). */
+const enum GgufType { Uint8, Int8, Uint16, Int16, Uint32, Int32, Float32, Bool, String, Array, Uint64, Int64, Float64 }
+const GGUF_TYPE_SIZE: Partial<Record<GgufType, number>> = {
+  [GgufType.Uint8]: 1, [GgufType.Int8]: 1, [GgufType.Bool]: 1, [GgufType.Uint16]: 2, [GgufType.Int16]: 2,
+  [GgufType.Uint32]: 4, [GgufType.Int32]: 4, [GgufType.Float32]: 4,
+  [GgufType.Uint64]: 8, [GgufType.Int64]: 8, [GgufType.Float64]: 8,
+};
+
+type ReadOffset = { offset: number };
+type GgufParser = { _fileReader: { _buffer: Buffer; readUint32(o: ReadOffset): unknown; readUint64(o: ReadOffset): unknown } };
+type ReadValue = (this: GgufParser, type: number, offset: ReadOffset) => unknown;
+
+/**
+ * node-llama-cpp reads each element of a GGUF array through its generic value reader: for a string
+ * that is about a dozen closures and promise checks around the string itself, ~300K times for a
+ * 152K-token vocabulary and its merges. The garbage made its collector pause the event loop for up to
+ * 58 ms in each model load (a CPU profile of a restart). This reads the elements already in the
+ * reader's buffer directly, with the same conversions (strings as UTF-8, 64-bit integers as bigint,
+ * booleans as byte = 1), and leaves any element that needs more of the file, or an array of arrays,
+ * to node-llama-cpp's own reader. The arrays' keys are not known here, so every array is read this way.
+ */
+async function readArraysInWindow(): Promise<void> {
+  const proto = await readerPrototype('GgufV2Parser', 'parser');
+  const original = proto?._readGgufValue as ReadValue | undefined;
+  if (!proto || typeof original !== 'function' || proto.__nanochatArrays) return;
+  proto._readGgufValue = function (this: GgufParser, type: number, offset: ReadOffset): unknown {
+    if (type !== GgufType.Array || typeof offset !== 'object' || offset === null) return original.call(this, type, offset);
+    const header = (): unknown => {
+      const elementType = this._fileReader.readUint32(offset);
+      const read = (t: unknown) => {
+        const length = this._fileReader.readUint64(offset);
+        return length instanceof Promise
+          ? length.then((n) => readArray(this, original, Number(t), Number(n), offset))
+          : readArray(this, original, Number(t), Number(length), offset);
+      };
+      return elementType instanceof Promise ? elementType.then(read) : read(elementType);
+    };
+    return header();
+  };
+  proto.__nanochatArrays = original; // kept: a test parses the same files both ways
+}
+
+async function readArray(parser: GgufParser, readValue: ReadValue, type: number, length: number, offset: ReadOffset): Promise<unknown[]> {
+  const values: unknown[] = [];
+  const size = GGUF_TYPE_SIZE[type as GgufType];
+  while (values.length < length) {
+    const buffer = parser._fileReader._buffer;
+    let at = offset.offset;
+    if (type === GgufType.String) {
+      while (values.length < length && at + 8 <= buffer.length) {
+        const bytes = buffer.readUInt32LE(at) + buffer.readUInt32LE(at + 4) * 2 ** 32;
+        if (at + 8 + bytes > buffer.length) break;
+        values.push(buffer.toString('utf8', at + 8, at + 8 + bytes));
+        at += 8 + bytes;
+      }
+    } else if (size !== undefined) {
+      const count = Math.min(length - values.length, Math.floor((buffer.length - at) / size));
+      for (let i = 0; i < count; i++, at += size) values.push(readScalar(buffer, type as GgufType, at));
+    }
+    offset.offset = at;
+    if (values.length < length) {
+      // One element the buffer does not hold (or an array of arrays): node-llama-cpp's reader fetches it.
+      const value = readValue.call(parser, type, offset);
+      values.push(value instanceof Promise ? await value : value);
+    }
+  }
+  return values;
+}
+
+function readScalar(buffer: Buffer, type: GgufType, at: number): unknown {
+  switch (type) {
+    case GgufType.Uint8: return buffer.readUInt8(at);
+    case GgufType.Int8: return buffer.readInt8(at);
+    case GgufType.Bool: return buffer.readUInt8(at) === 1;
+    case GgufType.Uint16: return buffer.readUInt16LE(at);
+    case GgufType.Int16: return buffer.readInt16LE(at);
+    case GgufType.Uint32: return buffer.readUInt32LE(at);
+    case GgufType.Int32: return buffer.readInt32LE(at);
+    case GgufType.Float32: return buffer.readFloatLE(at);
+    case GgufType.Uint64: return buffer.readBigUInt64LE(at);
+    case GgufType.Int64: return buffer.readBigInt64LE(at);
+    default: return buffer.readDoubleLE(at);
+  }
 }
 
 const instances = new AsyncMemo<Settings['gpu'], Llama>();
