@@ -35,8 +35,16 @@ export class RecentMemo<V> {
     const hit = this.entries.find((e) => e.key === key);
     if (hit) return hit.value;
     const value = make();
+    this.set(key, value);
+    return value;
+  }
+
+  has(key: string): boolean { return this.entries.some((e) => e.key === key); }
+
+  set(key: string, value: V): void {
+    const at = this.entries.findIndex((e) => e.key === key);
+    if (at >= 0) this.entries.splice(at, 1);
     this.entries.unshift({ key, value });
     this.entries.length = Math.min(this.entries.length, this.keep);
-    return value;
   }
 }

@@ -16,7 +16,7 @@ import { llamaCppSource } from '../../tools/llamaCpp.mjs';
 import { likeModel } from '../support/likeModels';
 import { vocabDir } from '../support/models';
 import { testSettings } from '../support/settings';
-import { ModelManager } from '../../src/core/engine/models';
+import { ModelManager, linePieces, splitsAtLines } from '../../src/core/engine/models';
 import { ChatEngine } from '../../src/core/chat/engine';
 import { PromptStates } from '../../src/core/engine/promptStates';
 import { corpusOfSize } from '../../src/core/bench/corpus';
@@ -96,37 +96,79 @@ describe('speed at real scale', function () {
     }
   });
 
-  it("lets the event loop run between the steps of an agent-sized reply (VS Code's 27 tools, 9K tokens)", async () => {
+  it('tokenizes text in pieces that end at line breaks exactly as whole, for the BPE vocabularies nanochat splits (4)', async function () {
+    const llama = await getLlamaFor('off', silentLogger);
+    const dir = vocabDir();
+    const files = [qwen, ...(dir ? fs.readdirSync(dir).filter((f) => f.endsWith('.gguf')).map((f) => path.join(dir, f)) : [])];
+    const inputs = dir ? fs.readdirSync(dir).filter((f) => f.endsWith('.inp')).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')) : [];
+    const texts = [JSON.stringify(vscodeTools, null, 2), (vscodeTools as object[]).map((t) => JSON.stringify(t)).join('\n'), corpusOfSize(20_000), inputs.join('\n'), `x\n\n\ty\r\nz\n \n${'-'.repeat(300)}\n\u00a0a\n1\n'\n"s\n`.repeat(20)];
+    let bpe = 0;
+    for (const f of files) {
+      const model = await llama.loadModel({ modelPath: f, vocabOnly: true });
+      try {
+        if (!splitsAtLines(model)) continue;
+        bpe++;
+        // And as a rendered prompt is, with the vocabulary's special tokens (tokenized as such) at line starts.
+        const specials = [model.tokens.bosString, model.tokens.eosString, model.tokens.eotString].filter((t): t is string => Boolean(t));
+        assert.ok(specials.length > 0, 'special tokens to place');
+        const prompt = texts[1]!.split('\n').map((line, i) => `${specials[i % specials.length]}${line}`).join('\n');
+        for (const [text, special] of [...texts.map((t) => [t, false] as const), ...texts.map((t) => [t, true] as const), [prompt, true] as const]) {
+          const pieces = linePieces(text, 64);
+          assert.ok(pieces.length > 3 && pieces.join('') === text, 'pieces cover the text');
+          for (const options of [undefined, 'trimLeadingSpace'] as const) {
+            const whole = model.tokenize(text, special, options);
+            const inPieces = pieces.flatMap((p, i) => model.tokenize(p, special, i === 0 ? options : undefined));
+            assert.deepStrictEqual(inPieces, whole, `${path.basename(f)}, special tokens ${special}, ${options ?? 'no options'}: ${text.slice(0, 40)}…`);
+          }
+          if (text === prompt) assert.ok(model.tokenize(text, true).length < model.tokenize(text, false).length, 'the special tokens were read as such');
+        }
+      } finally {
+        await model.dispose();
+      }
+    }
+    // Qwen2.5's, and llama.cpp's Llama 3, DeepSeek LLM and DeepSeek Coder vocabularies.
+    assert.ok(bpe >= 4, `BPE vocabularies compared: ${bpe}`);
+  });
+
+  it("lets the event loop run while an agent-sized prompt (VS Code's 27 tools, 9K tokens) is tokenized", async () => {
     const settings = testSettings({ model: qwen, contextSize: 16384, maxTokens: 1, temperature: 0 });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-loop-'));
     const models = new ModelManager({ settings: () => settings, sequences: 1, log: silentLogger });
     const chat = new ChatEngine(models, () => settings, silentLogger, new PromptStates({ dir, log: silentLogger }));
     try {
       const loaded = await models.load();
-      // Each long tokenization (the rendered prompt) notes the loop turn it ran in.
+      // node-llama-cpp's own vocabulary strings are not kept with the model: only the lengths it reads.
+      const ggml = (loaded.model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: Record<string, unknown[]> } }).tokenizer?.ggml;
+      assert.equal(ggml?.tokens?.length, 151_936);
+      assert.equal(ggml?.merges?.length, 151_387);
+      assert.ok(ggml?.tokens?.every((t) => t === undefined) && ggml.merges?.every((t) => t === undefined), 'no token strings kept');
+      // Each native tokenization notes its length and the loop turn it ran in.
       let turns = 0;
       let running = true;
       const tick = () => { turns++; if (running) setImmediate(tick); };
-      const seen: number[] = [];
-      const tokenizer = loaded.model.tokenizer;
-      const noting = Object.assign((text: string, special?: boolean, options?: 'trimLeadingSpace') => {
-        if (typeof text === 'string' && text.length > 20_000) seen.push(turns);
-        return tokenizer(text, special as false, options);
-      }, { detokenize: tokenizer.detokenize, isSpecialToken: tokenizer.isSpecialToken, isEogToken: tokenizer.isEogToken });
-      Object.defineProperty(loaded.model, 'tokenizer', { value: noting, configurable: true });
+      const addon = (loaded.model as unknown as { _model: { tokenize(text: string, special: boolean): Uint32Array } })._model;
+      const native = addon.tokenize.bind(addon);
+      const inTurn = new Map<number, number>();
+      let longest = 0;
+      Object.defineProperty(addon, 'tokenize', { configurable: true, value: (text: string, special: boolean) => {
+        inTurn.set(turns, (inTurn.get(turns) ?? 0) + text.length);
+        longest = Math.max(longest, text.length);
+        return native(text, special);
+      } });
       const tools = (vscodeTools as Array<{ name: string; description?: string; inputSchema?: object }>).map((t) => ({ name: t.name, description: t.description ?? '', parameters: t.inputSchema }));
       setImmediate(tick);
-      const started = turns;
       const r = chat.reply({ messages: [{ role: 'user', content: 'List the files.' }] }, { tools, maxTokens: 1 });
       for await (const _ of r) { /* the reply itself is not the point */ }
       running = false;
       const stats = await r.stats;
       assert.ok(stats.promptTokens > 8000, `an agent-sized prompt: ${stats.promptTokens} tokens`);
-      // Fitting the history and finding the preamble each render and tokenize the whole prompt: the
-      // loop turns before each tokenization (after converting the tools, after each rendering).
-      assert.ok(seen.length >= 2, `long tokenizations: ${seen.length}`);
-      assert.ok(seen[0]! > started, `the first tokenization ran in the reply's first turn (turns ${started} -> ${seen[0]})`);
-      for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, `tokenizations ${i - 1} and ${i} ran in one turn: ${seen.join(', ')}`);
+      // The prompt (~40K characters, rendered twice: to fit the window, and to find the preamble) is
+      // tokenized in pieces of ~4K characters, each in a loop turn of its own.
+      const total = [...inTurn.values()].reduce((a, b) => a + b, 0);
+      assert.ok(total > 60_000, `characters tokenized: ${total}`);
+      assert.ok(longest < 10_000, `the longest text tokenized at once: ${longest} characters`);
+      const most = Math.max(...inTurn.values());
+      assert.ok(most < 12_000, `the most characters tokenized in one loop turn: ${most}`);
     } finally {
       chat.dispose();
       await models.dispose();

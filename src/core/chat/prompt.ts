@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { NanochatError } from '../errors';
 import type { ChatMessage, Conversation } from './engine';
 import { toChatModelFunctions, type ToolDefinition } from './tools';
+import { tokenizeTextPausing } from '../engine/models';
 
 /**
  * The history node-llama-cpp's chat wrapper renders: the system prompt, the kept turns and the new
@@ -101,7 +102,7 @@ export async function promptTokensPausing(model: LlamaModel, wrapper: ChatWrappe
   pause: () => Promise<void>): Promise<Token[]> {
   const text = renderPrompt(wrapper, history, functions);
   await pause();
-  return text.tokenize(model.tokenizer);
+  return tokenizeTextPausing(model, text, pause);
 }
 
 function renderPrompt(wrapper: ChatWrapper, history: ChatHistoryItem[], functions?: ChatModelFunctions) {

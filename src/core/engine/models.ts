@@ -1,4 +1,4 @@
-import type { ChatWrapper, Llama, LlamaContext, LlamaModel, Token, Tokenizer } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { ChatWrapper, Llama, LlamaContext, LlamaModel, LlamaText, Token, Tokenizer } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { Emitter, type Disposable } from '../events';
 import { ModelLoadError, NanochatError, NoModelError, errorMessage } from '../errors';
 import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
@@ -241,6 +241,7 @@ export class ModelManager implements Disposable {
         throw new ModelLoadError(filePath, `llama.cpp could not load ${file.name}: ${errorMessage(err)}`, { cause: err });
       }
       rememberLongTokenizations(model);
+      keepNoVocabularyStrings(model);
       phase('weights');
       let context: LlamaContext;
       // Contexts (chat, completions) that decode at once share the cores instead of oversubscribing them.
@@ -343,22 +344,131 @@ export class ModelManager implements Disposable {
   }
 }
 
+/** The vocabulary arrays of a GGUF header, by their metadata names under `tokenizer.ggml`. */
+const VOCABULARY_ARRAYS = ['tokens', 'merges', 'token_type', 'scores'] as const;
+
+/**
+ * node-llama-cpp keeps the GGUF header it parsed with the model, vocabulary and all: for a 152K-token
+ * vocabulary 300K strings and ~13 MB of the extension host's heap per loaded model, which every full
+ * garbage collection marks again (pauses of 35–65 ms were measured while a second model loaded).
+ * Its tokenizer is native, and of these arrays it reads only their lengths (`tokens.length`, the
+ * vocabulary size); nanochat's token counting parses the file itself. Each array is replaced by an
+ * empty one of the same length.
+ */
+export function keepNoVocabularyStrings(model: LlamaModel): void {
+  const ggml = (model.fileInfo.metadata as { tokenizer?: { ggml?: Record<string, unknown> } }).tokenizer?.ggml;
+  if (!ggml) return;
+  for (const key of VOCABULARY_ARRAYS) {
+    const value = ggml[key];
+    if (Array.isArray(value) && value.length > 0) ggml[key] = Object.freeze(new Array<undefined>(value.length));
+  }
+}
+
+/** Texts this long are tokenized once per prompt and remembered (and, where it is exact, in pieces). */
+const LONG_TEXT = 4000;
+/** The most characters tokenized without a pause: ~5 ms with a 152K-token vocabulary here. */
+const TOKENIZE_PIECE = 4000;
+
+type PrepareTokens = (text: string, specialTokens: boolean, options: 'trimLeadingSpace' | undefined, pause: () => Promise<void>) => Promise<void>;
+/** For each tokenizer `rememberLongTokenizations` made: tokenizes a long text, pausing, into its memory. */
+const preparers = new WeakMap<Tokenizer, PrepareTokens>();
+
 /**
  * The last few long texts the model tokenized, and their tokens. A reply's prompt is tokenized to fit
  * it in the window and again by node-llama-cpp as it evaluates it: with an agent's 27 tool schemas
- * that is 9K tokens, ~20 ms on the event loop each time. The second time is now a lookup.
+ * that is 9K tokens, ~20 ms on the event loop each time. The second time is now a lookup, and
+ * `tokenizeTextPausing` fills it in pieces with the loop running between them.
  */
-export function rememberLongTokenizations(model: LlamaModel, minLength = 4000, keep = 4): void {
+export function rememberLongTokenizations(model: LlamaModel, minLength = LONG_TEXT, keep = 4): void {
   const original = model.tokenizer;
   const recent = new RecentMemo<readonly Token[]>(keep);
+  const keyOf = (text: string, specialTokens: unknown, options: unknown) => `${specialTokens ? 1 : 0}|${options ?? ''}|${text}`;
   const remembering = ((text: string, specialTokens?: boolean, options?: 'trimLeadingSpace') => {
     if (typeof text !== 'string' || text.length < minLength) return original(text, specialTokens as false, options);
     // Callers get their own copy: the remembered array is never handed out.
-    return recent.get(`${specialTokens ? 1 : 0}|${options ?? ''}|${text}`, () => original(text, specialTokens as false, options)).slice();
+    return recent.get(keyOf(text, specialTokens, options), () => original(text, specialTokens as false, options)).slice();
   }) as Tokenizer;
   Object.assign(remembering, { detokenize: original.detokenize, isSpecialToken: original.isSpecialToken, isEogToken: original.isEogToken });
   Object.freeze(remembering);
+  const inPieces = splitsAtLines(model);
+  preparers.set(remembering, async (text, specialTokens, options, pause) => {
+    const key = keyOf(text, specialTokens, options);
+    if (recent.has(key)) return;
+    const pieces = inPieces ? linePieces(text, TOKENIZE_PIECE) : [text];
+    const tokens: Token[] = [];
+    for (let i = 0; i < pieces.length; i++) {
+      if (i > 0) await pause();
+      // Only the first piece starts the text: the options (trimLeadingSpace) apply to it alone.
+      for (const t of original(pieces[i]!, specialTokens as false, i === 0 ? options : undefined)) tokens.push(t);
+    }
+    recent.set(key, tokens);
+  });
   Object.defineProperty(model, 'tokenizer', { value: remembering, configurable: true });
+}
+
+/**
+ * BPE pre-tokenizers (GGUF `tokenizer.ggml.pre`) whose rules never join a line break to the line after
+ * it (they split `\s*[\r\n]+` off first), so merges never cross it: Llama 3, Qwen2 and later, DeepSeek.
+ * A test checks each on llama.cpp's vocabularies; the others it has (GPT-2, MPT, Falcon, StarCoder,
+ * Refact) do join them, around blank lines or indentation.
+ */
+const LINE_SPLITTING_PRE = new Set(['llama-bpe', 'qwen2', 'deepseek-llm', 'deepseek-coder']);
+
+/**
+ * Whether a text of this model's vocabulary tokenizes the same in pieces that end at a line break
+ * (before a line that is not blank) as whole, with or without special tokens in it (llama.cpp splits
+ * those off first; none of these vocabularies' special tokens holds a line break). Other vocabularies' long texts are tokenized whole.
+ */
+export function splitsAtLines(model: LlamaModel): boolean {
+  const ggml = (model.fileInfo.metadata as { tokenizer?: { ggml?: { model?: string; pre?: string } } }).tokenizer?.ggml;
+  return ggml?.model === 'gpt2' && LINE_SPLITTING_PRE.has(ggml.pre ?? '');
+}
+
+/** A line that has a character other than white space (after any indentation). */
+const LINE_START = /[ \t]*[^\s]/y;
+
+/** `text` in pieces of about `size` characters, each after a line break that starts a non-blank line. */
+export function linePieces(text: string, size: number): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  while (text.length - start > size) {
+    let cut = -1;
+    for (let at = text.indexOf('\n', start + size / 2); at >= 0 && at + 1 < text.length; at = text.indexOf('\n', at + 1)) {
+      LINE_START.lastIndex = at + 1;
+      if (LINE_START.test(text)) { cut = at + 1; break; }
+    }
+    if (cut < 0) break;
+    pieces.push(text.slice(start, cut));
+    start = cut;
+  }
+  pieces.push(text.slice(start));
+  return pieces;
+}
+
+/**
+ * Tokenizes a rendered prompt as `text.tokenize(model.tokenizer)` does, with the event loop running
+ * while its long texts are tokenized: they are found with a trial pass (which tokenizes nothing long),
+ * tokenized in pieces between pauses into the tokenizer's memory, then the real pass reads them there.
+ */
+export async function tokenizeTextPausing(model: LlamaModel, text: LlamaText, pause: () => Promise<void>): Promise<Token[]> {
+  const tokenizer = model.tokenizer;
+  const prepare = preparers.get(tokenizer);
+  if (prepare) {
+    const long: Array<{ text: string; specialTokens: boolean; options: 'trimLeadingSpace' | undefined }> = [];
+    const finding = Object.assign((t: string, specialTokens?: boolean | 'builtin', options?: 'trimLeadingSpace') => {
+      if (typeof t === 'string' && t.length >= LONG_TEXT && specialTokens !== 'builtin') {
+        long.push({ text: t, specialTokens: Boolean(specialTokens), options });
+        return [0 as Token]; // any non-empty result: the pass decides later options by whether it has tokens
+      }
+      return tokenizer(t, specialTokens as false, options);
+    }, { detokenize: tokenizer.detokenize, isSpecialToken: tokenizer.isSpecialToken, isEogToken: tokenizer.isEogToken }) as Tokenizer;
+    text.tokenize(finding);
+    for (const l of long) {
+      await pause();
+      await prepare(l.text, l.specialTokens, l.options, pause);
+    }
+  }
+  return text.tokenize(tokenizer);
 }
 
 /** Waits for `promise`, or rejects as soon as `signal` aborts (the work itself goes on). */
