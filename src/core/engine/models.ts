@@ -360,7 +360,7 @@ export function keepNoVocabularyStrings(model: LlamaModel): void {
   if (!ggml) return;
   for (const key of VOCABULARY_ARRAYS) {
     const value = ggml[key];
-    if (Array.isArray(value) && value.length > 0) ggml[key] = Object.freeze(new Array<undefined>(value.length));
+    if (Array.isArray(value) && value.length > 0) ggml[key] = lengthOnly(value.length);
   }
 }
 
@@ -372,6 +372,13 @@ const TOKENIZE_PIECE = 4000;
 type PrepareTokens = (text: string, specialTokens: boolean, options: 'trimLeadingSpace' | undefined, pause: () => Promise<void>) => Promise<void>;
 /** For each tokenizer `rememberLongTokenizations` made: tokenizes a long text, pausing, into its memory. */
 const preparers = new WeakMap<Tokenizer, PrepareTokens>();
+
+/** An array of `length` with no elements: sparse (a few bytes), where `new Array(length)` takes 8 bytes per slot. */
+function lengthOnly(length: number): readonly undefined[] {
+  const empty: undefined[] = [];
+  empty[length - 1] = undefined;
+  return Object.freeze(empty);
+}
 
 /**
  * The last few long texts the model tokenized, and their tokens. A reply's prompt is tokenized to fit
