@@ -1,11 +1,12 @@
 // Runs inside the VS Code extension host: VS Code calls run() and waits for it. One file per surface;
-// NANOCHAT_TEST_SUITE=restricted runs the Restricted Mode suite instead (an untrusted workspace).
+// NANOCHAT_TEST_SUITE=restricted runs the Restricted Mode suite instead (an untrusted workspace), and
+// NANOCHAT_TEST_SUITE=warm a second start of the main suites' profile.
 import Mocha from 'mocha';
 import { defineAgentTests } from './agent.test';
 import { defineBenchTests } from './bench.test';
 import { defineCompletionTests } from './completions.test';
 import { activateNanochat } from './helpers';
-import { defineLanguageModelTests } from './lmProvider.test';
+import { defineLanguageModelTests, defineWarmStartTests } from './lmProvider.test';
 import { defineModelTests } from './models.test';
 import { definePanelTests } from './panel.test';
 import { defineParticipantTests } from './participant.test';
@@ -19,6 +20,8 @@ export function run(): Promise<void> {
     before(activateNanochat);
     if (process.env.NANOCHAT_TEST_SUITE === 'restricted') {
       defineRestrictedModeTests();
+    } else if (process.env.NANOCHAT_TEST_SUITE === 'warm') {
+      defineWarmStartTests();
     } else {
       // In this order: the first test checks that activation loaded nothing.
       defineLanguageModelTests();
