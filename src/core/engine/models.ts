@@ -386,12 +386,12 @@ function lengthOnly(length: number): readonly undefined[] {
  * that is 9K tokens, ~20 ms on the event loop each time. The second time is now a lookup, and
  * `tokenizeTextPausing` fills it in pieces with the loop running between them.
  */
-export function rememberLongTokenizations(model: LlamaModel, minLength = LONG_TEXT, keep = 4): void {
+export function rememberLongTokenizations(model: LlamaModel, keep = 4): void {
   const original = model.tokenizer;
   const recent = new RecentMemo<readonly Token[]>(keep);
   const keyOf = (text: string, specialTokens: unknown, options: unknown) => `${specialTokens ? 1 : 0}|${options ?? ''}|${text}`;
   const remembering = ((text: string, specialTokens?: boolean, options?: 'trimLeadingSpace') => {
-    if (typeof text !== 'string' || text.length < minLength) return original(text, specialTokens as false, options);
+    if (typeof text !== 'string' || text.length < LONG_TEXT) return original(text, specialTokens as false, options);
     // Callers get their own copy: the remembered array is never handed out.
     return recent.get(keyOf(text, specialTokens, options), () => original(text, specialTokens as false, options)).slice();
   }) as Tokenizer;
@@ -424,7 +424,8 @@ const LINE_SPLITTING_PRE = new Set(['llama-bpe', 'qwen2', 'deepseek-llm', 'deeps
 /**
  * Whether a text of this model's vocabulary tokenizes the same in pieces that end at a line break
  * (before a line that is not blank) as whole, with or without special tokens in it (llama.cpp splits
- * those off first; none of these vocabularies' special tokens holds a line break). Other vocabularies' long texts are tokenized whole.
+ * those off first; none of these vocabularies' special tokens holds a line break). Other vocabularies'
+ * long texts are tokenized whole.
  */
 export function splitsAtLines(model: LlamaModel): boolean {
   const ggml = (model.fileInfo.metadata as { tokenizer?: { ggml?: { model?: string; pre?: string } } }).tokenizer?.ggml;
