@@ -92,6 +92,8 @@ export const benchReportSchema = z.object({
     activationMs: z.number().nonnegative(),
     /** From activation to the selected model ready, when it loaded on startup (goal: ≤ 1 s for the fixture model). */
     readyMs: z.number().nonnegative().optional(),
+    /** The extension host's CPU time over the same span (all its threads). */
+    startupCpuMs: z.number().nonnegative().optional(),
   }).optional(),
 });
 export type BenchReport = z.infer<typeof benchReportSchema>;
