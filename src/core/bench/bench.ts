@@ -14,7 +14,7 @@ import { NanochatError } from '../errors';
 import { checkModelFile } from '../modelFiles/ggufCheck';
 import { backendOf, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../engine/llama';
 import { silentLogger, type Logger } from '../log';
-import { ModelManager } from '../engine/models';
+import { ModelManager, keepNoVocabularyStrings } from '../engine/models';
 import { defaultSettings, type Settings } from '../settings';
 import { applyThreadPlan, planThreads, type ThreadPlan } from '../engine/threads';
 import { PromptStates } from '../engine/promptStates';
@@ -78,6 +78,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   t = performance.now();
   let model = await llama.loadModel({ modelPath: options.modelPath });
   const modelMs = performance.now() - t;
+  keepNoVocabularyStrings(model); // as the extension's loads do: no vocabulary garbage left for the timed phases
   t = performance.now();
   const context = await model.createContext({ contextSize: 512, threads: defaultThreads });
   const contextMs = performance.now() - t;
