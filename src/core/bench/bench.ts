@@ -12,9 +12,9 @@ import { ModelLibrary, type KeyValueStore } from '../modelFiles/library';
 import { TokenCounter } from '../tokens/tokenCounter';
 import { NanochatError } from '../errors';
 import { checkModelFile } from '../modelFiles/ggufCheck';
-import { backendOf, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../engine/llama';
+import { backendOf, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean } from '../engine/llama';
 import { silentLogger, type Logger } from '../log';
-import { ModelManager, keepNoVocabularyStrings } from '../engine/models';
+import { ModelManager } from '../engine/models';
 import { defaultSettings, type Settings } from '../settings';
 import { applyThreadPlan, planThreads, type ThreadPlan } from '../engine/threads';
 import { PromptStates } from '../engine/promptStates';
@@ -76,9 +76,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   const defaultThreads = plan.generation;
   const settings: Settings = { ...defaultSettings(), model: options.modelPath, gpu: 'auto', temperature: 0, seed: 1, contextSize: 2048, maxTokens, idleUnloadMinutes: 0 };
   t = performance.now();
-  let model = await llama.loadModel({ modelPath: options.modelPath });
+  // As the extension loads: no vocabulary strings, so none are left as garbage for the timed phases.
+  let model = await loadModelLean(llama, { modelPath: options.modelPath });
   const modelMs = performance.now() - t;
-  keepNoVocabularyStrings(model); // as the extension's loads do: no vocabulary garbage left for the timed phases
   t = performance.now();
   const context = await model.createContext({ contextSize: 512, threads: defaultThreads });
   const contextMs = performance.now() - t;
@@ -222,7 +222,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     phase('Tokenizer');
     loop.disable();
     const maxBlockMs = Math.max(0, ...Object.values(blockByPhase));
-    model = await llama.loadModel({ modelPath: options.modelPath });
+    model = await loadModelLean(llama, { modelPath: options.modelPath });
 
     const text = corpusOfSize(quick ? 200_000 : 1_000_000);
     const js = await loadJsTokenizer(options.modelPath).catch(() => undefined);

@@ -2,7 +2,7 @@ import type { ChatWrapper, Llama, LlamaContext, LlamaModel, LlamaText, Token, To
 import { Emitter, type Disposable } from '../events';
 import { ModelLoadError, NanochatError, NoModelError, errorMessage } from '../errors';
 import { checkModelFile, type ModelFileInfo } from '../modelFiles/ggufCheck';
-import { backendOf, getLlamaFor, importNodeLlamaCpp, type Backend } from './llama';
+import { backendOf, getLlamaFor, importNodeLlamaCpp, loadModelLean, type Backend } from './llama';
 import { prepareChatFormat, type ChatFormatResolverOptions, type ChatFormatSource } from './chatFormat';
 import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
@@ -230,7 +230,7 @@ export class ModelManager implements Disposable {
       const threads = plan.generation;
       let model: LlamaModel;
       try {
-        model = await llama.loadModel({
+        model = await loadModelLean(llama, {
           modelPath: filePath,
           gpuLayers: settings.gpuLayers < 0 ? 'auto' : settings.gpuLayers,
           onLoadProgress: (progress: number) => {
@@ -241,7 +241,6 @@ export class ModelManager implements Disposable {
         throw new ModelLoadError(filePath, `llama.cpp could not load ${file.name}: ${errorMessage(err)}`, { cause: err });
       }
       rememberLongTokenizations(model);
-      keepNoVocabularyStrings(model);
       phase('weights');
       let context: LlamaContext;
       // Contexts (chat, completions) that decode at once share the cores instead of oversubscribing them.
@@ -344,26 +343,6 @@ export class ModelManager implements Disposable {
   }
 }
 
-/** The vocabulary arrays of a GGUF header, by their metadata names under `tokenizer.ggml`. */
-const VOCABULARY_ARRAYS = ['tokens', 'merges', 'token_type', 'scores'] as const;
-
-/**
- * node-llama-cpp keeps the GGUF header it parsed with the model, vocabulary and all: for a 152K-token
- * vocabulary 300K strings and ~13 MB of the extension host's heap per loaded model, which every full
- * garbage collection marks again (pauses of 35–65 ms were measured while a second model loaded).
- * Its tokenizer is native, and of these arrays it reads only their lengths (`tokens.length`, the
- * vocabulary size); nanochat's token counting parses the file itself. Each array is replaced by an
- * empty one of the same length.
- */
-export function keepNoVocabularyStrings(model: LlamaModel): void {
-  const ggml = (model.fileInfo.metadata as { tokenizer?: { ggml?: Record<string, unknown> } }).tokenizer?.ggml;
-  if (!ggml) return;
-  for (const key of VOCABULARY_ARRAYS) {
-    const value = ggml[key];
-    if (Array.isArray(value) && value.length > 0) ggml[key] = lengthOnly(value.length);
-  }
-}
-
 /** Texts this long are tokenized once per prompt and remembered (and, where it is exact, in pieces). */
 const LONG_TEXT = 4000;
 /** The most characters tokenized without a pause: ~5 ms with a 152K-token vocabulary here. */
@@ -372,13 +351,6 @@ const TOKENIZE_PIECE = 4000;
 type PrepareTokens = (text: string, specialTokens: boolean, options: 'trimLeadingSpace' | undefined, pause: () => Promise<void>) => Promise<void>;
 /** For each tokenizer `rememberLongTokenizations` made: tokenizes a long text, pausing, into its memory. */
 const preparers = new WeakMap<Tokenizer, PrepareTokens>();
-
-/** An array of `length` with no elements: sparse (a few bytes), where `new Array(length)` takes 8 bytes per slot. */
-function lengthOnly(length: number): readonly undefined[] {
-  const empty: undefined[] = [];
-  empty[length - 1] = undefined;
-  return Object.freeze(empty);
-}
 
 /**
  * The last few long texts the model tokenized, and their tokens. A reply's prompt is tokenized to fit

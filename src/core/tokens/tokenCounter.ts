@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { errorMessage } from '../errors';
 import { checkModelFile } from '../modelFiles/ggufCheck';
-import { getLlamaFor } from '../engine/llama';
+import { getLlamaFor, loadModelLean } from '../engine/llama';
 import { AsyncMemo } from '../memo';
 import { silentLogger, type Logger } from '../log';
 import type { ModelManager } from '../engine/models';
@@ -111,7 +111,7 @@ export class TokenCounter {
       const vocab = await this.vocabs.get(modelPath, async () => {
         const llama = await getLlamaFor('off', this.log);
         await checkModelFile(modelPath, { llama, allowVocabOnly: true, freeMemoryBytes: Number.MAX_SAFE_INTEGER });
-        return llama.loadModel({ modelPath, vocabOnly: true });
+        return loadModelLean(llama, { modelPath, vocabOnly: true });
       });
       tokenizer = vocab.tokenizer;
     }
