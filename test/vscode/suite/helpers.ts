@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as vscode from 'vscode';
 import type { activate } from '../../../src/extension';
 import type { HandledRequest } from '../../../src/vscode/participant';
@@ -14,6 +16,19 @@ export async function activateNanochat(): Promise<Api> {
   host.api = await ext.activate();
   console.log(`VS Code ${vscode.version}, ${vscode.env.appName}, node ${process.version}, workspace trusted: ${vscode.workspace.isTrusted}`);
   return host.api;
+}
+
+/** The last lines of the "Nanochat" log channel's file (found beside the extension's log folder). */
+export function nanochatLogTail(lines: number): string {
+  try {
+    const root = path.dirname(host.api.services.context.logUri.fsPath);
+    const files = (fs.readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('Nanochat.log'));
+    if (files.length === 0) return `(no Nanochat log under ${root})`;
+    const text = fs.readFileSync(path.join(root, files[files.length - 1]), 'utf8');
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(the log could not be read: ${err instanceof Error ? err.message : err})`;
+  }
 }
 
 /** A ChatResponseStream that records what the participant writes. */

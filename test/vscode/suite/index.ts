@@ -5,7 +5,7 @@ import Mocha from 'mocha';
 import { defineAgentTests } from './agent.test';
 import { defineBenchTests } from './bench.test';
 import { defineCompletionTests } from './completions.test';
-import { activateNanochat } from './helpers';
+import { activateNanochat, nanochatLogTail } from './helpers';
 import { defineLanguageModelTests, defineWarmStartTests } from './lmProvider.test';
 import { defineModelTests } from './models.test';
 import { definePanelTests } from './panel.test';
@@ -18,6 +18,10 @@ export function run(): Promise<void> {
   mocha.suite.emit('pre-require', globalThis, 'suite', mocha);
   describe('nanochat in the real VS Code extension host', () => {
     before(activateNanochat);
+    // A failure in CI leaves only this output: show what the extension logged just before it.
+    afterEach(function () {
+      if (this.currentTest?.state === 'failed') console.log(`--- the Nanochat log's last lines ---\n${nanochatLogTail(60)}\n---`);
+    });
     if (process.env.NANOCHAT_TEST_SUITE === 'restricted') {
       defineRestrictedModeTests();
     } else if (process.env.NANOCHAT_TEST_SUITE === 'warm') {
