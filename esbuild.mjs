@@ -1,6 +1,7 @@
 // Bundles the extension host code (CommonJS; vscode and node-llama-cpp stay external, the latter is
 // ESM-only and loaded with a real dynamic import()) and the webview front end (browser IIFE).
 import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
 const watch = process.argv.includes('--watch');
@@ -45,4 +46,6 @@ if (watch) {
   for (const file of ['dist/extension.js', 'dist/benchWorker.js', 'dist/chatFormatWorker.js']) {
     if (/require\(["']node-llama-cpp["']\)/.test(fs.readFileSync(file, 'utf8'))) throw new Error(`${file} requires node-llama-cpp instead of importing it`);
   }
+  // The order node-llama-cpp's modules evaluate in, for the extension host's import one module at a time.
+  execFileSync(process.execPath, ['tools/importOrder.mjs'], { stdio: ['ignore', 'ignore', 'inherit'] });
 }

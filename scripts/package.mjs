@@ -74,6 +74,8 @@ for (const target of targets) {
     fs.cpSync(path.join(root, entry), path.join(stage, entry), { recursive: true, filter: (src) => !src.endsWith('.map') });
   }
   fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(packagedManifest, null, 2));
+  // node-llama-cpp's modules in this VSIX's own node_modules layout (npm may place them otherwise here).
+  run(process.execPath, [path.join(root, 'tools', 'importOrder.mjs'), stage]);
   fs.writeFileSync(path.join(stage, '.vscodeignore'), ignore.join('\n') + '\n');
   for (const binary of TARGETS[target]) addBinary(binary, path.join(stage, 'node_modules', '@node-llama-cpp', binary));
   const file = path.join(out, `nanochat-${target}-${manifest.version}.vsix`);

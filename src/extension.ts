@@ -1,11 +1,11 @@
 import * as vscode from 'vscode';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { EmbeddedBackend } from './core/chat/backend';
 import { BackendSwitch } from './core/chat/backendSwitch';
 import { ServerBackend } from './core/server/serverBackend';
 import { ChatEngine } from './core/chat/engine';
 import { configureLlama, disposeLlamas } from './core/engine/llama';
+import { trackLongestBlock } from './core/eventLoop';
 import { PromptStates } from './core/engine/promptStates';
 import { ConversationStore } from './core/chat/conversations';
 import { Downloader } from './core/modelFiles/download';
@@ -33,7 +33,7 @@ export function activate(context: vscode.ExtensionContext) {
   const startedCpu = process.cpuUsage();
   const { channel, logger } = createLog();
   const settings = new SettingsSource(logger);
-  configureLlama({ memory: context.globalState, machineBuilds: path.join(context.globalStorageUri.fsPath, 'machine-builds'), compileCache: path.join(context.globalStorageUri.fsPath, 'compile-cache') });
+  configureLlama({ memory: context.globalState, machineBuilds: path.join(context.globalStorageUri.fsPath, 'machine-builds'), compileCache: path.join(context.globalStorageUri.fsPath, 'compile-cache'), importOrder: path.join(context.extensionUri.fsPath, 'dist', 'node-llama-cpp-modules.json') });
   const models = new ModelManager({
     settings: () => settings.current, log: logger, persistSelection: (modelPath) => settings.update('model', modelPath),
     chatFormat: { workerScript: path.join(context.extensionUri.fsPath, 'dist', 'chatFormatWorker.js'), cache: context.globalState },
@@ -110,16 +110,15 @@ export function activate(context: vscode.ExtensionContext) {
   // the first request finds it ready; the log and the benchmark report show how long that took.
   if (settings.current.loadOnStartup && settings.current.backend === 'embedded' && models.selectedPath) {
     // The longest the event loop waited while the model loaded in the background, for the log.
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    delay.enable();
+    const blocks = trackLongestBlock();
     setImmediate(() => {
-      models.load().then(() => {
+      models.load().then(async () => {
         bench.readyMs = performance.now() - started;
-        bench.startupMaxBlockMs = delay.max / 1e6;
         const cpu = process.cpuUsage(startedCpu);
         bench.startupCpuMs = (cpu.user + cpu.system) / 1000;
+        bench.startupMaxBlockMs = await blocks.stop();
         logger.info(`Model ready ${Math.round(bench.readyMs)} ms after activation began (the extension host used ${Math.round(bench.startupCpuMs)} ms of CPU meanwhile); the longest event-loop block meanwhile was ${Math.round(bench.startupMaxBlockMs)} ms.`);
-      }, () => { /* the state and the log show the error */ }).finally(() => delay.disable());
+      }, () => { void blocks.stop(); /* the state and the log show the error */ });
     });
   }
   // The surface tests and other extensions use.

@@ -92,7 +92,7 @@ export class Benchmarks implements vscode.Disposable {
           workerScript: path.join(this.services.context.extensionUri.fsPath, 'dist', 'benchWorker.js'),
           onProgress: progress,
         });
-      if (this.activationMs !== undefined) report.extension = { activationMs: Math.round(this.activationMs * 10) / 10, ...(this.readyMs === undefined ? {} : { readyMs: Math.round(this.readyMs) }), ...(this.startupCpuMs === undefined ? {} : { startupCpuMs: Math.round(this.startupCpuMs) }) };
+      if (this.activationMs !== undefined) report.extension = { activationMs: Math.round(this.activationMs * 10) / 10, ...(this.readyMs === undefined ? {} : { readyMs: Math.round(this.readyMs) }), ...(this.startupCpuMs === undefined ? {} : { startupCpuMs: Math.round(this.startupCpuMs) }), ...(this.startupMaxBlockMs === undefined ? {} : { startupMaxBlockMs: Math.round(this.startupMaxBlockMs) }) };
       const previous = appendHistory(this.historyFile, report);
       log.info(`Benchmark done: ${report.generationTokensPerSecond.median} tok/s generation, first token ${report.firstTokenMs.short.median} ms.`);
       return { report, previous };

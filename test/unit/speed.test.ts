@@ -74,6 +74,45 @@ describe('speed at real scale', function () {
     assert.equal((info.metadata.tokenizer?.ggml as { merges?: string[] } | undefined)?.merges?.length, 151_387);
   });
 
+  it("imports node-llama-cpp module by module in Node's own order, letting the event loop run between modules (the extension host's Node.js)", async function () {
+    // A fresh process each time: an import is once per process. The extension host's Node.js (24) loads
+    // and evaluates an import's modules in one synchronous block.
+    const root = path.resolve(__dirname, '..', '..');
+    const list = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-import-order-')), 'modules.json');
+    execFileSync(process.execPath, [path.join(root, 'tools', 'importOrder.mjs'), root, list], { stdio: 'pipe' });
+    const modules = (JSON.parse(fs.readFileSync(list, 'utf8')) as { modules: string[] }).modules;
+    assert.ok(modules.length > 300 && modules.at(-1) === 'node_modules/node-llama-cpp/dist/index.js', `${modules.length} modules, last ${modules.at(-1)}`);
+    const script = path.join(path.dirname(list), 'child.mts');
+    fs.writeFileSync(script, `
+      import { pathToFileURL } from 'node:url';
+      const { configureLlama, importNodeLlamaCpp, importedModulesAhead } = await import(${JSON.stringify(pathToFileURL(path.join(root, 'src', 'core', 'engine', 'llama.ts')).href)});
+      configureLlama({ importOrder: process.argv[2] || undefined });
+      // The loop's turns that saw the import part way: each new count of modules imported so far.
+      const seen = new Set();
+      let running = true;
+      const tick = () => { seen.add(importedModulesAhead()); if (running) setImmediate(tick); };
+      setImmediate(tick);
+      const lib = await importNodeLlamaCpp();
+      running = false;
+      const named = await import(${JSON.stringify(pathToFileURL(path.join(root, 'node_modules', 'node-llama-cpp', 'dist', 'index.js')).href)});
+      const parser = await import(${JSON.stringify(pathToFileURL(path.join(root, 'node_modules', 'node-llama-cpp', 'dist', 'gguf', 'parser', 'GgufV2Parser.js')).href)});
+      console.log(JSON.stringify({ turns: seen.size, ahead: importedModulesAhead(), same: lib.LlamaChat === named.LlamaChat && typeof parser.GgufV2Parser.prototype._readGgufValue === 'function' && parser.GgufV2Parser.prototype.__nanochatArrays !== undefined }));
+    `);
+    const hostNode = path.join(process.env.VSCODE_HOST_DIR || path.join(os.homedir(), '.cache', 'nanochat', 'vscode-host-4.139.1'), 'node24', 'bin', 'node');
+    const node = fs.existsSync(hostNode) ? hostNode : process.execPath;
+    const run = (order: string) => JSON.parse(execFileSync(node, ['--import', 'tsx', script, order], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } }).trim().split('\n').at(-1)!) as { turns: number; ahead: number; same: boolean };
+    const sliced = run(list);
+    const whole = run('');
+    console.log(`      node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()}: ${sliced.ahead} modules imported ahead; the event loop ran at ${sliced.turns} points of the import`);
+    assert.equal(sliced.ahead, modules.length, 'every module of the list imported (the paths are this layout)');
+    assert.ok(sliced.same && whole.same, 'one copy of each module: the one node-llama-cpp uses (and patched)');
+    assert.ok(sliced.turns >= 20, `the loop ran between modules: at ${sliced.turns} points of the import`);
+    assert.equal(whole.ahead, 0);
+    // A list for another version is not used.
+    fs.writeFileSync(list, JSON.stringify({ nodeLlamaCpp: '0.0.0', modules }));
+    assert.equal(run(list).ahead, 0);
+  });
+
   it("reads GGUF arrays from its buffer exactly as node-llama-cpp's own value reader does (12 vocabularies)", async function () {
     const lib = await importNodeLlamaCpp();
     const file = path.join(nodeLlamaCppRoot(), 'dist', 'gguf', 'parser', 'GgufV2Parser.js');

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runBenchmark } from '../../src/core/bench/bench';
+import { configureLlama } from '../../src/core/engine/llama';
 import { runServerBenchmark } from '../../src/core/bench/serverBench';
 import { errorMessage } from '../../src/core/errors';
 import { formatBytes } from '../../src/core/modelFiles/ggufCheck';
@@ -21,6 +22,8 @@ async function main(): Promise<void> {
   const llamaBench = values['compare-llama-cpp'] ? path.join(llamaCppBin({ build: true }) as string, 'llama-bench') : undefined;
   const onProgress = values.json ? undefined : (step: string) => process.stderr.write(`… ${step}\n`);
   const runs = values.runs ? Number(values.runs) : undefined;
+  // node-llama-cpp imported as the extension host imports it: module by module (`npm run build` lists them).
+  configureLlama({ importOrder: path.resolve(__dirname, '..', '..', 'dist', 'node-llama-cpp-modules.json') });
   const report = values.server
     ? await runServerBenchmark({ url: values.server, model: values.model, apiKey: process.env.NANOCHAT_SERVER_API_KEY, quick: values.quick, runs, onProgress })
     : await runBenchmark({ modelPath: path.resolve(values.model ?? await testModel('stories260K.gguf')), quick: values.quick, runs, onProgress, llamaBench });

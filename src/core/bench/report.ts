@@ -25,10 +25,12 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   const server = report.backend === 'server';
   if (report.extension) add(load, 'Extension activation', (r) => r.extension?.activationMs, 'ms', 'lower');
   if (report.extension?.readyMs !== undefined) add(load, 'Activation to model ready (loaded on startup)', (r) => r.extension?.readyMs, 'ms', 'lower');
+  if (report.extension?.startupMaxBlockMs !== undefined) add(load, 'Startup: longest event-loop block of the extension host', (r) => r.extension?.startupMaxBlockMs, 'ms', 'lower');
   if (server) {
     add(load, 'Connect (list the server\'s models)', (r) => r.load.totalMs, 'ms', 'lower');
   } else {
     add(load, 'Import node-llama-cpp', (r) => r.load.importMs, 'ms', 'lower');
+    add(load, 'Import: longest event-loop block', (r) => r.load.importMaxBlockMs, 'ms', 'lower');
     add(load, 'Start llama.cpp', (r) => r.load.llamaMs, 'ms', 'lower');
     add(load, 'Load model', (r) => r.load.modelMs, 'ms', 'lower');
     add(load, 'Create context', (r) => r.load.contextMs, 'ms', 'lower');

@@ -11,7 +11,11 @@ export const benchReportSchema = z.object({
   model: z.object({ path: z.string(), name: z.string(), architecture: z.string(), parameters: z.number().optional() }),
   quick: z.boolean(),
   runs: z.number().int().positive(),
-  load: z.object({ importMs: z.number(), llamaMs: z.number(), modelMs: z.number(), contextMs: z.number(), totalMs: z.number() }),
+  load: z.object({
+    importMs: z.number(), llamaMs: z.number(), modelMs: z.number(), contextMs: z.number(), totalMs: z.number(),
+    /** The longest the event loop stood still while node-llama-cpp was imported (module by module where the build listed them). */
+    importMaxBlockMs: z.number().nonnegative().optional(),
+  }),
   firstTokenMs: z.object({
     short: stat, long: stat,
     /** A brand-new conversation each time, timed from the call (goal: ≤ 1.5 × a follow-up's). */
@@ -94,6 +98,8 @@ export const benchReportSchema = z.object({
     readyMs: z.number().nonnegative().optional(),
     /** The extension host's CPU time over the same span (all its threads). */
     startupCpuMs: z.number().nonnegative().optional(),
+    /** The longest event-loop block of the extension host over the same span. */
+    startupMaxBlockMs: z.number().nonnegative().optional(),
   }).optional(),
 });
 export type BenchReport = z.infer<typeof benchReportSchema>;

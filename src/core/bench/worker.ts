@@ -1,4 +1,6 @@
+import path from 'node:path';
 import { runBenchmark, type BenchOptions } from './bench';
+import { configureLlama } from '../engine/llama';
 import { errorMessage } from '../errors';
 
 /**
@@ -13,6 +15,9 @@ export type BenchWorkerMessage =
   | { type: 'error'; message: string };
 
 const send = (message: BenchWorkerMessage) => new Promise<void>((resolve) => process.send!(message, undefined, undefined, () => resolve()));
+
+// node-llama-cpp imported as the extension host imports it (the list is beside this file in dist/).
+configureLlama({ importOrder: path.join(__dirname, 'node-llama-cpp-modules.json') });
 
 process.once('message', (request: BenchWorkerRequest) => {
   void (async () => {

@@ -2,6 +2,7 @@ import type { Llama, LlamaGpuType, LlamaModel, LlamaModelOptions } from 'node-ll
 import type { Settings } from '../settings';
 import type { Logger } from '../log';
 import { AsyncMemo } from '../memo';
+import { trackLongestBlock } from '../eventLoop';
 import type { KeyValueStore } from '../modelFiles/library';
 import fs from 'node:fs/promises';
 import nodeModule from 'node:module';
@@ -18,16 +19,75 @@ let module: Promise<NodeLlamaCpp> | undefined;
 
 /** node-llama-cpp is ESM-only and heavy: import it on first use, never at activation. */
 export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
-  module ??= (() => {
-    useCompileCache();
-    return import('node-llama-cpp').then(async (lib) => {
-      await patchGgufReader();
-      // Written now: the extension host is often ended without the exit Node.js would write it at.
-      if (compileCacheInUse()) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
-      return lib;
-    });
-  })();
+  module ??= importOnce();
   return module;
+}
+
+async function importOnce(): Promise<NodeLlamaCpp> {
+  useCompileCache();
+  const blocks = trackLongestBlock(); // for the log
+  const started = performance.now();
+  if (importOrderFile) await importModuleByModule(importOrderFile);
+  const lib = await import('node-llama-cpp').finally(async () => {
+    importStats.ms = performance.now() - started;
+    importStats.maxBlockMs = await blocks.stop();
+  });
+  await patchGgufReader();
+  // Written now: the extension host is often ended without the exit Node.js would write it at.
+  if (compileCacheInUse()) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
+  return lib;
+}
+
+/** The order Node.js evaluates node-llama-cpp's modules in, written at build time (tools/importOrder.mjs). */
+let importOrderFile: string | undefined;
+/** The event loop runs at least this often while node-llama-cpp's modules are imported. */
+const IMPORT_SLICE_MS = 8;
+/** How many of them have been imported one at a time so far, and how the import went (for the log). */
+let importedAhead = 0;
+const importStats = { ms: 0, maxBlockMs: 0 };
+export function importedModulesAhead(): number { return importedAhead; }
+
+/**
+ * `import('node-llama-cpp')` evaluates its ~400 modules (its own and its dependencies') in one
+ * synchronous block: 0.37–0.49 s of a plain Node.js here with the compile cache, and up to 0.4 s of
+ * the extension host's event loop at every start, on top of a model load that otherwise leaves it
+ * free. Importing them one at a time in Node's own evaluation order, with the event loop running
+ * between them, leaves one block per module (or per import cycle: the largest, around node-llama-cpp's
+ * Llama class, is 70–85 ms here), and the final import finds them all evaluated. The list names
+ * files under the extension's folder (this installation's node_modules layout); a list for another
+ * version, or a file that is not there, ends the slicing and the plain import does the rest.
+ * Returns how many modules were imported ahead.
+ */
+export async function importModuleByModule(listFile: string): Promise<number> {
+  let modules: string[];
+  try {
+    const list = JSON.parse(await fs.readFile(listFile, 'utf8')) as { nodeLlamaCpp?: unknown; modules?: unknown };
+    if (list.nodeLlamaCpp !== await nodeLlamaCppVersion() || !Array.isArray(list.modules)) return 0;
+    modules = list.modules.filter((m): m is string => typeof m === 'string' && /\.[cm]?js$/.test(m) && !path.isAbsolute(m) && !m.split(/[\\/]/).includes('..'));
+  } catch {
+    return 0;
+  }
+  // Node.js names each module by its real path: so must these imports, or they would be second copies.
+  const root = await fs.realpath(path.dirname(path.dirname(nodeLlamaCppRoot()))).catch(() => undefined);
+  if (!root) return 0;
+  let imported = 0;
+  let since = performance.now();
+  for (const file of modules) {
+    try {
+      await import(pathToFileURL(path.join(root, file)).href);
+    } catch {
+      break;
+    }
+    imported++;
+    importedAhead++;
+    // A promise alone would resume before any timer or I/O callback: let the event loop run, every
+    // few milliseconds (a turn after each module made the import take twice as long in a busy host).
+    if (performance.now() - since >= IMPORT_SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      since = performance.now();
+    }
+  }
+  return imported;
 }
 
 type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown; getCompileCacheDir?: () => string | undefined };
@@ -238,8 +298,10 @@ const BACKEND_KEY = `nanochat.llamaBackend.${process.platform}-${process.arch}`;
  * cannot load cost 2.3 s of every start (a changed `nanochat.gpu`, or a failed load of the
  * remembered backend, probes again). `machineBuilds` is where a build for this machine is kept; it
  * is put back in place before llama.cpp first loads (an extension update empties node_modules).
+ * `importOrder` is the build's list of node-llama-cpp's modules (see importModuleByModule).
  */
-export function configureLlama(options: { memory?: KeyValueStore; machineBuilds?: string; compileCache?: string }): void {
+export function configureLlama(options: { memory?: KeyValueStore; machineBuilds?: string; compileCache?: string; importOrder?: string }): void {
+  importOrderFile = options.importOrder;
   backendMemory = options.memory;
   machineBuildCache = options.machineBuilds;
   compileCacheDir = options.compileCache;
@@ -297,7 +359,7 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     // Not awaited: VS Code's storage write takes ~200 ms at startup, and llama.cpp is ready now.
     if (wanted === 'auto') Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch((err: unknown) => log.warn(`Could not remember the backend: ${err instanceof Error ? err.message : err}`));
   }
-  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}`);
+  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}; node-llama-cpp imported in ${Math.round(importStats.ms)} ms${importedAhead ? ` module by module (${importedAhead})` : ''}, longest event-loop block meanwhile ${Math.round(importStats.maxBlockMs)} ms`);
   return llama;
 }
 
