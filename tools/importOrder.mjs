@@ -9,6 +9,7 @@
 // esbuild.mjs runs it after each build, scripts/package.mjs in each VSIX's own node_modules layout.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -35,15 +36,18 @@ if (process.env.NANOCHAT_IMPORT_ORDER_CHILD) {
   const entry = pathToFileURL(process.env.NANOCHAT_IMPORT_ORDER_CHILD).href;
   await import(entry);
   await new Promise((r) => setTimeout(r, 200)); // the last messages from the hooks thread
-  process.stdout.write(JSON.stringify({ entry, edges }));
+  // A file, not stdout: a pipe's write may not be done when the process exits.
+  fs.writeFileSync(process.env.NANOCHAT_IMPORT_ORDER_EDGES, JSON.stringify({ entry, edges }));
   process.exit(0);
 }
 
+const edgesFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-import-order-')), 'edges.json');
 const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
-  cwd: root, env: { ...process.env, NANOCHAT_IMPORT_ORDER_CHILD: entryFile, NODE_DISABLE_COMPILE_CACHE: '1' }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+  cwd: root, env: { ...process.env, NANOCHAT_IMPORT_ORDER_CHILD: entryFile, NANOCHAT_IMPORT_ORDER_EDGES: edgesFile, NODE_DISABLE_COMPILE_CACHE: '1' }, encoding: 'utf8',
 });
 if (child.status !== 0) throw new Error(`recording node-llama-cpp's imports failed: ${child.stderr}`);
-const { entry, edges } = JSON.parse(child.stdout);
+const { entry, edges } = JSON.parse(fs.readFileSync(edgesFile, 'utf8'));
+fs.rmSync(path.dirname(edgesFile), { recursive: true, force: true });
 const children = new Map();
 for (const [parent, url] of edges) {
   if (!children.has(parent)) children.set(parent, []);

@@ -37,6 +37,11 @@ try {
   const buildInputs = ['node_modules/node-llama-cpp/llama/addon/AddonContext.cpp', 'node_modules/node-llama-cpp/llama/CMakeLists.txt', 'resources/llama.cpp/persistent-threadpool.diff', 'resources/llama.cpp/addon-context-thread.diff'];
   const missingInputs = buildInputs.filter((f) => !files.includes(f.split('/').join(path.sep)));
   check('the machine build\'s inputs were installed', missingInputs.length === 0, missingInputs.join(', '));
+  // The list of node-llama-cpp's modules the extension host imports one at a time: this VSIX's own layout.
+  const listFile = path.join('dist', 'node-llama-cpp-modules.json');
+  const listed = files.includes(listFile) ? JSON.parse(fs.readFileSync(path.join(extensionsDir, installed[0], listFile), 'utf8')).modules : [];
+  const unlisted = listed.filter((m) => !files.includes(m.split('/').join(path.sep)));
+  check('node-llama-cpp\'s modules are listed in their evaluation order, each installed', listed.length > 300 && listed.at(-1) === 'node_modules/node-llama-cpp/dist/index.js' && unlisted.length === 0, `${listed.length} modules${unlisted.length ? `; missing ${unlisted.slice(0, 3).join(', ')}` : ''}`);
 
   // First start without a model: the walkthrough opens by itself and offers the recommended download.
   const walkthrough = page.locator('.gettingStartedContainer');
