@@ -49,14 +49,13 @@ export function importedModulesAhead(): number { return importedAhead; }
 
 /**
  * `import('node-llama-cpp')` evaluates its ~400 modules (its own and its dependencies') in one
- * synchronous block: 0.37–0.49 s of a plain Node.js here with the compile cache, and up to 0.4 s of
- * the extension host's event loop at every start, on top of a model load that otherwise leaves it
- * free. Importing them one at a time in Node's own evaluation order, with the event loop running
- * between them, leaves one block per module (or per import cycle: the largest, around node-llama-cpp's
- * Llama class, is 70–85 ms here), and the final import finds them all evaluated. The list names
- * files under the extension's folder (this installation's node_modules layout); a list for another
- * version, or a file that is not there, ends the slicing and the plain import does the rest.
- * Returns how many modules were imported ahead.
+ * synchronous block: 434–607 ms of the extension host's event loop at every start, 0.31–0.48 s in a
+ * plain Node.js 24 with the compile cache. Importing them one at a time in Node's own evaluation
+ * order, the event loop running every IMPORT_SLICE_MS, leaves blocks of one module (or one import
+ * cycle: the largest, around node-llama-cpp's Llama class, took 45–164 ms), and the final import finds
+ * them all evaluated. The list names files under the extension's folder, in this installation's
+ * node_modules layout; a list for another version, or a file that is not there, ends the slicing and
+ * the plain import does the rest. Returns how many modules were imported ahead.
  */
 export async function importModuleByModule(listFile: string): Promise<number> {
   let modules: string[];
@@ -70,7 +69,6 @@ export async function importModuleByModule(listFile: string): Promise<number> {
   // Node.js names each module by its real path: so must these imports, or they would be second copies.
   const root = await fs.realpath(path.dirname(path.dirname(nodeLlamaCppRoot()))).catch(() => undefined);
   if (!root) return 0;
-  let imported = 0;
   let since = performance.now();
   for (const file of modules) {
     try {
@@ -78,7 +76,6 @@ export async function importModuleByModule(listFile: string): Promise<number> {
     } catch {
       break;
     }
-    imported++;
     importedAhead++;
     // A promise alone would resume before any timer or I/O callback: let the event loop run, every
     // few milliseconds (a turn after each module made the import take twice as long in a busy host).
@@ -87,7 +84,7 @@ export async function importModuleByModule(listFile: string): Promise<number> {
       since = performance.now();
     }
   }
-  return imported;
+  return importedAhead;
 }
 
 type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown; getCompileCacheDir?: () => string | undefined };
