@@ -10,6 +10,7 @@ import { describeTemplate, nanochatWrapper, templateOptions } from './chatTempla
 import type { Settings } from '../settings';
 import { applyThreadPlan, planThreads, type ThreadPlan } from './threads';
 import { RecentMemo } from '../memo';
+import { trackLongestBlock } from '../eventLoop';
 
 /** Facts about the model in memory, shown by every surface. */
 export interface LoadedModelInfo extends ModelFileInfo {
@@ -25,6 +26,8 @@ export interface LoadedModelInfo extends ModelFileInfo {
   loadMs: number;
   /** Where the load's time went, in order (import, llama.cpp, file check, weights, context, chat format). */
   loadPhases?: Record<string, number>;
+  /** The longest event-loop block of each phase (ms). */
+  loadPhaseBlocks?: Record<string, number>;
   /** The chat format node-llama-cpp resolved from the model's template, once per load. */
   chatFormat: string;
   /** Where it came from: the cache of an earlier load, a child process, or this process. */
@@ -210,12 +213,14 @@ export class ModelManager implements Disposable {
     const shownName = filePath.split(/[\\/]/).pop() ?? filePath;
     this.setState({ kind: 'loading', path: filePath, name: shownName, progress: 0 });
     const superseded = () => generation !== this.loadGeneration || this.disposed;
+    const blocks = trackLongestBlock(); // for the log: the longest event-loop block of each phase
     try {
       await this.disposeLoaded();
       // Where a load's time goes, for the log (warm start is measured from activation).
       const phases: Array<[string, number]> = [];
+      const phaseBlocks: number[] = [];
       let mark = performance.now();
-      const phase = (name: string) => { const now = performance.now(); phases.push([name, Math.round(now - mark)]); mark = now; };
+      const phase = (name: string) => { const now = performance.now(); phases.push([name, Math.round(now - mark)]); phaseBlocks.push(Math.round(blocks.take())); mark = now; };
       await importNodeLlamaCpp();
       phase('import');
       const llama = await getLlamaFor(settings.gpu, this.log);
@@ -286,6 +291,7 @@ export class ModelManager implements Disposable {
         totalLayers: model.fileInsights.totalLayers,
         loadMs: Math.round(performance.now() - started),
         loadPhases: Object.fromEntries(phases),
+        loadPhaseBlocks: Object.fromEntries(phases.map(([name], i) => [name, phaseBlocks[i]!])),
         chatFormat: chatWrapper.wrapperName,
         chatTemplate: describeTemplate(template),
         chatFormatSource: formatSource,
@@ -293,7 +299,7 @@ export class ModelManager implements Disposable {
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));
       this.loaded = { info, llama, model, context, chatWrapper, sequences, disposed: false };
       this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, promptThreads: settings.promptThreads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
-      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms). Time: ${phases.map(([name, ms]) => `${name} ${ms} ms`).join(', ')}.`);
+      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms). Time: ${phases.map(([name, ms], i) => `${name} ${ms} ms (longest event-loop block ${phaseBlocks[i]} ms)`).join(', ')}.`);
       this.setState({ kind: 'ready', info });
       this.armIdleTimer();
       return this.loaded;
@@ -304,6 +310,8 @@ export class ModelManager implements Disposable {
         this.setState({ kind: 'error', path: filePath, error });
       }
       throw error;
+    } finally {
+      void blocks.stop();
     }
   }
 
