@@ -46,6 +46,6 @@ if (watch) {
   for (const file of ['dist/extension.js', 'dist/benchWorker.js', 'dist/chatFormatWorker.js']) {
     if (/require\(["']node-llama-cpp["']\)/.test(fs.readFileSync(file, 'utf8'))) throw new Error(`${file} requires node-llama-cpp instead of importing it`);
   }
-  // The order node-llama-cpp's modules evaluate in, for the extension host's import one module at a time.
-  execFileSync(process.execPath, ['tools/importOrder.mjs'], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
+// The order node-llama-cpp's modules evaluate in, for the extension host's import one module at a time.
+execFileSync(process.execPath, ['tools/importOrder.mjs'], { stdio: ['ignore', 'ignore', 'inherit'] });
