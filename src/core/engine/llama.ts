@@ -2,7 +2,6 @@ import type { Llama, LlamaGpuType, LlamaModel, LlamaModelOptions } from 'node-ll
 import type { Settings } from '../settings';
 import type { Logger } from '../log';
 import { AsyncMemo } from '../memo';
-import { trackLongestBlock } from '../eventLoop';
 import type { KeyValueStore } from '../modelFiles/library';
 import fs from 'node:fs/promises';
 import nodeModule from 'node:module';
@@ -25,13 +24,8 @@ export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
 
 async function importOnce(): Promise<NodeLlamaCpp> {
   useCompileCache();
-  const blocks = trackLongestBlock(); // for the log
-  const started = performance.now();
   if (importOrderFile) await importModuleByModule(importOrderFile);
-  const lib = await import('node-llama-cpp').finally(async () => {
-    importStats.ms = performance.now() - started;
-    importStats.maxBlockMs = await blocks.stop();
-  });
+  const lib = await import('node-llama-cpp');
   await patchGgufReader();
   // Written now: the extension host is often ended without the exit Node.js would write it at.
   if (compileCacheInUse()) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
@@ -42,9 +36,8 @@ async function importOnce(): Promise<NodeLlamaCpp> {
 let importOrderFile: string | undefined;
 /** The event loop runs at least this often (ms) while node-llama-cpp's modules are imported. */
 const IMPORT_SLICE_MS = 25;
-/** How many of them have been imported one at a time so far, and how the import went (for the log). */
+/** How many of them have been imported one at a time so far (for the log). */
 let importedAhead = 0;
-const importStats = { ms: 0, maxBlockMs: 0 };
 export function importedModulesAhead(): number { return importedAhead; }
 
 /**
@@ -55,20 +48,20 @@ export function importedModulesAhead(): number { return importedAhead; }
  * cycle: the largest, around node-llama-cpp's Llama class, took 45–164 ms), and the final import finds
  * them all evaluated. The list names files under the extension's folder, in this installation's
  * node_modules layout; a list for another version, or a file that is not there, ends the slicing and
- * the plain import does the rest. Returns how many modules were imported ahead.
+ * the plain import does the rest (importedModulesAhead() says how far it got).
  */
-export async function importModuleByModule(listFile: string): Promise<number> {
+export async function importModuleByModule(listFile: string): Promise<void> {
   let modules: string[];
   try {
     const list = JSON.parse(await fs.readFile(listFile, 'utf8')) as { nodeLlamaCpp?: unknown; modules?: unknown };
-    if (list.nodeLlamaCpp !== await nodeLlamaCppVersion() || !Array.isArray(list.modules)) return 0;
+    if (list.nodeLlamaCpp !== await nodeLlamaCppVersion() || !Array.isArray(list.modules)) return;
     modules = list.modules.filter((m): m is string => typeof m === 'string' && /\.[cm]?js$/.test(m) && !path.isAbsolute(m) && !m.split(/[\\/]/).includes('..'));
   } catch {
-    return 0;
+    return;
   }
   // Node.js names each module by its real path: so must these imports, or they would be second copies.
   const root = await fs.realpath(path.dirname(path.dirname(nodeLlamaCppRoot()))).catch(() => undefined);
-  if (!root) return 0;
+  if (!root) return;
   let since = performance.now();
   for (const file of modules) {
     try {
@@ -85,7 +78,6 @@ export async function importModuleByModule(listFile: string): Promise<number> {
       since = performance.now();
     }
   }
-  return importedAhead;
 }
 
 type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown; getCompileCacheDir?: () => string | undefined };
@@ -357,7 +349,7 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     // Not awaited: VS Code's storage write takes ~200 ms at startup, and llama.cpp is ready now.
     if (wanted === 'auto') Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch((err: unknown) => log.warn(`Could not remember the backend: ${err instanceof Error ? err.message : err}`));
   }
-  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}; node-llama-cpp imported in ${Math.round(importStats.ms)} ms${importedAhead ? ` module by module (${importedAhead})` : ''}, longest event-loop block meanwhile ${Math.round(importStats.maxBlockMs)} ms`);
+  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}${importedAhead ? `; node-llama-cpp imported module by module (${importedAhead})` : ''}`);
   return llama;
 }
 
