@@ -1,8 +1,11 @@
-// Writes the order in which Node.js evaluates node-llama-cpp's modules (dist/node-llama-cpp-modules.json),
-// for src/core/engine/llama.ts's importNodeLlamaCpp: importing them one at a time, deepest first, turns
-// the 0.3–0.5 s the extension host's event loop was blocked by `import('node-llama-cpp')` into
-// blocks of one module each. The graph is Node's own: a resolve hook records every import as Node
-// resolves it (CommonJS packages are leaves: their require()s evaluate with them).
+// Writes, for src/core/engine/llama.ts's importNodeLlamaCpp (dist/node-llama-cpp-modules.json):
+// - `exports`: the module that defines each name nanochat uses (src/core/engine/nodeLlamaCppExports.ts),
+//   found in node-llama-cpp's index; the extension imports those modules, not the index, which would
+//   also evaluate ~100 modules nanochat never calls (its model downloader, CLI helpers);
+// - `modules`: every module those import, in the order Node.js evaluates them: importing them one at a
+//   time, deepest first, turns the 0.3–0.5 s the extension host's event loop was blocked by the import
+//   into blocks of one module each. The graph is Node's own: a resolve hook records every import as
+//   Node resolves it (CommonJS packages are leaves: their require()s evaluate with them).
 //
 // Usage: node tools/importOrder.mjs [root] [out.json]   (root: the folder whose node_modules holds
 // node-llama-cpp, default this repository; out: default <root>/dist/node-llama-cpp-modules.json).
@@ -15,7 +18,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fs.realpathSync(path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..')));
 const out = path.resolve(process.argv[3] ?? path.join(root, 'dist', 'node-llama-cpp-modules.json'));
-const entryFile = path.join(root, 'node_modules', 'node-llama-cpp', 'dist', 'index.js'); // its exports' "."
+const packageRoot = path.join(root, 'node_modules', 'node-llama-cpp');
+const indexFile = path.join(packageRoot, 'dist', 'index.js'); // its exports' "."
 
 if (process.env.NANOCHAT_IMPORT_ORDER_CHILD) {
   // In the child: the hooks thread records each (parent, child) edge in resolve order; then the import.
@@ -41,13 +45,29 @@ if (process.env.NANOCHAT_IMPORT_ORDER_CHILD) {
   process.exit(0);
 }
 
-const edgesFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-import-order-')), 'edges.json');
+// The names nanochat uses, and the module node-llama-cpp's index takes each from.
+const namesFile = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'core', 'engine', 'nodeLlamaCppExports.ts');
+const names = [...fs.readFileSync(namesFile, 'utf8').match(/\[([^\]]*)\]\s*as const/)[1].matchAll(/'([A-Za-z_$][\w$]*)'/g)].map((m) => m[1]);
+const definedIn = new Map();
+for (const m of fs.readFileSync(indexFile, 'utf8').matchAll(/^import\s*\{([^}]*)\}\s*from\s*"(\.[^"]+)";/gm)) {
+  for (const part of m[1].split(',')) {
+    const [imported, local = imported] = part.trim().split(/\s+as\s+/);
+    if (imported && local === imported) definedIn.set(local, path.join(path.dirname(indexFile), m[2]));
+  }
+}
+const missing = names.filter((n) => !definedIn.has(n));
+if (!names.length || missing.length) throw new Error(`node-llama-cpp's index does not import ${missing.join(', ') || 'the names'} from a module of its own: update ${path.relative(process.cwd(), namesFile)} or this tool`);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-import-order-'));
+const entryFile = path.join(work, 'entry.mjs');
+const entryModules = [...new Set(names.map((n) => definedIn.get(n)))];
+fs.writeFileSync(entryFile, entryModules.map((f) => `import ${JSON.stringify(pathToFileURL(f).href)};\n`).join(''));
+const edgesFile = path.join(work, 'edges.json');
 const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
   cwd: root, env: { ...process.env, NANOCHAT_IMPORT_ORDER_CHILD: entryFile, NANOCHAT_IMPORT_ORDER_EDGES: edgesFile, NODE_DISABLE_COMPILE_CACHE: '1' }, encoding: 'utf8',
 });
 if (child.status !== 0) throw new Error(`recording node-llama-cpp's imports failed: ${child.stderr}`);
 const { entry, edges } = JSON.parse(fs.readFileSync(edgesFile, 'utf8'));
-fs.rmSync(path.dirname(edgesFile), { recursive: true, force: true });
+fs.rmSync(work, { recursive: true, force: true });
 const children = new Map();
 for (const [parent, url] of edges) {
   if (!children.has(parent)) children.set(parent, []);
@@ -67,7 +87,10 @@ visit(entry);
 const rootUrl = pathToFileURL(root).href + '/';
 // JavaScript only: a JSON module needs an import attribute, and is read with the module that imports it.
 const modules = order.filter((u) => u.startsWith(rootUrl) && /\.[cm]?js$/.test(u)).map((u) => decodeURIComponent(u.slice(rootUrl.length)));
-const version = JSON.parse(fs.readFileSync(path.join(root, 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8')).version;
+const relative = (file) => path.relative(root, fs.realpathSync(file)).split(path.sep).join('/');
+const exports = Object.fromEntries(names.map((n) => [n, relative(definedIn.get(n))]));
+if (Object.values(exports).some((f) => !modules.includes(f))) throw new Error('a module that defines a name nanochat uses was not recorded');
+const version = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')).version;
 fs.mkdirSync(path.dirname(out), { recursive: true });
-fs.writeFileSync(out, `${JSON.stringify({ nodeLlamaCpp: version, modules })}\n`);
-console.log(`${path.relative(root, out)}: ${modules.length} modules of node-llama-cpp ${version}, in evaluation order`);
+fs.writeFileSync(out, `${JSON.stringify({ nodeLlamaCpp: version, exports, modules })}\n`);
+console.log(`${path.relative(root, out)}: ${modules.length} modules of node-llama-cpp ${version} define or serve the ${names.length} names nanochat uses, in evaluation order`);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { ChatEngine, type ChatMessage, type ChatReply, type ReplyStats } from '../../src/core/chat/engine';
 import { MessageTooLongError, PromptTooLongError } from '../../src/core/errors';
-import { importNodeLlamaCpp } from '../../src/core/engine/llama';
 import { ModelManager } from '../../src/core/engine/models';
 import type { Settings } from '../../src/core/settings';
 import fs from 'node:fs';
@@ -100,7 +99,7 @@ for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
 
     it('streams emoji, CJK and accents byte-exactly, never splitting a character', async () => {
       const target = 'Emoji 😀🎉👩‍💻 and CJK 你好世界 and é ñ ü ß';
-      const { LlamaGrammar } = await importNodeLlamaCpp();
+      const { LlamaGrammar } = await import('node-llama-cpp'); // a name the extension does not use
       const llama = (await manager.acquire());
       const grammar = new LlamaGrammar(llama.model.llama, { grammar: `root ::= ${JSON.stringify(target)}` });
       llama.dispose();
@@ -298,7 +297,7 @@ for (const modelName of ['stories260K.gguf', 'stories260K-chatml.gguf']) {
 
 /** A grammar that never lets the model stop by itself, so limits and cancellation are what end it. */
 async function endlessGrammar(manager: ModelManager) {
-  const { LlamaGrammar } = await importNodeLlamaCpp();
+  const { LlamaGrammar } = await import('node-llama-cpp'); // a name the extension does not use
   const lease = await manager.acquire();
   lease.dispose();
   return new LlamaGrammar(lease.model.llama, { grammar: 'root ::= [a-z ]+' });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../../src/core/engine/llama';
 import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
 import { applyThreadPlan, freeCpus, type ThreadPlan } from '../../src/core/engine/threads';
@@ -74,18 +75,26 @@ describe('speed at real scale', function () {
     assert.equal((info.metadata.tokenizer?.ggml as { merges?: string[] } | undefined)?.merges?.length, 151_387);
   });
 
-  it("imports node-llama-cpp module by module in Node's own order, letting the event loop run between modules (the extension host's Node.js)", async function () {
+  it("imports only the node-llama-cpp modules nanochat uses, module by module in Node's own order, letting the event loop run between them (the extension host's Node.js)", async function () {
     // A fresh process each time: an import is once per process. The extension host's Node.js (24) loads
     // and evaluates an import's modules in one synchronous block.
     const root = path.resolve(__dirname, '..', '..');
     const list = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-import-order-')), 'modules.json');
     execFileSync(process.execPath, [path.join(root, 'tools', 'importOrder.mjs'), root, list], { stdio: 'pipe' });
-    const modules = (JSON.parse(fs.readFileSync(list, 'utf8')) as { modules: string[] }).modules;
-    assert.ok(modules.length > 300 && modules.at(-1) === 'node_modules/node-llama-cpp/dist/index.js', `${modules.length} modules, last ${modules.at(-1)}`);
+    const built = JSON.parse(fs.readFileSync(list, 'utf8')) as { nodeLlamaCpp: string; exports: Record<string, string>; modules: string[] };
+    const { modules, exports } = built;
+    assert.deepEqual(Object.keys(exports), [...NODE_LLAMA_CPP_EXPORTS], 'where each name nanochat uses is defined');
+    assert.ok(modules.length > 250 && !modules.includes('node_modules/node-llama-cpp/dist/index.js'), `${modules.length} modules, node-llama-cpp's index not among them`);
+    assert.ok(Object.values(exports).every((f) => modules.includes(f)));
     const script = path.join(path.dirname(list), 'child.mts');
     fs.writeFileSync(script, `
+      import nodeModule from 'node:module';
       import { pathToFileURL } from 'node:url';
-      const { configureLlama, importNodeLlamaCpp, importedModulesAhead } = await import(${JSON.stringify(pathToFileURL(path.join(root, 'src', 'core', 'engine', 'llama.ts')).href)});
+      // Every module evaluated from here on (Node.js 22.15+: synchronous hooks).
+      const loaded = new Set();
+      nodeModule.registerHooks?.({ load(url, context, next) { loaded.add(url); return next(url, context); } });
+      const { configureLlama, importNodeLlamaCpp, importedModulesAhead, importedOnlyWhatIsUsed } = await import(${JSON.stringify(pathToFileURL(path.join(root, 'src', 'core', 'engine', 'llama.ts')).href)});
+      const { NODE_LLAMA_CPP_EXPORTS } = await import(${JSON.stringify(pathToFileURL(path.join(root, 'src', 'core', 'engine', 'nodeLlamaCppExports.ts')).href)});
       configureLlama({ importOrder: process.argv[2] || undefined });
       // The loop's turns that saw the import part way: each new count of modules imported so far.
       const seen = new Set();
@@ -94,23 +103,40 @@ describe('speed at real scale', function () {
       setImmediate(tick);
       const lib = await importNodeLlamaCpp();
       running = false;
+      const evaluated = [...loaded].filter((u) => u.includes('/node_modules/') && !u.includes('/tsx/') && !u.includes('/esbuild/') && !u.includes('/get-tsconfig/'));
+      const index = evaluated.some((u) => u.endsWith('/node-llama-cpp/dist/index.js'));
       const named = await import(${JSON.stringify(pathToFileURL(path.join(root, 'node_modules', 'node-llama-cpp', 'dist', 'index.js')).href)});
       const parser = await import(${JSON.stringify(pathToFileURL(path.join(root, 'node_modules', 'node-llama-cpp', 'dist', 'gguf', 'parser', 'GgufV2Parser.js')).href)});
-      console.log(JSON.stringify({ turns: seen.size, ahead: importedModulesAhead(), same: lib.LlamaChat === named.LlamaChat && typeof parser.GgufV2Parser.prototype._readGgufValue === 'function' && parser.GgufV2Parser.prototype.__nanochatArrays !== undefined }));
+      console.log(JSON.stringify({
+        turns: seen.size, ahead: importedModulesAhead(), lean: importedOnlyWhatIsUsed(),
+        hooks: typeof nodeModule.registerHooks === 'function', evaluated: evaluated.length, index,
+        names: Object.keys(lib).length, same: NODE_LLAMA_CPP_EXPORTS.every((n) => lib[n] !== undefined && lib[n] === named[n]),
+        patched: typeof parser.GgufV2Parser.prototype._readGgufValue === 'function' && parser.GgufV2Parser.prototype.__nanochatArrays !== undefined,
+      }));
     `);
     const hostNode = path.join(process.env.VSCODE_HOST_DIR || path.join(os.homedir(), '.cache', 'nanochat', 'vscode-host-4.139.1'), 'node24', 'bin', 'node');
     const node = fs.existsSync(hostNode) ? hostNode : process.execPath;
-    const run = (order: string) => JSON.parse(execFileSync(node, ['--import', 'tsx', script, order], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } }).trim().split('\n').at(-1)!) as { turns: number; ahead: number; same: boolean };
+    type Run = { turns: number; ahead: number; lean: boolean; hooks: boolean; evaluated: number; index: boolean; names: number; same: boolean; patched: boolean };
+    const run = (order: string) => JSON.parse(execFileSync(node, ['--import', 'tsx', script, order], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } }).trim().split('\n').at(-1)!) as Run;
     const sliced = run(list);
     const whole = run('');
-    console.log(`      node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()}: ${sliced.ahead} modules imported ahead; the event loop ran at ${sliced.turns} points of the import`);
+    console.log(`      node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()}: ${sliced.ahead} modules imported one at a time (${sliced.evaluated} evaluated in all, against ${whole.evaluated} for node-llama-cpp's index); the event loop ran at ${sliced.turns} points of the import`);
     assert.equal(sliced.ahead, modules.length, 'every module of the list imported (the paths are this layout)');
-    assert.ok(sliced.same && whole.same, 'one copy of each module: the one node-llama-cpp uses (and patched)');
-    assert.ok(sliced.turns >= 8, `the loop ran between modules: at ${sliced.turns} points of the import`);
-    assert.equal(whole.ahead, 0);
-    // A list for another version is not used.
-    fs.writeFileSync(list, JSON.stringify({ nodeLlamaCpp: '0.0.0', modules }));
-    assert.equal(run(list).ahead, 0);
+    assert.ok(sliced.lean && sliced.names === NODE_LLAMA_CPP_EXPORTS.length && sliced.same, 'exactly the names nanochat uses, each the value node-llama-cpp exports');
+    assert.ok(sliced.patched && whole.patched, "nanochat's GGUF reader changes are in node-llama-cpp's own copy");
+    assert.ok(sliced.turns >= 6, `the loop ran between modules: at ${sliced.turns} points of the import`);
+    if (sliced.hooks) {
+      assert.ok(!sliced.index && whole.index, "node-llama-cpp's index is evaluated only by the plain import");
+      assert.ok(sliced.evaluated < whole.evaluated - 50, `${sliced.evaluated} modules evaluated against ${whole.evaluated}`);
+    }
+    assert.ok(!whole.lean && whole.ahead === 0 && whole.same);
+    // A list for another version is not used; nor one whose module does not define a name (the index is imported instead).
+    fs.writeFileSync(list, JSON.stringify({ ...built, nodeLlamaCpp: '0.0.0' }));
+    const other = run(list);
+    assert.ok(other.ahead === 0 && !other.lean && other.same);
+    fs.writeFileSync(list, JSON.stringify({ ...built, exports: { ...exports, getLlama: exports.LlamaLogLevel } }));
+    const wrong = run(list);
+    assert.ok(wrong.ahead === modules.length && !wrong.lean && wrong.same && (!wrong.hooks || wrong.index), JSON.stringify(wrong));
   });
 
   it("reads GGUF arrays from its buffer exactly as node-llama-cpp's own value reader does (12 vocabularies)", async function () {

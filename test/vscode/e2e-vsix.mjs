@@ -39,9 +39,11 @@ try {
   check('the machine build\'s inputs were installed', missingInputs.length === 0, missingInputs.join(', '));
   // The list of node-llama-cpp's modules the extension host imports one at a time: this VSIX's own layout.
   const listFile = path.join('dist', 'node-llama-cpp-modules.json');
-  const listed = files.includes(listFile) ? JSON.parse(fs.readFileSync(path.join(extensionsDir, installed[0], listFile), 'utf8')).modules : [];
+  const list = files.includes(listFile) ? JSON.parse(fs.readFileSync(path.join(extensionsDir, installed[0], listFile), 'utf8')) : { modules: [], exports: {} };
+  const listed = list.modules;
   const unlisted = listed.filter((m) => !files.includes(m.split('/').join(path.sep)));
-  check('node-llama-cpp\'s modules are listed in their evaluation order, each installed', listed.length > 300 && listed.at(-1) === 'node_modules/node-llama-cpp/dist/index.js' && unlisted.length === 0, `${listed.length} modules${unlisted.length ? `; missing ${unlisted.slice(0, 3).join(', ')}` : ''}`);
+  const definers = Object.values(list.exports ?? {});
+  check('node-llama-cpp\'s modules nanochat uses are listed in their evaluation order, each installed (not its index)', listed.length > 250 && definers.length >= 10 && definers.every((m) => listed.includes(m)) && !listed.includes('node_modules/node-llama-cpp/dist/index.js') && unlisted.length === 0, `${listed.length} modules${unlisted.length ? `; missing ${unlisted.slice(0, 3).join(', ')}` : ''}`);
 
   // First start without a model: the walkthrough opens by itself and offers the recommended download.
   const walkthrough = page.locator('.gettingStartedContainer');

@@ -7,11 +7,13 @@ import fs from 'node:fs/promises';
 import nodeModule from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { NODE_LLAMA_CPP_EXPORTS, type NodeLlamaCppExport } from './nodeLlamaCppExports';
 import { MACHINE_BUILD_CMAKE_OPTIONS, isMachineBuild, nodeLlamaCppRoot, restoreMachineBuild } from './machineBuild';
 
 export { isMachineBuild } from './machineBuild';
 
-export type NodeLlamaCpp = typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } });
+/** What nanochat uses of node-llama-cpp: only the names in NODE_LLAMA_CPP_EXPORTS (see importOnce). */
+export type NodeLlamaCpp = Pick<typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }), NodeLlamaCppExport>;
 export type Backend = 'cpu' | 'cuda' | 'vulkan' | 'metal';
 
 let module: Promise<NodeLlamaCpp> | undefined;
@@ -24,8 +26,7 @@ export function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
 
 async function importOnce(): Promise<NodeLlamaCpp> {
   useCompileCache();
-  if (importOrderFile) await importModuleByModule(importOrderFile);
-  const lib = await import('node-llama-cpp');
+  const lib = (importOrderFile && await importModuleByModule(importOrderFile)) || await import('node-llama-cpp');
   await patchGgufReader();
   // Written now: the extension host is often ended without the exit Node.js would write it at.
   if (compileCacheInUse()) (nodeModule as { flushCompileCache?: () => void }).flushCompileCache?.();
@@ -36,38 +37,50 @@ async function importOnce(): Promise<NodeLlamaCpp> {
 let importOrderFile: string | undefined;
 /** The event loop runs at least this often (ms) while node-llama-cpp's modules are imported. */
 const IMPORT_SLICE_MS = 25;
-/** How many of them have been imported one at a time so far (for the log). */
+/** How many of them have been imported one at a time so far, and whether that was all (for the log). */
 let importedAhead = 0;
+let importedLean = false;
 export function importedModulesAhead(): number { return importedAhead; }
+/** Whether node-llama-cpp came from the modules that define the names nanochat uses, not its index. */
+export function importedOnlyWhatIsUsed(): boolean { return importedLean; }
+
+/** A relative path to a JavaScript file inside the extension's folder (the build's list is checked, not trusted). */
+const isModulePath = (m: unknown): m is string => typeof m === 'string' && /\.[cm]?js$/.test(m) && !path.isAbsolute(m) && !m.split(/[\\/]/).includes('..');
 
 /**
  * `import('node-llama-cpp')` evaluates its ~400 modules (its own and its dependencies') in one
  * synchronous block: 434–607 ms of the extension host's event loop at every start, 0.31–0.48 s in a
- * plain Node.js 24 with the compile cache. Importing them one at a time in Node's own evaluation
- * order, the event loop running every IMPORT_SLICE_MS, leaves blocks of one module (or one import
- * cycle: the largest, around node-llama-cpp's Llama class, took 45–164 ms), and the final import finds
- * them all evaluated. The list names files under the extension's folder, in this installation's
- * node_modules layout; a list for another version, or a file that is not there, ends the slicing and
- * the plain import does the rest (importedModulesAhead() says how far it got).
+ * plain Node.js 24 with the compile cache. The build's list (tools/importOrder.mjs) names the modules
+ * that define the names nanochat uses and the ~300 modules they import, in Node's own evaluation
+ * order; node-llama-cpp's index, and the ~100 modules only it reaches (its model downloader, CLI
+ * helpers), are never evaluated. Importing them one at a time, the event loop running every
+ * IMPORT_SLICE_MS, leaves blocks of one module (or one import cycle: the largest, around
+ * node-llama-cpp's Llama class, took 45–164 ms). The list names files under the extension's folder,
+ * in this installation's node_modules layout. Returns the names, each the very value node-llama-cpp's
+ * index exports; or nothing (the caller imports the index) for a list of another version, a file that
+ * is not there, or a name its module does not export.
  */
-export async function importModuleByModule(listFile: string): Promise<void> {
+export async function importModuleByModule(listFile: string): Promise<NodeLlamaCpp | undefined> {
   let modules: string[];
+  let exports: Record<string, unknown>;
   try {
-    const list = JSON.parse(await fs.readFile(listFile, 'utf8')) as { nodeLlamaCpp?: unknown; modules?: unknown };
-    if (list.nodeLlamaCpp !== await nodeLlamaCppVersion() || !Array.isArray(list.modules)) return;
-    modules = list.modules.filter((m): m is string => typeof m === 'string' && /\.[cm]?js$/.test(m) && !path.isAbsolute(m) && !m.split(/[\\/]/).includes('..'));
+    const list = JSON.parse(await fs.readFile(listFile, 'utf8')) as { nodeLlamaCpp?: unknown; exports?: unknown; modules?: unknown };
+    if (list.nodeLlamaCpp !== await nodeLlamaCppVersion() || !Array.isArray(list.modules) || typeof list.exports !== 'object' || !list.exports) return undefined;
+    modules = list.modules.filter(isModulePath);
+    exports = list.exports as Record<string, unknown>;
   } catch {
-    return;
+    return undefined;
   }
   // Node.js names each module by its real path: so must these imports, or they would be second copies.
   const root = await fs.realpath(path.dirname(path.dirname(nodeLlamaCppRoot()))).catch(() => undefined);
-  if (!root) return;
+  if (!root) return undefined;
+  const url = (file: string) => pathToFileURL(path.join(root, file)).href;
   let since = performance.now();
   for (const file of modules) {
     try {
-      await import(pathToFileURL(path.join(root, file)).href);
+      await import(url(file));
     } catch {
-      break;
+      return undefined;
     }
     importedAhead++;
     // A promise alone would resume before any timer or I/O callback: let the event loop run, every
@@ -78,6 +91,16 @@ export async function importModuleByModule(listFile: string): Promise<void> {
       since = performance.now();
     }
   }
+  const lib: Record<string, unknown> = {};
+  for (const name of NODE_LLAMA_CPP_EXPORTS) {
+    const file = exports[name];
+    if (!isModulePath(file)) return undefined;
+    const value = await import(url(file)).then((m: Record<string, unknown>) => m[name], () => undefined);
+    if (value === undefined) return undefined;
+    lib[name] = value;
+  }
+  importedLean = true;
+  return Object.freeze(lib) as unknown as NodeLlamaCpp;
 }
 
 type CompileCacheApi = { enableCompileCache?: (dir?: string) => unknown; getCompileCacheDir?: () => string | undefined };
@@ -349,7 +372,7 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     // Not awaited: VS Code's storage write takes ~200 ms at startup, and llama.cpp is ready now.
     if (wanted === 'auto') Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch((err: unknown) => log.warn(`Could not remember the backend: ${err instanceof Error ? err.message : err}`));
   }
-  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}${importedAhead ? `; node-llama-cpp imported module by module (${importedAhead})` : ''}`);
+  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}${importedAhead ? `; node-llama-cpp imported module by module (${importedAhead}${importedLean ? ', only those that define what nanochat uses' : ''})` : ''}`);
   return llama;
 }
 
