@@ -126,6 +126,16 @@ describe('benchmark', function () {
       assert.ok(t.prompt.nanochat > 0 && t.generation.nanochat > 0, JSON.stringify(t));
     }
     assert.ok(benchRows(compared).some((r) => r.section.startsWith('nanochat ÷ llama.cpp')));
+    // The floors of two goals, from llama.cpp itself: the cost of depth for the multi-turn run's own
+    // token counts, and the bandwidth llama-bench's generation uses at each count.
+    const depth = parity.depthCost!;
+    const turns = compared.multiTurn;
+    assert.ok(depth && depth.firstTokens === turns.evaluatedPromptTokensByTurn![0] && depth.lastTokens === turns.evaluatedPromptTokensByTurn!.at(-1), JSON.stringify(depth));
+    assert.ok(depth.depth > 0 && depth.firstMs > 0 && depth.lastMs > 0 && Math.abs(depth.ratio - depth.lastMs / depth.firstMs) < 0.01, JSON.stringify(depth));
+    for (const b of compared.bandwidth!) {
+      const theirs = parity.threads.find((t) => t.threads === b.threads)!.generation.llamaCpp;
+      assert.ok(b.llamaCppUtilisation! > 0 && Math.abs(b.llamaCppUtilisation! / b.utilisation - theirs / compared.threads.find((t) => t.threads === b.threads)!.tokensPerSecond) < 0.01, JSON.stringify(b));
+    }
   });
 
   it('measures an agent-sized tools preamble (VS Code\'s 27 tools): the second request finds it in the KV cache', async () => {

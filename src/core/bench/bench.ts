@@ -6,7 +6,7 @@ import vscodeTools from './vscodeTools.json';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { trackLongestBlock } from '../eventLoop';
 import { corpusOfSize } from './corpus';
-import { compareWithLlamaCpp } from './parity';
+import { compareWithLlamaCpp, llamaCppDepthCost } from './parity';
 import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
 import { ChatEngine, type ReplyStats } from '../chat/engine';
 import { ModelLibrary, type KeyValueStore } from '../modelFiles/library';
@@ -147,6 +147,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     const history: Array<{ role: 'user' | 'assistant'; content: string }> = [];
     const firstTokenMsByTurn: number[] = [];
     const evaluatedPromptTokensByTurn: number[] = [];
+    const promptTokensByTurn: number[] = [];
     let withReuseMs = 0;
     for (let turn = 0; turn < turns; turn++) {
       history.push({ role: 'user', content: `Turn ${turn + 1}: ${LONG_PROMPT.slice(0, 200)}` });
@@ -154,6 +155,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       const stats = await reply(history, 'multi-turn', { maxTokens: 16, text });
       firstTokenMsByTurn.push(firstTokenMs(stats));
       evaluatedPromptTokensByTurn.push(stats.evaluatedPromptTokens);
+      promptTokensByTurn.push(stats.promptTokens);
       withReuseMs = firstTokenMs(stats);
       history.push({ role: 'assistant', content: text.join('') });
     }
@@ -258,16 +260,28 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     progress('Prompt threads, alone and under load');
     const prefill = await measurePrefill(model, plan, quick ? 256 : 1024, () => startCpuLoad(cores));
 
-    const llamaCpp = options.llamaBench
+    const llamaCpp: BenchReport['llamaCpp'] = options.llamaBench
       ? await compareWithLlamaCpp({ llamaBench: options.llamaBench, modelPath: options.modelPath, model, threads: threadCounts, quick, runs, cpuLoad: () => startCpuLoad(cores) })
       : undefined;
+    if (llamaCpp && options.llamaBench && turns >= 2) {
+      // The multi-turn goal's floor: llama.cpp reading the last turn's new tokens at its depth ÷ the first turn's.
+      progress('llama-bench: the cost of depth');
+      const last = { tokens: evaluatedPromptTokensByTurn.at(-1)!, depth: promptTokensByTurn.at(-1)! - evaluatedPromptTokensByTurn.at(-1)! };
+      const cost = await llamaCppDepthCost(options.llamaBench, options.modelPath, plan.prompt, { tokens: evaluatedPromptTokensByTurn[0]! }, last);
+      llamaCpp.depthCost = { firstTokens: evaluatedPromptTokensByTurn[0]!, lastTokens: last.tokens, depth: last.depth, threads: plan.prompt, ...cost };
+    }
 
     progress('Memory bandwidth');
     const bandwidth = measureCopyBandwidth(quick ? 64 : 256);
     const readBandwidth: NonNullable<BenchReport['bandwidth']> = [];
     for (const t of threads) {
       const read = await measureReadBandwidth(t.threads, quick ? 32 : 128);
-      readBandwidth.push({ threads: t.threads, readBytesPerSecond: Math.round(read), utilisation: Number(((file.tensorBytes * t.tokensPerSecond) / read).toFixed(4)) });
+      // llama-bench's generation at the same count, beside it: how much of the bandwidth llama.cpp itself uses.
+      const theirs = llamaCpp?.threads.find((x) => x.threads === t.threads)?.generation.llamaCpp;
+      readBandwidth.push({
+        threads: t.threads, readBytesPerSecond: Math.round(read), utilisation: Number(((file.tensorBytes * t.tokensPerSecond) / read).toFixed(4)),
+        ...(theirs ? { llamaCppUtilisation: Number(((file.tensorBytes * theirs) / read).toFixed(4)) } : {}),
+      });
     }
     options.onProgress?.('Done', 1);
 

@@ -57,6 +57,29 @@ export async function compareWithLlamaCpp(options: {
   return { promptTokens, generateTokens, threads: rows };
 }
 
+/**
+ * What depth costs llama.cpp itself: the time llama-bench takes to read `last.tokens` prompt tokens
+ * after `last.depth` tokens already in the context, ÷ reading `first.tokens` into an empty one. The
+ * multi-turn goal (turn N's first token ÷ turn 1's) compares the same two reads, plus nanochat's own
+ * fixed work per reply; this is the ratio no engine on llama.cpp can beat. Medians of `reps`.
+ */
+export async function llamaCppDepthCost(llamaBench: string, modelPath: string, threads: number, first: { tokens: number }, last: { tokens: number; depth: number }, reps = 5): Promise<{ firstMs: number; lastMs: number; ratio: number }> {
+  const read = async (tokens: number, depth: number) => {
+    try {
+      const { stdout } = await run(llamaBench, ['-m', modelPath, '-t', String(threads), '-r', String(reps), '-o', 'json', '-n', '0', '-p', String(Math.max(1, tokens)), '-d', String(depth)], { maxBuffer: 1e7 });
+      const rows = JSON.parse(stdout) as Array<{ n_prompt: number; samples_ns?: number[]; avg_ns: number }>;
+      const row = rows.find((r) => r.n_prompt > 0);
+      const samples = row?.samples_ns?.length ? [...row.samples_ns].sort((a, b) => a - b) : [row?.avg_ns ?? 0];
+      return samples[Math.floor(samples.length / 2)]! / 1e6;
+    } catch (err) {
+      throw new NanochatError(`llama-bench failed: ${errorMessage(err).split('\n')[0]}`);
+    }
+  };
+  const firstMs = await read(first.tokens, 0);
+  const lastMs = await read(last.tokens, last.depth);
+  return { firstMs: round(firstMs), lastMs: round(lastMs), ratio: firstMs > 0 ? Math.round((lastMs / firstMs) * 100) / 100 : 0 };
+}
+
 /** nanochat's side: one context like the extension's, measured a prompt or a generation at a time. */
 async function nanochatMeter(model: LlamaModel, threads: number, promptTokens: number, generateTokens: number) {
   const { LlamaCompletion, TokenBias } = await importNodeLlamaCpp();

@@ -53,6 +53,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   add(turns, `First token at turn ${report.multiTurn.turns}, history re-evaluated`, (r) => r.multiTurn.withoutReuseMs, 'ms', 'lower');
   add(turns, 'Speed-up from reuse', (r) => r.multiTurn.speedup, '×', 'higher');
   add(turns, `Prompt tokens evaluated at turn ${report.multiTurn.turns}`, (r) => r.multiTurn.evaluatedPromptTokensByTurn?.at(-1), '', 'lower');
+  if (report.llamaCpp?.depthCost) add(turns, `llama-bench: reading turn ${report.multiTurn.turns}'s tokens at its depth ÷ turn 1's`, (r) => r.llamaCpp?.depthCost?.ratio, '×', 'none');
 
   if (report.prefill) {
     const prefill = `Prefill (${report.prefill.tokens}-token prompt)`;
@@ -110,6 +111,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
     const n = `${b.threads} thread${b.threads === 1 ? '' : 's'}`;
     add(threads, `${n}: read bandwidth`, (r) => r.bandwidth?.find((x) => x.threads === b.threads)?.readBytesPerSecond, 'bytes/s', 'none');
     add(threads, `${n}: bandwidth utilisation`, (r) => { const u = r.bandwidth?.find((x) => x.threads === b.threads)?.utilisation; return u === undefined ? undefined : Math.round(u * 10000) / 100; }, '%', 'higher');
+    if (b.llamaCppUtilisation !== undefined) add(threads, `${n}: llama-bench's bandwidth utilisation`, (r) => { const u = r.bandwidth?.find((x) => x.threads === b.threads)?.llamaCppUtilisation; return u === undefined ? undefined : Math.round(u * 10000) / 100; }, '%', 'none');
   }
 
   if (report.llamaCpp) {

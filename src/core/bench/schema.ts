@@ -50,7 +50,11 @@ export const benchReportSchema = z.object({
     oneThreadMs: z.number().nonnegative(), oneThreadUnderLoadMs: z.number().nonnegative(),
   }).optional(),
   /** Read bandwidth with as many readers as decoding threads, and the share of it generation uses. */
-  bandwidth: z.array(z.object({ threads: z.number().int().positive(), readBytesPerSecond: z.number().positive(), utilisation: z.number().nonnegative() })).optional(),
+  bandwidth: z.array(z.object({
+    threads: z.number().int().positive(), readBytesPerSecond: z.number().positive(), utilisation: z.number().nonnegative(),
+    /** `--compare-llama-cpp`: the same for llama-bench's generation at this count. */
+    llamaCppUtilisation: z.number().nonnegative().optional(),
+  })).optional(),
   /** Which llama.cpp binary ran: node-llama-cpp's prebuilt one or a build for this machine. */
   build: z.object({ type: z.string(), persistentThreadpool: z.boolean() }).optional(),
   machine: z.object({ cpu: z.string(), cores: z.number().int().positive(), backend: z.string(), bandwidthBytesPerSecond: z.number().positive(), node: z.string() }),
@@ -60,6 +64,14 @@ export const benchReportSchema = z.object({
     promptTokens: z.number().int().positive(),
     generateTokens: z.number().int().positive(),
     threads: z.array(z.object({ threads: z.number().int().positive(), prompt: ratioPair, generation: ratioPair, generationUnderLoad: ratioPair })),
+    /**
+     * What depth costs llama.cpp itself: llama-bench reading the multi-turn run's last-turn tokens at its
+     * depth (ms) ÷ its first-turn tokens into an empty context: the floor of the turn-N ÷ turn-1 goal.
+     */
+    depthCost: z.object({
+      firstTokens: z.number().int().nonnegative(), lastTokens: z.number().int().nonnegative(), depth: z.number().int().nonnegative(), threads: z.number().int().positive(),
+      firstMs: z.number().nonnegative(), lastMs: z.number().nonnegative(), ratio: z.number().nonnegative(),
+    }).optional(),
   }).optional(),
   /** The longest event-loop block while loading and chatting (goal: 50 ms; the chat format is resolved synchronously at load). */
   eventLoop: z.object({ maxBlockMs: z.number().nonnegative(), byPhase: z.record(z.string(), z.number().nonnegative()).optional() }).optional(),
