@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
-import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild } from '../../src/core/engine/llama';
+import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
 import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
 import { applyThreadPlan, freeCpus, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
@@ -158,6 +158,46 @@ describe('speed at real scale', function () {
       // Every value, of every type: strings, float32 scores, int32 token types, and any other array.
       assert.deepStrictEqual(ours.metadata, theirs.metadata, path.basename(f));
       assert.equal(ours.infoEndOffset, theirs.infoEndOffset, path.basename(f));
+    }
+  });
+
+  it('loads a model without making its vocabulary\'s strings, while a parse beside it reads them all (12 vocabularies)', async function () {
+    const lib = await importNodeLlamaCpp();
+    const dir = vocabDir();
+    const files = [qwen, ...(dir ? fs.readdirSync(dir).filter((f) => f.endsWith('.gguf')).map((f) => path.join(dir, f)) : [])];
+    assert.ok(files.length >= 12, `vocabularies: ${files.length}`);
+    const parse = (f: string) => lib.readGgufFileInfo(f, { sourceType: 'filesystem', logWarnings: false });
+    const big = (ggml: Record<string, unknown>) => Object.keys(ggml).filter((k) => Array.isArray(ggml[k]) && (ggml[k] as unknown[]).length >= 4096);
+    let skipped = 0;
+    for (const f of files) {
+      // Started together: the lean parse's scope must not reach the other one.
+      const [lean, full] = await Promise.all([withLeanGgufParse(() => parse(f)), parse(f)]);
+      const leanGgml = (lean.metadata.tokenizer?.ggml ?? {}) as Record<string, unknown>;
+      const fullGgml = (full.metadata.tokenizer?.ggml ?? {}) as Record<string, unknown>;
+      const arrays = big(fullGgml);
+      assert.ok(arrays.includes('tokens'), `${path.basename(f)}: a vocabulary of ≥ 4096 tokens`);
+      for (const key of arrays) {
+        const kept = fullGgml[key] as unknown[];
+        const passed = leanGgml[key] as unknown[];
+        assert.ok(kept.every((v) => v !== undefined), `${path.basename(f)} ${key}: every element read beside the lean parse`);
+        assert.equal(passed.length, kept.length, `${path.basename(f)} ${key}: the length is kept`);
+        assert.equal(passed.filter((v) => v !== undefined).length, 0, `${path.basename(f)} ${key}: no element was made`);
+        skipped += kept.length;
+      }
+      // Everything else is the same value, and the reader ended at the same offset.
+      const rest = (info: typeof lean) => JSON.stringify(info.metadata, (k, v) => (arrays.includes(k) ? undefined : typeof v === 'bigint' ? `${v}n` : v));
+      assert.equal(rest(lean), rest(full), path.basename(f));
+      assert.equal(lean.infoEndOffset, full.infoEndOffset, path.basename(f));
+    }
+    console.log(`      ${skipped.toLocaleString('en')} vocabulary elements passed over in ${files.length} files`);
+    // And a model loads that way: its native tokenizer has the whole vocabulary.
+    const llama = await getLlamaFor('off', silentLogger);
+    const model = await loadModelLean(llama, { modelPath: qwen, vocabOnly: true });
+    try {
+      assert.equal(model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length, 151_936);
+      assert.equal(model.detokenize(model.tokenize('Hello, world! 你好')), 'Hello, world! 你好');
+    } finally {
+      await model.dispose();
     }
   });
 

@@ -1,16 +1,23 @@
+import path from 'node:path';
 import { errorMessage } from '../errors';
 import { describeChatWrapper } from './chatFormat';
-import { importNodeLlamaCpp } from './llama';
+import { configureLlama, importNodeLlamaCpp } from './llama';
 
 /**
  * The chat-format resolution's own process (forked by chatFormat.ts): it loads the model's
  * vocabulary only (the parent checked the file before), lets node-llama-cpp resolve the chat wrapper
  * — the synchronous part that must not stall the extension host — and answers with it as plain data.
  */
+// Only the modules nanochat uses (the build's list beside this script, dist/), imported while the
+// parent sends the request.
+configureLlama({ importOrder: path.join(__dirname, 'node-llama-cpp-modules.json') });
+const imported = importNodeLlamaCpp();
+imported.catch(() => { /* answered below */ });
+
 process.once('message', (request: { modelPath: string }) => {
   void (async () => {
     try {
-      const lib = await importNodeLlamaCpp();
+      const lib = await imported;
       const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.disabled });
       const model = await llama.loadModel({ modelPath: request.modelPath, vocabOnly: true });
       const format = describeChatWrapper(lib.resolveChatWrapper(model), lib);

@@ -3,6 +3,7 @@ import type { Settings } from '../settings';
 import type { Logger } from '../log';
 import { AsyncMemo } from '../memo';
 import type { KeyValueStore } from '../modelFiles/library';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs/promises';
 import nodeModule from 'node:module';
 import path from 'node:path';
@@ -226,31 +227,52 @@ async function readArraysInWindow(): Promise<void> {
   proto.__nanochatArrays = original; // kept: a test parses the same files both ways
 }
 
-async function readArray(parser: GgufParser, readValue: ReadValue, type: number, length: number, offset: ReadOffset): Promise<unknown[]> {
+/**
+ * Set while `loadModelLean` has node-llama-cpp parse a header: arrays of at least LEAN_ARRAY_LENGTH
+ * elements (a vocabulary's tokens, merges, types and scores) are walked, not read, and come back as
+ * an empty array of their length, all node-llama-cpp reads of them. Scoped to that call's own async
+ * work, so a parse anyone else runs meanwhile (token counting) reads every value.
+ */
+const leanParse = new AsyncLocalStorage<true>();
+const LEAN_ARRAY_LENGTH = 4096;
+
+/** Runs `parse` (work that has node-llama-cpp parse GGUF headers) with the vocabulary arrays left unread. */
+export function withLeanGgufParse<T>(parse: () => Promise<T>): Promise<T> {
+  return leanParse.run(true, parse);
+}
+
+async function readArray(parser: GgufParser, readValue: ReadValue, type: number, length: number, offset: ReadOffset): Promise<readonly unknown[]> {
+  const keep = length < LEAN_ARRAY_LENGTH || leanParse.getStore() !== true;
   const values: unknown[] = [];
+  let count = 0; // elements read (kept or passed over)
   const size = GGUF_TYPE_SIZE[type as GgufType];
-  while (values.length < length) {
+  while (count < length) {
     const buffer = parser._fileReader._buffer;
     let at = offset.offset;
     if (type === GgufType.String) {
-      while (values.length < length && at + 8 <= buffer.length) {
+      while (count < length && at + 8 <= buffer.length) {
         const bytes = buffer.readUInt32LE(at) + buffer.readUInt32LE(at + 4) * 2 ** 32;
         if (at + 8 + bytes > buffer.length) break;
-        values.push(buffer.toString('utf8', at + 8, at + 8 + bytes));
+        if (keep) values.push(buffer.toString('utf8', at + 8, at + 8 + bytes));
         at += 8 + bytes;
+        count++;
       }
     } else if (size !== undefined) {
-      const count = Math.min(length - values.length, Math.floor((buffer.length - at) / size));
-      for (let i = 0; i < count; i++, at += size) values.push(readScalar(buffer, type as GgufType, at));
+      const n = Math.min(length - count, Math.floor((buffer.length - at) / size));
+      if (keep) for (let i = 0; i < n; i++) values.push(readScalar(buffer, type as GgufType, at + i * size));
+      at += n * size;
+      count += n;
     }
     offset.offset = at;
-    if (values.length < length) {
+    if (count < length) {
       // One element the buffer does not hold (or an array of arrays): node-llama-cpp's reader fetches it.
       const value = readValue.call(parser, type, offset);
-      values.push(value instanceof Promise ? await value : value);
+      const read = value instanceof Promise ? await value : value;
+      if (keep) values.push(read);
+      count++;
     }
   }
-  return values;
+  return keep ? values : lengthOnly(length);
 }
 
 function readScalar(buffer: Buffer, type: GgufType, at: number): unknown {
@@ -281,7 +303,9 @@ const VOCABULARY_ARRAYS = ['tokens', 'merges', 'token_type', 'scores'] as const;
  * itself. Each array is replaced by an empty one of the same length. Every in-process load uses this.
  */
 export async function loadModelLean(llama: Llama, options: LlamaModelOptions): Promise<LlamaModel> {
-  const model = await llama.loadModel(options);
+  // Where the array reader is in place, the vocabulary's strings are never made (see leanParse):
+  // 300K strings that filled the young generation made scavenges of 36–51 ms during a load.
+  const model = await withLeanGgufParse(() => llama.loadModel(options));
   const ggml = (model.fileInfo.metadata as { tokenizer?: { ggml?: Record<string, unknown> } }).tokenizer?.ggml;
   for (const key of VOCABULARY_ARRAYS) {
     const value = ggml?.[key];
