@@ -72,10 +72,13 @@ export async function select(editor: vscode.TextEditor, selection: vscode.Select
   for (let i = 0; i < 50 && stable < 3; i++) {
     const active = vscode.window.activeTextEditor;
     if (active?.document === editor.document && active.selection.isEqual(selection)) stable++;
-    else { stable = 0; (active?.document === editor.document ? active : editor).selection = selection; }
+    else if (active?.document === editor.document) { stable = 0; active.selection = selection; }
+    // Another editor (or none: the Chat view took the focus) is active: show this one again, selected.
+    else { stable = 0; await vscode.window.showTextDocument(editor.document, { selection, preserveFocus: false, viewColumn: editor.viewColumn }); }
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.ok(vscode.window.activeTextEditor?.selection.isEqual(selection), 'the selection was set');
+  const active = vscode.window.activeTextEditor;
+  assert.ok(active?.document === editor.document && active.selection.isEqual(selection), `the selection was set (active editor: ${active ? `${active.document.uri.path} ${JSON.stringify(active.selection)}` : 'none'})`);
 }
 
 /**
