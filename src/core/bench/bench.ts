@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import vscodeTools from './vscodeTools.json';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { trackLongestBlock } from '../eventLoop';
 import { corpusOfSize } from './corpus';
 import { compareWithLlamaCpp, llamaCppDepthCost } from './parity';
@@ -40,9 +39,6 @@ export interface BenchOptions {
   llamaBench?: string;
 }
 
-const LOOP_RESOLUTION_MS = 10;
-/** The longest block a loop-delay histogram saw: its longest delay less the timer's own interval. */
-const blockMs = (h: { max: number; count: number }) => (h.count ? Math.max(0, h.max / 1e6 - LOOP_RESOLUTION_MS) : 0);
 
 export class BenchCancelledError extends NanochatError {
   constructor() { super('The benchmark was cancelled.'); }
@@ -114,16 +110,14 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   // The longest the event loop stood still while loading and chatting (the extension host does the
   // same work): the tokenizer, thread and bandwidth phases below time synchronous work on purpose.
   // Each phase's longest block is kept apart, so a figure over the goal names where it happened.
-  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  const loop = trackLongestBlock();
   const blockByPhase: Record<string, number> = {};
   let loopPhase = 'Load and first reply';
   const phase = (name: string) => {
-    blockByPhase[loopPhase] = Math.max(blockByPhase[loopPhase] ?? 0, blockMs(loop));
-    loop.reset();
+    blockByPhase[loopPhase] = Math.max(blockByPhase[loopPhase] ?? 0, loop.take());
     loopPhase = name;
     progress(name);
   };
-  loop.enable();
   try {
     await reply([{ role: 'user', content: 'Warm up.' }], 'warm-up', { maxTokens: 4 });
     chat.clearCaches();
@@ -225,7 +219,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     chat.clearCaches();
 
     phase('Tokenizer');
-    loop.disable();
+    void loop.stop();
     const maxBlockMs = Math.max(0, ...Object.values(blockByPhase));
     model = await loadModelLean(llama, { modelPath: options.modelPath });
 
@@ -322,7 +316,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     report.goals = benchGoals(report);
     return benchReportSchema.parse(report);
   } finally {
-    loop.disable();
+    void loop.stop();
     backend.dispose();
     chat.dispose();
     await tokenCounter.dispose();

@@ -217,10 +217,9 @@ export class ModelManager implements Disposable {
     try {
       await this.disposeLoaded();
       // Where a load's time goes, for the log (warm start is measured from activation).
-      const phases: Array<[string, number]> = [];
-      const phaseBlocks: number[] = [];
+      const phases: Array<[name: string, ms: number, longestBlockMs: number]> = [];
       let mark = performance.now();
-      const phase = (name: string) => { const now = performance.now(); phases.push([name, Math.round(now - mark)]); phaseBlocks.push(Math.round(blocks.take())); mark = now; };
+      const phase = (name: string) => { const now = performance.now(); phases.push([name, Math.round(now - mark), Math.round(blocks.take())]); mark = now; };
       await importNodeLlamaCpp();
       phase('import');
       const llama = await getLlamaFor(settings.gpu, this.log);
@@ -290,8 +289,8 @@ export class ModelManager implements Disposable {
         gpuLayers: model.gpuLayers,
         totalLayers: model.fileInsights.totalLayers,
         loadMs: Math.round(performance.now() - started),
-        loadPhases: Object.fromEntries(phases),
-        loadPhaseBlocks: Object.fromEntries(phases.map(([name], i) => [name, phaseBlocks[i]!])),
+        loadPhases: Object.fromEntries(phases.map(([name, ms]) => [name, ms])),
+        loadPhaseBlocks: Object.fromEntries(phases.map(([name, , block]) => [name, block])),
         chatFormat: chatWrapper.wrapperName,
         chatTemplate: describeTemplate(template),
         chatFormatSource: formatSource,
@@ -299,7 +298,7 @@ export class ModelManager implements Disposable {
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));
       this.loaded = { info, llama, model, context, chatWrapper, sequences, disposed: false };
       this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, promptThreads: settings.promptThreads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
-      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms). Time: ${phases.map(([name, ms], i) => `${name} ${ms} ms (longest event-loop block ${phaseBlocks[i]} ms)`).join(', ')}.`);
+      this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms). Time: ${phases.map(([name, ms, block]) => `${name} ${ms} ms (longest event-loop block ${block} ms)`).join(', ')}.`);
       this.setState({ kind: 'ready', info });
       this.armIdleTimer();
       return this.loaded;
