@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import childProcess, { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { describeChatWrapper, rebuildChatWrapper, renderSample } from '../../src/core/engine/chatFormat';
 import { modelChatTemplate, templateTrueWrapper } from '../../src/core/engine/chatTemplate';
 import { getLlamaFor, importNodeLlamaCpp } from '../../src/core/engine/llama';
 import { ModelManager } from '../../src/core/engine/models';
+import { forkOffThread } from '../../src/core/forkOffThread';
 import { silentLogger } from '../../src/core/log';
 import type { KeyValueStore } from '../../src/core/modelFiles/library';
 import { REPO_ROOT, testModel, vocabDir } from '../support/models';
@@ -50,6 +54,7 @@ describe('chat format: resolved once per model file, off the event loop', functi
     const model = await likeModel('qwen2.5-0.5b-instruct');
     const settings = testSettings({ model });
     const sources: string[] = [];
+    const forksHere = spyOnForks();
     for (let i = 0; i < 2; i++) {
       const manager = new ModelManager({ settings: () => settings, chatFormat: { workerScript: path.join(REPO_ROOT, 'dist', 'chatFormatWorker.js'), cache } });
       try {
@@ -63,6 +68,7 @@ describe('chat format: resolved once per model file, off the event loop', functi
       }
     }
     assert.deepEqual(sources, ['worker', 'cache']);
+    assert.equal(forksHere.stop(), 0, 'the child process is forked from a worker thread, never from this one');
     const here = new ModelManager({ settings: () => settings });
     try {
       assert.equal((await here.load()).info.chatFormatSource, 'here', 'without a worker script: in this process, as node-llama-cpp does');
@@ -80,5 +86,52 @@ describe('chat format: resolved once per model file, off the event loop', functi
     } finally {
       await small.dispose();
     }
+  });
+});
+
+/** Counts child_process.fork calls made on this thread (a worker thread has its own module). */
+function spyOnForks(): { stop(): number } {
+  const original = childProcess.fork;
+  let calls = 0;
+  childProcess.fork = ((...args: Parameters<typeof original>) => { calls++; return original(...args); }) as typeof original;
+  syncBuiltinESMExports();
+  return { stop: () => { childProcess.fork = original; syncBuiltinESMExports(); return calls; } };
+}
+
+describe('forkOffThread: a child process forked from a worker thread', function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-fork-')); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const script = (name: string, body: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, body);
+    return file;
+  };
+  const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+  it('sends the request and resolves with the first answer; the child is a child of this process, forked on another thread', async () => {
+    const echo = script('echo.js', "process.once('message', (m) => process.send({ doubled: m.n * 2, ppid: process.ppid, env: process.env.NANOCHAT_FORK_TEST }));");
+    const forksHere = spyOnForks();
+    const answer = await forkOffThread<{ n: number }, { doubled: number; ppid: number; env: string }>(echo, { n: 21 }, { env: { ...process.env, NANOCHAT_FORK_TEST: 'passed on' }, timeoutMs: 30_000 });
+    assert.equal(forksHere.stop(), 0);
+    assert.deepEqual(answer, { doubled: 42, ppid: process.pid, env: 'passed on' });
+  });
+
+  it("rejects with the child's own error, with a child that dies, and with a script that does not exist", async () => {
+    const failing = script('fails.js', "process.once('message', () => process.send({ error: 'no format in this file' }));");
+    await assert.rejects(forkOffThread(failing, {}, { timeoutMs: 30_000 }), /no format in this file/);
+    const dying = script('dies.js', "process.once('message', () => process.exit(3));");
+    await assert.rejects(forkOffThread(dying, {}, { timeoutMs: 30_000 }), /exit code 3/);
+    await assert.rejects(forkOffThread(path.join(dir, 'missing.js'), {}, { timeoutMs: 30_000 }), /exit code 1/);
+  });
+
+  it('kills a child that does not answer in time', async () => {
+    const pidFile = path.join(dir, 'hung.pid');
+    const hung = script('hangs.js', `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); process.on('disconnect', () => {}); setInterval(() => {}, 1000);`);
+    await assert.rejects(forkOffThread(hung, {}, { timeoutMs: 1500 }), /no answer within 2 s/);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    for (let i = 0; i < 50 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(alive(pid), false, `process ${pid} still runs`);
   });
 });

@@ -11,7 +11,8 @@ import { loadJsTokenizer } from '../../src/core/tokens/tokenizer';
 import { runBenchmark } from '../../src/core/bench/bench';
 import { testSettings } from '../support/settings';
 import { execFileSync } from 'node:child_process';
-import { getLlamaFor } from '../../src/core/engine/llama';
+import { getLlamaFor, importNodeLlamaCpp } from '../../src/core/engine/llama';
+import { readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger } from '../../src/core/log';
 import { writeBadFiles, type BadFile } from '../support/badFiles';
 import { REPO_ROOT, testModel, vocabDir } from '../support/models';
@@ -42,6 +43,23 @@ describe('checkModelFile', () => {
     const chatml = await checkModelFile(await testModel('stories260K-chatml.gguf'), { llama });
     assert.equal(chatml.hasChatTemplate, true);
     assert.equal(chatml.name, 'stories260K-chatml');
+  });
+
+  it('without a llama.cpp of its own, loads no native binary and forks no process (a fresh process, as the bench and the library call it)', () => {
+    const script = `
+      const cp = require('node:child_process'); const fs = require('node:fs');
+      let forks = 0; const fork = cp.fork; cp.fork = (...a) => { forks++; return fork(...a); }; require('node:module').syncBuiltinESMExports();
+      const { checkModelFile } = require('./src/core/modelFiles/ggufCheck');
+      checkModelFile(process.argv[1]).then((info) => {
+        const addons = fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.endsWith('.node')).length;
+        console.log(JSON.stringify({ forks, addons, parameters: info.parameters, trainContextSize: info.trainContextSize }));
+      });`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e', script, good], { cwd: REPO_ROOT, encoding: 'utf8' }).trim().split('\n').pop()!);
+    assert.deepEqual(out, { forks: 0, addons: 0, parameters: out.parameters, trainContextSize: 2048 });
+    return (async () => {
+      const { GgufInsights } = await importNodeLlamaCpp();
+      assert.equal(out.parameters, (await GgufInsights.from((await readGgufInfo(good)).info, llama)).totalParameters, "the same count as node-llama-cpp's");
+    })();
   });
 
   it('gives each broken file its typed error with a readable sentence', async () => {

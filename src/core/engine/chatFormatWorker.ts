@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { errorMessage } from '../errors';
 import { describeChatWrapper } from './chatFormat';
-import { configureLlama, importNodeLlamaCpp } from './llama';
+import { configureLlama, importNodeLlamaCpp, loadModelLean } from './llama';
+import { MACHINE_BUILD_CMAKE_OPTIONS } from './machineBuild';
 
 /**
  * The chat-format resolution's own process (forked by chatFormat.ts): it loads the model's
@@ -18,8 +19,10 @@ process.once('message', (request: { modelPath: string }) => {
   void (async () => {
     try {
       const lib = await imported;
-      const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.disabled });
-      const model = await llama.loadModel({ modelPath: request.modelPath, vocabOnly: true });
+      // The parent's build for this machine when there is one (node-llama-cpp tests a prebuilt binary
+      // in yet another process first: ~0.55 s), and its vocabulary strings never made (as the parent's).
+      const llama = await lib.getLlama({ gpu: false, build: 'never', cmakeOptions: { ...MACHINE_BUILD_CMAKE_OPTIONS }, logLevel: lib.LlamaLogLevel.disabled });
+      const model = await loadModelLean(llama, { modelPath: request.modelPath, vocabOnly: true });
       const format = describeChatWrapper(lib.resolveChatWrapper(model), lib);
       process.send!({ format });
     } catch (err) {
