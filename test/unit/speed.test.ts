@@ -9,7 +9,7 @@ import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'im
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
 import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
-import { applyThreadPlan, freeCpus, type ThreadPlan } from '../../src/core/engine/threads';
+import { applyThreadPlan, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
 import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger, type Logger } from '../../src/core/log';
@@ -336,13 +336,63 @@ describe('speed at real scale', function () {
     }
     const load = await startCpuLoad(cpus);
     try {
-      // Sampled a few times: a busy process can be between time slices at one instant.
+      // Sampled a few times: a busy process can be between time slices at one instant. The first
+      // samples wait for a window of /proc/stat that the load fills.
+      await new Promise((r) => setTimeout(r, 600));
       const seen: number[] = [];
-      for (let i = 0; i < 5; i++) { seen.push(freeCpus()!); await new Promise((r) => setTimeout(r, 20)); }
+      for (let i = 0; i < 5; i++) { seen.push(freeCpus()!); await new Promise((r) => setTimeout(r, 150)); }
       assert.ok(Math.min(...seen) === 0, `with ${cpus} busy processes, free CPUs seen: ${seen.join(', ')}`);
     } finally {
       load.stop();
     }
+  });
+
+  it("does not take another program's moment of running for load: the CPUs others used over the last window bound it", () => {
+    const cpus = os.availableParallelism();
+    const c = { t: 0, busy: 1000, total: 4000, own: 100, runnable: 1, ownRunning: 1 };
+    const counters: CpuCounters = {
+      loadavg: () => `0.50 0.40 0.30 ${c.runnable}/300 4321\n`,
+      stat: () => `cpu  ${c.busy} 0 0 ${c.total - c.busy} 0 0 0 0 0 0`,
+      selfStat: () => `4321 (node (x) y) S 1 1 1 0 -1 0 0 0 0 0 ${c.own} 0 20 0`,
+      ownRunning: () => c.ownRunning,
+      now: () => c.t,
+    };
+    const memory: CpuMemory = {};
+    // Ticks over `ms` (100 per second per CPU): `ownCpus` of them this process's, `otherCpus` another's.
+    const advance = (ms: number, ownCpus: number, otherCpus: number) => {
+      c.t += ms;
+      const ticks = ms / 10;
+      c.total += ticks * cpus;
+      c.own += ticks * ownCpus;
+      c.busy += ticks * (ownCpus + otherCpus);
+    };
+    // No window yet: the instant is all there is (one other runnable thread).
+    c.runnable = 2;
+    assert.equal(freeCpus(counters, memory), cpus - 1);
+    // This process decoded on one CPU for half a second; at this instant a kernel worker runs too.
+    advance(500, 1, 0.01);
+    assert.equal(freeCpus(counters, memory), cpus, 'a thread that ran for a moment is not a busy core');
+    // 50 ms later (too soon for a window of its own): the last window still answers.
+    advance(50, 1, 0);
+    assert.equal(freeCpus(counters, memory), cpus);
+    // Another program keeps every CPU busy: the instant and the window both show it.
+    c.runnable = 1 + cpus;
+    advance(500, 0, cpus);
+    assert.equal(freeCpus(counters, memory), 0);
+    // One busy program beside this process's own work.
+    c.runnable = 3;
+    c.ownRunning = 2;
+    advance(500, 1, 1);
+    assert.equal(freeCpus(counters, memory), cpus - 1);
+    // A reading 5 s old says little of now: the instant alone again.
+    c.runnable = 2;
+    c.ownRunning = 1;
+    advance(5000, 0, 0);
+    assert.equal(freeCpus(counters, memory), cpus - 1);
+    // Unreadable counters: the instant alone; no loadavg: unknown.
+    advance(500, 0, 0);
+    assert.equal(freeCpus({ ...counters, stat: () => 'cpu garbage' }, memory), cpus - 1);
+    assert.equal(freeCpus({ ...counters, loadavg: () => '' }, memory), undefined);
   });
 
   it('remembers the backend gpu: auto found, and loads it directly next time', async () => {

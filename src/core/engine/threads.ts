@@ -31,20 +31,124 @@ export function planThreads(setting: number, performanceCores: number, promptSet
   return promptSetting > 0 ? { generation, prompt: promptSetting, promptFixed: true } : { generation, prompt: Math.max(cores, generation) };
 }
 
-/**
- * How many logical CPUs no other program's runnable thread wants right now, or undefined where the
- * system does not say. Linux: /proc/loadavg counts the runnable threads at this instant, less this
- * process's own running ones (this JavaScript thread, and llama.cpp's workers still polling after the
- * last batch), so nanochat's own work never reads as load.
- */
-export function freeCpus(): number | undefined {
+/** Where freeCpus reads the system's counters (Linux's /proc; tests give their own). */
+export interface CpuCounters {
+  /** /proc/loadavg */
+  loadavg(): string;
+  /** The first line of /proc/stat: every CPU's time, in clock ticks. */
+  stat(): string;
+  /** /proc/self/stat: this process's own CPU time. */
+  selfStat(): string;
+  /** This process's threads in state R (at least one: the thread asking). */
+  ownRunning(): number;
+  now(): number;
+}
+
+const PROC: CpuCounters = {
+  loadavg: () => fs.readFileSync('/proc/loadavg', 'utf8'),
+  stat: () => firstLine('/proc/stat'),
+  selfStat: () => fs.readFileSync('/proc/self/stat', 'utf8'),
+  ownRunning: ownRunningThreads,
+  now: () => performance.now(),
+};
+
+/** A file's first line, read without the rest (/proc/stat's interrupt counts run to tens of KB on large machines). */
+function firstLine(file: string): string {
+  const fd = fs.openSync(file, 'r');
   try {
-    const runnable = Number(/\s(\d+)\/\d+\s/.exec(fs.readFileSync('/proc/loadavg', 'utf8'))?.[1]);
+    const buffer = Buffer.alloc(1024);
+    const text = buffer.toString('utf8', 0, fs.readSync(fd, buffer, 0, buffer.length, 0));
+    const end = text.indexOf('\n');
+    return end < 0 ? text : text.slice(0, end);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** CPU time in ticks: every CPU's busy and total time, and this process's own. */
+interface CpuTimes { at: number; busy: number; total: number; own: number }
+
+/** Readings at least this far apart make a window; older than MAX_WINDOW_MS says little of now. */
+const MIN_WINDOW_MS = 100;
+const MAX_WINDOW_MS = 2_000;
+/** While freeCpus is in use (the last minute), the counters are read this often, so a window is always at hand. */
+const SAMPLE_MS = 500;
+const KEEP_SAMPLING_MS = 60_000;
+
+/**
+ * How many logical CPUs no other program keeps busy, or undefined where the system does not say.
+ * Linux: /proc/loadavg counts the runnable threads at this instant, less this process's own running
+ * ones (this JavaScript thread, and llama.cpp's workers still polling after the last batch), so
+ * nanochat's own work never reads as load. An instant also catches another program's thread that
+ * runs for a moment (a kernel worker, a daemon waking up): in a 12-turn chat here one prompt in six
+ * was read on one thread for it, 1.6–2× slower. So the count is at most the CPUs other programs
+ * actually used over the last window of 0.1–2 s (/proc/stat, less this process's own time), rounded:
+ * a program that keeps a core busy shows in both. While it is in use, the counters are read every
+ * 0.5 s (an unreferenced timer that stops a minute after the last call), so that window is at hand.
+ */
+export function freeCpus(counters: CpuCounters = PROC, memory: CpuMemory = sharedMemory): number | undefined {
+  try {
+    const runnable = Number(/\s(\d+)\/\d+\s/.exec(counters.loadavg())?.[1]);
     if (!Number.isFinite(runnable)) return undefined;
-    return Math.max(0, (os.availableParallelism?.() ?? os.cpus().length) - Math.max(0, runnable - ownRunningThreads()));
+    const cpus = os.availableParallelism?.() ?? os.cpus().length;
+    let others = Math.max(0, runnable - counters.ownRunning());
+    const used = othersSince(counters, memory, cpus);
+    if (used !== undefined) others = Math.min(others, Math.round(used));
+    if (memory === sharedMemory && counters === PROC) keepSampling();
+    return Math.max(0, cpus - others);
   } catch {
     return undefined;
   }
+}
+
+/** The last reading of the CPU counters, and what the last full window measured. */
+export interface CpuMemory { last?: CpuTimes; measured?: { at: number; others: number } }
+const sharedMemory: CpuMemory = {};
+let sampling: { timer: NodeJS.Timeout; lastCall: number } | undefined;
+
+function keepSampling(): void {
+  const now = performance.now();
+  if (sampling) { sampling.lastCall = now; return; }
+  const timer = setInterval(() => {
+    if (!sampling || performance.now() - sampling.lastCall > KEEP_SAMPLING_MS) { clearInterval(timer); sampling = undefined; return; }
+    othersSince(PROC, sharedMemory, os.availableParallelism?.() ?? os.cpus().length);
+  }, SAMPLE_MS);
+  timer.unref?.();
+  sampling = { timer, lastCall: now };
+}
+
+/** CPUs other programs used (on average) since the reading an earlier call left, when there is a fitting one. */
+function othersSince(counters: CpuCounters, memory: CpuMemory, cpus: number): number | undefined {
+  let now: CpuTimes;
+  try {
+    now = readCpuTimes(counters);
+  } catch {
+    return undefined;
+  }
+  const last = memory.last;
+  const age = last ? now.at - last.at : Number.POSITIVE_INFINITY;
+  if (last && age < MIN_WINDOW_MS) {
+    // Too close to the last reading for a window of its own: what the last window measured.
+    return memory.measured?.at === last.at ? memory.measured.others : undefined;
+  }
+  memory.last = now;
+  if (!last || age > MAX_WINDOW_MS || now.total <= last.total) return undefined;
+  const others = Math.max(0, (now.busy - last.busy) - (now.own - last.own)) / (now.total - last.total) * cpus;
+  memory.measured = { at: now.at, others };
+  return others;
+}
+
+function readCpuTimes(counters: CpuCounters): CpuTimes {
+  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = counters.stat().trim().split(/\s+/).slice(1, 9).map(Number) as number[];
+  const busy = user! + nice! + system! + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  const total = busy + idle! + (iowait ?? 0);
+  // "pid (name) state ppid … utime stime …": utime and stime are the 12th and 13th fields after the name.
+  const self = counters.selfStat();
+  const fields = self.slice(self.lastIndexOf(')') + 2).split(' ');
+  const own = Number(fields[11]) + Number(fields[12]);
+  if (![busy, total, own].every(Number.isFinite)) throw new Error('unreadable CPU counters');
+  return { at: counters.now(), busy, total, own };
 }
 
 /** This process's threads in state R (at least one: the thread asking). */
