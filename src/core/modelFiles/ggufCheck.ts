@@ -98,7 +98,11 @@ export async function checkModelFile(filePath: string, options: CheckOptions = {
 /** The model's parameter count: every tensor's elements (as node-llama-cpp's GgufInsights counts them). */
 function totalParameters(tensors: readonly TensorLike[]): number {
   let total = 0n;
-  for (const t of tensors) total += t.dimensions.reduce<bigint>((n, d) => n * BigInt(d), 1n);
+  for (const t of tensors) {
+    // Dimensions are read as unsigned integers; anything else leaves the count unknown.
+    if (!t.dimensions.every((d) => typeof d === 'bigint' || Number.isSafeInteger(d))) return 0;
+    total += t.dimensions.reduce<bigint>((n, d) => n * BigInt(d), 1n);
+  }
   return Number(total);
 }
 
