@@ -347,7 +347,7 @@ describe('speed at real scale', function () {
     }
   });
 
-  it("does not take another program's moment of running for load: the CPUs others used over the last window bound it", () => {
+  it("does not take another program's moment of running for load: only programs that used half a CPU over the last window count", () => {
     const cpus = os.availableParallelism();
     const c = { t: 0, busy: 1000, total: 4000, own: 100, runnable: 1, ownRunning: 1 };
     const counters: CpuCounters = {
@@ -384,6 +384,12 @@ describe('speed at real scale', function () {
     c.ownRunning = 2;
     advance(500, 1, 1);
     assert.equal(freeCpus(counters, memory), cpus - 1);
+    // Every CPU wanted by busy programs while this process took one: they used less than they want,
+    // and the instant count, not their use, says how many CPUs they keep busy.
+    c.runnable = 1 + cpus;
+    c.ownRunning = 1;
+    advance(500, 1, cpus - 1);
+    assert.equal(freeCpus(counters, memory), 0);
     // A reading 5 s old says little of now: the instant alone again.
     c.runnable = 2;
     c.ownRunning = 1;

@@ -71,6 +71,8 @@ interface CpuTimes { at: number; busy: number; total: number; own: number }
 /** Readings at least this far apart make a window; older than MAX_WINDOW_MS says little of now. */
 const MIN_WINDOW_MS = 100;
 const MAX_WINDOW_MS = 2_000;
+/** Other programs' average use over a window below which their runnable threads are a moment's work. */
+const MOMENTARY_CPUS = 0.5;
 /** While freeCpus is in use (the last minute), the counters are read this often, so a window is always at hand. */
 const SAMPLE_MS = 500;
 const KEEP_SAMPLING_MS = 60_000;
@@ -81,9 +83,9 @@ const KEEP_SAMPLING_MS = 60_000;
  * ones (this JavaScript thread, and llama.cpp's workers still polling after the last batch), so
  * nanochat's own work never reads as load. An instant also catches another program's thread that
  * runs for a moment (a kernel worker, a daemon waking up): in a 12-turn chat here one prompt in six
- * was read on one thread for it, 1.6–2× slower. So the count is at most the CPUs other programs
- * actually used over the last window of 0.1–2 s (/proc/stat, less this process's own time), rounded:
- * a program that keeps a core busy shows in both. While it is in use, the counters are read every
+ * was read on one thread for it, 1.6–2× slower. So when other programs used under half a CPU over
+ * the last window of 0.1–2 s (/proc/stat, less this process's own time), none is counted busy; a
+ * program that keeps a core busy shows in both. While it is in use, the counters are read every
  * 0.5 s (an unreferenced timer that stops a minute after the last call), so that window is at hand.
  */
 export function freeCpus(counters: CpuCounters = PROC, memory: CpuMemory = sharedMemory): number | undefined {
@@ -92,8 +94,11 @@ export function freeCpus(counters: CpuCounters = PROC, memory: CpuMemory = share
     if (!Number.isFinite(runnable)) return undefined;
     const cpus = os.availableParallelism?.() ?? os.cpus().length;
     let others = Math.max(0, runnable - counters.ownRunning());
+    // Other programs that used under half a CPU over the last window keep no core busy: what ran at
+    // this instant was a moment's work. Otherwise the instant count stands (a busy program's use is
+    // less than its demand while nanochat's threads compete with it, so the window would undercount).
     const used = othersSince(counters, memory, cpus);
-    if (used !== undefined) others = Math.min(others, Math.round(used));
+    if (used !== undefined && used < MOMENTARY_CPUS) others = 0;
     if (memory === sharedMemory && counters === PROC) keepSampling();
     return Math.max(0, cpus - others);
   } catch {
