@@ -83,6 +83,20 @@ describe('checkModelFile', () => {
     if (vocab) await assert.rejects(checkModelFile(path.join(vocab, 'ggml-vocab-llama-spm.gguf')), { problem: 'no-weights' });
   });
 
+  it("counts a real vocabulary without making its strings (the check's parse is lean)", async function () {
+    const vocab = vocabDir();
+    if (!vocab) this.skip();
+    const file = path.join(vocab!, 'ggml-vocab-llama-bpe.gguf');
+    type Ggml = { tokens: unknown[]; merges: unknown[] };
+    const full = (await readGgufInfo(file)).info.metadata.tokenizer.ggml as unknown as Ggml;
+    const lean = (await readGgufInfo(file, { lean: true })).info.metadata.tokenizer.ggml as unknown as Ggml;
+    assert.ok(full.tokens.length > 100_000 && typeof full.tokens[0] === 'string', `${full.tokens.length} tokens`);
+    assert.equal(lean.tokens.length, full.tokens.length);
+    assert.equal(lean.merges.length, full.merges.length);
+    assert.equal(lean.tokens.filter((t) => t !== undefined).length, 0, 'no token string was made');
+    assert.equal((await checkModelFile(file, { allowVocabOnly: true })).vocabularySize, full.tokens.length);
+  });
+
   it('refuses a model larger than the free memory', async () => {
     await assert.rejects(checkModelFile(good, { llama, freeMemoryBytes: 100_000 }), (err: ModelFileError) => {
       assert.equal(err.problem, 'too-large');

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { GgufFileInfo } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { ModelFileError, errorMessage, type ModelFileProblem } from '../errors';
-import { importNodeLlamaCpp } from '../engine/llama';
+import { importNodeLlamaCpp, withLeanGgufParse } from '../engine/llama';
 
 /**
  * The one door to a GGUF file. Native code (node-llama-cpp's GGUF parser and llama.cpp) trusts the
@@ -243,11 +243,13 @@ export async function checkGgufLayout(filePath: string): Promise<GgufLayout> {
  * node-llama-cpp's parse of a GGUF header, for a file that passed `checkGgufLayout` first. Every
  * caller that wants metadata (the model check, the JS tokenizer, the worker, the bench) reads here.
  */
-export async function readGgufInfo(filePath: string, options: { readTensorInfo?: boolean } = {}): Promise<{ layout: GgufLayout; info: GgufFileInfo }> {
+export async function readGgufInfo(filePath: string, options: { readTensorInfo?: boolean; lean?: boolean } = {}): Promise<{ layout: GgufLayout; info: GgufFileInfo }> {
   const layout = await checkGgufLayout(filePath);
   const { readGgufFileInfo } = await importNodeLlamaCpp();
   try {
-    const info = await readGgufFileInfo(filePath, { sourceType: 'filesystem', logWarnings: false, ignoreKeys: [], readTensorInfo: options.readTensorInfo ?? true });
+    const read = () => readGgufFileInfo(filePath, { sourceType: 'filesystem', logWarnings: false, ignoreKeys: [], readTensorInfo: options.readTensorInfo ?? true });
+    // lean: arrays of ≥ 4096 elements (a vocabulary's tokens, merges, types) come back as their length only.
+    const info = options.lean ? await withLeanGgufParse(read) : await read();
     return { layout, info };
   } catch (err) {
     const shown = path.basename(filePath);
