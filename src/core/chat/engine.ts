@@ -164,21 +164,18 @@ export class ChatEngine implements Disposable {
       // Converting VS Code's tool list and rendering its 9K-token prompt are ~10-30 ms each: the
       // event loop runs between the steps (see yieldToLoop).
       await yieldToLoop();
-      (globalThis as any).__marks = [['acquired', performance.now() - requested]];
       const { history, promptTokens, tokens, dropped } = await fitHistory(loaded, conversation, options, settings, maxTokens, functions);
       if (dropped > 0) this.log.debug(`Conversation ${label}: ${dropped} earlier messages left out to fit the context.`);
       this.lastPrompt = describePrompt(loaded, tokens);
       // Rendering and tokenizing an agent-sized prompt (9K tokens) takes ~20 ms, and node-llama-cpp does
       // its own next: let the event loop run in between.
       await yieldToLoop();
-      (globalThis as any).__marks.push(['fitted', performance.now() - requested]);
       let taken: TakeResult;
       try {
         taken = await loaded.sequences.take(tokens, stop.signal);
         slot = taken.slot;
         this.log.debug(`Reply in ${label}: sequence by ${taken.reason}, ${taken.reusedTokens} of ${tokens.length} prompt tokens cached.`);
       } catch (err) { if (stop.signal.aborted) return cancelled(); throw err; }
-      (globalThis as any).__marks.push(['taken', performance.now() - requested]);
       const sequence = slot.sequence;
       const meterBefore = sequence.tokenMeter.getState();
       // A long preamble (system prompt, tool schemas) the sequence lacks: from its saved state when
@@ -205,7 +202,6 @@ export class ChatEngine implements Disposable {
           ? { functions, documentFunctionParams: true, ...(options.maxToolCalls ? { maxParallelFunctionCalls: options.maxToolCalls } : {}) }
           : { grammar: options.grammar };
         await yieldToLoop();
-        (globalThis as any).__marks.push(['generate', performance.now() - requested]);
         const response = await slot.chat.generateResponse(history, {
           ...toolsOrGrammar,
           signal: stop.signal,
@@ -219,7 +215,6 @@ export class ChatEngine implements Disposable {
             ? { penalty: options.repeatPenalty ?? settings.repeatPenalty } : false,
           tokenBias: options.tokenBias,
           ...(thinkingBudget !== undefined ? { budgets: { thoughtTokens: thinkingBudget } } : {}),
-          onToken: (tokens) => { if (tokens.length) (globalThis as any).__firstGen ??= performance.now() - requested; },
           onResponseChunk: (chunk) => {
             if (chunk.type !== 'segment' || chunk.segmentType !== 'thought') return;
             thoughtTokens += chunk.tokens.length;
