@@ -66,19 +66,25 @@ export async function mostAtOnce(work: () => Promise<unknown>): Promise<number> 
   return most;
 }
 
-/** Sets a selection and waits until the workbench stops sending older selection events back. */
+/**
+ * Sets a selection and waits until the workbench stops sending older selection events back. The
+ * document is compared by URI: when its editor was closed meanwhile (the Chat view took the place),
+ * showing it again gives a new TextDocument object for the same file (a CI run failed on that).
+ */
 export async function select(editor: vscode.TextEditor, selection: vscode.Selection): Promise<void> {
+  const uri = editor.document.uri.toString();
+  const isThis = (e: vscode.TextEditor | undefined) => e?.document.uri.toString() === uri;
   let stable = 0;
   for (let i = 0; i < 50 && stable < 3; i++) {
     const active = vscode.window.activeTextEditor;
-    if (active?.document === editor.document && active.selection.isEqual(selection)) stable++;
-    else if (active?.document === editor.document) { stable = 0; active.selection = selection; }
+    if (isThis(active) && active!.selection.isEqual(selection)) stable++;
+    else if (isThis(active)) { stable = 0; active!.selection = selection; }
     // Another editor (or none: the Chat view took the focus) is active: show this one again, selected.
-    else { stable = 0; await vscode.window.showTextDocument(editor.document, { selection, preserveFocus: false, viewColumn: editor.viewColumn }); }
+    else { stable = 0; await vscode.window.showTextDocument(editor.document.uri, { selection, preserveFocus: false, viewColumn: editor.viewColumn }); }
     await new Promise((r) => setTimeout(r, 100));
   }
   const active = vscode.window.activeTextEditor;
-  assert.ok(active?.document === editor.document && active.selection.isEqual(selection), `the selection was set (active editor: ${active ? `${active.document.uri.path} ${JSON.stringify(active.selection)}` : 'none'})`);
+  assert.ok(isThis(active) && active!.selection.isEqual(selection), `the selection was set (active editor: ${active ? `${active.document.uri.path} ${JSON.stringify(active.selection)}` : 'none'})`);
 }
 
 /**
