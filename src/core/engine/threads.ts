@@ -106,8 +106,8 @@ export function freeCpus(counters: CpuCounters = PROC, memory: CpuMemory = share
   }
 }
 
-/** The last reading of the CPU counters, and what the last full window measured. */
-export interface CpuMemory { last?: CpuTimes; measured?: { at: number; others: number } }
+/** The last reading of the CPU counters, with what other programs used over the window it closed (if it closed one). */
+export interface CpuMemory { last?: CpuTimes & { others?: number } }
 const sharedMemory: CpuMemory = {};
 let sampling: { timer: NodeJS.Timeout; lastCall: number } | undefined;
 
@@ -132,14 +132,12 @@ function othersSince(counters: CpuCounters, memory: CpuMemory, cpus: number): nu
   }
   const last = memory.last;
   const age = last ? now.at - last.at : Number.POSITIVE_INFINITY;
-  if (last && age < MIN_WINDOW_MS) {
-    // Too close to the last reading for a window of its own: what the last window measured.
-    return memory.measured?.at === last.at ? memory.measured.others : undefined;
-  }
-  memory.last = now;
-  if (!last || age > MAX_WINDOW_MS || now.total <= last.total) return undefined;
-  const others = Math.max(0, (now.busy - last.busy) - (now.own - last.own)) / (now.total - last.total) * cpus;
-  memory.measured = { at: now.at, others };
+  // Too close to the last reading for a window of its own: what the window it closed measured.
+  if (last && age < MIN_WINDOW_MS) return last.others;
+  const others = last && age <= MAX_WINDOW_MS && now.total > last.total
+    ? Math.max(0, (now.busy - last.busy) - (now.own - last.own)) / (now.total - last.total) * cpus
+    : undefined;
+  memory.last = { ...now, others };
   return others;
 }
 
