@@ -1,3 +1,4 @@
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 /**
  * The longest the event loop stood still from now until `stop()`, in ms: the lateness of a short
  * repeating timer. (perf_hooks' monitorEventLoopDelay records nothing before its timer first runs, so
@@ -26,6 +27,103 @@ export function trackLongestBlock(intervalMs = 5): { take(): number; stop(): Pro
       await new Promise((resolve) => setTimeout(resolve, intervalMs + 1));
       clearInterval(timer);
       return Math.max(0, longest);
+    },
+  };
+}
+
+/** A window's longest event-loop block, and how much of it V8's garbage collector took. */
+export interface BlockFigures {
+  /** The longest block (as trackLongestBlock measures it). */
+  longestMs: number;
+  /** The longest block less the garbage collections inside it: the blocks JavaScript's own work made. */
+  longestLessGcMs: number;
+  /** The longest single collection pause of this thread's heap. */
+  longestGcMs: number;
+}
+
+/** How long after its block a tick is attributed: Node.js reports a collection a turn or more after it. */
+const GC_REPORT_DELAY_MS = 500;
+
+/**
+ * trackLongestBlock in windows (a bench's phases), with each block's garbage-collection pauses taken
+ * out (Node.js's `gc` performance entries, this thread's heap), so a report can say whether a block
+ * was the collector's or the code's. A timer tick's lateness is its block; the collections that
+ * overlap the tick's interval are subtracted. Node.js reports a collection after it has ended, so a
+ * tick is attributed GC_REPORT_DELAY_MS later: `take()` ends a window at once and returns a promise
+ * of its figures, settled that much later (nothing waits for it but the caller's report).
+ */
+export function trackBlocksAndGc(intervalMs = 5): { take(): Promise<BlockFigures>; stop(): Promise<BlockFigures> } {
+  type Tick = { from: number; to: number; block: number; window: number };
+  type Window = { start: number; end: number; figures: BlockFigures; settle?: (f: BlockFigures) => void };
+  const windows: Window[] = [];
+  const open = (start: number) => windows.push({ start, end: Number.POSITIVE_INFINITY, figures: { longestMs: 0, longestLessGcMs: 0, longestGcMs: 0 } }) - 1;
+  let current = open(performance.now());
+  let pauses: Array<{ start: number; end: number }> = [];
+  let ticks: Tick[] = [];
+  const windowAt = (time: number) => {
+    for (let w = windows.length - 1; w > 0; w--) if (windows[w]!.start <= time) return windows[w]!;
+    return windows[0]!;
+  };
+  const record = (entries: readonly PerformanceEntry[]) => {
+    for (const e of entries) {
+      pauses.push({ start: e.startTime, end: e.startTime + e.duration });
+      const figures = windowAt(e.startTime).figures;
+      figures.longestGcMs = Math.max(figures.longestGcMs, e.duration);
+    }
+  };
+  const observer = new PerformanceObserver((list) => record(list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  /** Attributes the ticks that ended by `until`, and settles the windows that did. */
+  const attribute = (until: number) => {
+    record(observer.takeRecords());
+    const ready = ticks.filter((t) => t.to <= until);
+    ticks = ticks.filter((t) => t.to > until);
+    for (const t of ready) {
+      const collecting = pauses.reduce((sum, p) => sum + Math.max(0, Math.min(p.end, t.to) - Math.max(p.start, t.from)), 0);
+      const figures = windows[t.window]!.figures;
+      figures.longestLessGcMs = Math.max(figures.longestLessGcMs, t.block - Math.min(t.block, collecting));
+    }
+    const oldest = ticks.reduce((min, t) => Math.min(min, t.from), until);
+    pauses = pauses.filter((p) => p.end >= oldest);
+    for (const w of windows) {
+      if (w.settle && w.end <= until) {
+        w.settle({ ...w.figures });
+        w.settle = undefined;
+      }
+    }
+  };
+  let last = performance.now();
+  const tick = () => {
+    const now = performance.now();
+    const block = now - last - intervalMs;
+    if (block > 0) {
+      const figures = windows[current]!.figures;
+      figures.longestMs = Math.max(figures.longestMs, block);
+      if (block > figures.longestLessGcMs) ticks.push({ from: last, to: now, block, window: current });
+    }
+    last = now;
+    attribute(now - GC_REPORT_DELAY_MS);
+  };
+  const timer = setInterval(tick, intervalMs);
+  timer.unref?.();
+  const close = () => {
+    tick(); // the time since the last tick is this window's too
+    const window = windows[current]!;
+    window.end = last;
+    current = open(last);
+    return new Promise<BlockFigures>((resolve) => { window.settle = resolve; });
+  };
+  return {
+    /** Ends this window and starts the next; its figures come GC_REPORT_DELAY_MS later. */
+    take: close,
+    /** Ends the last window, waits for its figures, and stops watching. */
+    async stop() {
+      const figures = close();
+      await new Promise((resolve) => setTimeout(resolve, GC_REPORT_DELAY_MS));
+      clearInterval(timer);
+      attribute(Number.POSITIVE_INFINITY);
+      observer.disconnect();
+      return figures;
     },
   };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import vscodeTools from './vscodeTools.json';
-import { trackLongestBlock } from '../eventLoop';
+import { trackBlocksAndGc, trackLongestBlock, type BlockFigures } from '../eventLoop';
 import { corpusOfSize } from './corpus';
 import { compareWithLlamaCpp, llamaCppDepthCost } from './parity';
 import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
@@ -110,11 +110,12 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   // The longest the event loop stood still while loading and chatting (the extension host does the
   // same work): the tokenizer, thread and bandwidth phases below time synchronous work on purpose.
   // Each phase's longest block is kept apart, so a figure over the goal names where it happened.
-  const loop = trackLongestBlock();
-  const blockByPhase: Record<string, number> = {};
+  // Each block's garbage-collection pauses are taken out too: the report says which were the collector's.
+  const loop = trackBlocksAndGc();
+  const blocksByPhase: Array<[string, Promise<BlockFigures>]> = [];
   let loopPhase = 'Load and first reply';
   const phase = (name: string) => {
-    blockByPhase[loopPhase] = Math.max(blockByPhase[loopPhase] ?? 0, loop.take());
+    blocksByPhase.push([loopPhase, loop.take()]);
     loopPhase = name;
     progress(name);
   };
@@ -218,9 +219,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     const concurrentSeconds = (performance.now() - started) / 1000;
     chat.clearCaches();
 
-    phase('Tokenizer');
-    void loop.stop();
-    const maxBlockMs = Math.max(0, ...Object.values(blockByPhase));
+    progress('Tokenizer');
+    blocksByPhase.push([loopPhase, loop.stop()]);
+    const eventLoop = eventLoopFigures(await Promise.all(blocksByPhase.map(async ([name, figures]) => [name, await figures] as const)));
     model = await loadModelLean(llama, { modelPath: options.modelPath });
 
     const text = corpusOfSize(quick ? 200_000 : 1_000_000);
@@ -308,7 +309,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores, backend: backendOf(llama), bandwidthBytesPerSecond: Math.round(bandwidth), node: process.version },
       // The best thread count's share of the read bandwidth its readers reach (see `bandwidth`).
       bandwidthUtilisation: Math.max(0, ...readBandwidth.map((b) => b.utilisation)),
-      eventLoop: { maxBlockMs: round(maxBlockMs), byPhase: Object.fromEntries(Object.entries(blockByPhase).map(([k, v]) => [k, round(v)])) },
+      eventLoop,
       ...(toolPreamble ? { toolPreamble } : {}),
       ...(restart ? { restart } : {}),
       ...(llamaCpp ? { llamaCpp } : {}),
@@ -397,6 +398,23 @@ export async function measureRestart(settings: Settings, log: Logger, formatWork
 }
 
 /** A key-value store in memory, as the extension's global state is on disk. */
+/** The report's event-loop figures from each phase's: the longest block, the same less garbage collection, the longest collection. */
+export function eventLoopFigures(phases: ReadonlyArray<readonly [string, BlockFigures]>): NonNullable<BenchReport['eventLoop']> {
+  const by = (pick: (f: BlockFigures) => number) => {
+    const out: Record<string, number> = {};
+    for (const [name, figures] of phases) out[name] = round(Math.max(out[name] ?? 0, pick(figures)));
+    return out;
+  };
+  const byPhase = by((f) => f.longestMs);
+  const lessGc = by((f) => f.longestLessGcMs);
+  return {
+    maxBlockMs: Math.max(0, ...Object.values(byPhase)),
+    byPhase,
+    withoutGc: { maxBlockMs: Math.max(0, ...Object.values(lessGc)), byPhase: lessGc },
+    longestGcByPhase: by((f) => f.longestGcMs),
+  };
+}
+
 function memoryStore(): KeyValueStore {
   const values = new Map<string, unknown>();
   return { get: <T>(key: string) => values.get(key) as T | undefined, update: async (key, value) => { values.set(key, value); } };

@@ -16,7 +16,10 @@ export function benchGoals(r: BenchReport): Goal[] {
   if (r.eventLoop) {
     const worst = Object.entries(r.eventLoop.byPhase ?? {}).sort((a, b) => b[1] - a[1])[0];
     const where = worst && worst[1] >= r.eventLoop.maxBlockMs ? ` (${worst[0].toLowerCase()})` : '';
-    add('Longest event-loop block (load, new conversations, replies, concurrency)', ms(r.eventLoop.maxBlockMs) + where, '≤ 50 ms', r.eventLoop.maxBlockMs <= 50);
+    // Whether the longest block was the garbage collector's or the code's: the goal counts both.
+    const own = r.eventLoop.withoutGc;
+    const lessGc = own && own.maxBlockMs < r.eventLoop.maxBlockMs ? `; ${ms(own.maxBlockMs)} less garbage collection` : '';
+    add('Longest event-loop block (load, new conversations, replies, concurrency)', ms(r.eventLoop.maxBlockMs) + where + lessGc, '≤ 50 ms', r.eventLoop.maxBlockMs <= 50);
   }
   const fresh = r.firstTokenMs.newConversation?.median;
   const followUp = r.firstTokenMs.followUp?.median;
