@@ -9,7 +9,7 @@ import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'im
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
 import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
-import { applyThreadPlan, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
+import { applyThreadPlan, cpuSampling, cpuSamplingState, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
 import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger, type Logger } from '../../src/core/log';
@@ -399,6 +399,36 @@ describe('speed at real scale', function () {
     advance(500, 0, 0);
     assert.equal(freeCpus({ ...counters, stat: () => 'cpu garbage' }, memory), cpus - 1);
     assert.equal(freeCpus({ ...counters, loadavg: () => '' }, memory), undefined);
+  });
+
+  it('keeps a window of the CPU counters at hand while a context with a thread plan is alive, however long since the last prompt (Linux)', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const saved = { ...cpuSampling };
+    // "The last minute" made short: only the context's hold keeps the readings going past it.
+    Object.assign(cpuSampling, { recentMs: 50, keepMs: 100, heldMs: 150 });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const llama = await getLlamaFor('off', silentLogger);
+    const model = await llama.loadModel({ modelPath: qwen });
+    try {
+      await sleep(400); // whatever earlier tests started has stopped
+      const before = cpuSamplingState();
+      assert.equal(before.running, false, JSON.stringify(before));
+      const context = await model.createContext({ contextSize: 256, threads: 2, sequences: 1 });
+      assert.ok(applyThreadPlan(context, { prompt: 2, generation: 1 }));
+      assert.equal(cpuSamplingState().holders, before.holders + 1);
+      await sleep(1000); // ten times "the last minute", with no prompt
+      const held = cpuSamplingState();
+      assert.ok(held.running && held.lastReadingAgeMs !== undefined && held.lastReadingAgeMs <= 150 + 100, `still read while held: ${JSON.stringify(held)}`);
+      // The window is the one a prompt finds: another program's moment of running is not load.
+      assert.ok(freeCpus() !== undefined);
+      await context.dispose();
+      assert.equal(cpuSamplingState().holders, before.holders);
+      await sleep(400);
+      assert.equal(cpuSamplingState().running, false, 'no reading once no context holds it and none was asked for');
+    } finally {
+      Object.assign(cpuSampling, saved);
+      await model.dispose();
+    }
   });
 
   it('remembers the backend gpu: auto found, and loads it directly next time', async () => {

@@ -73,9 +73,12 @@ const MIN_WINDOW_MS = 100;
 const MAX_WINDOW_MS = 2_000;
 /** Other programs' average use over a window below which their runnable threads are a moment's work. */
 const MOMENTARY_CPUS = 0.5;
-/** While freeCpus is in use (the last minute), the counters are read this often, so a window is always at hand. */
-const SAMPLE_MS = 500;
-const KEEP_SAMPLING_MS = 60_000;
+/**
+ * While freeCpus is in use (the last minute), the counters are read every `recentMs`, so a window is
+ * always at hand; while a context with a thread plan is alive (applyThreadPlan), every `heldMs` after
+ * that, so the first prompt after a pause finds one too. Mutable for tests only.
+ */
+export const cpuSampling = { recentMs: 500, keepMs: 60_000, heldMs: 1_500 };
 
 /**
  * How many logical CPUs no other program keeps busy, or undefined where the system does not say.
@@ -109,17 +112,47 @@ export function freeCpus(counters: CpuCounters = PROC, memory: CpuMemory = share
 /** The last reading of the CPU counters, with what other programs used over the window it closed (if it closed one). */
 export interface CpuMemory { last?: CpuTimes & { others?: number } }
 const sharedMemory: CpuMemory = {};
-let sampling: { timer: NodeJS.Timeout; lastCall: number } | undefined;
+let sampling: { lastCall: number } | undefined;
+/** Contexts alive with a thread plan that reads free CPUs (applyThreadPlan). */
+let holders = 0;
 
+/** Reads the counters on an unreferenced timer: often while freeCpus was used lately, less often while only held. */
 function keepSampling(): void {
   const now = performance.now();
   if (sampling) { sampling.lastCall = now; return; }
-  const timer = setInterval(() => {
-    if (!sampling || performance.now() - sampling.lastCall > KEEP_SAMPLING_MS) { clearInterval(timer); sampling = undefined; return; }
+  const state = { lastCall: now };
+  sampling = state;
+  const next = () => {
+    if (sampling !== state) return;
+    const recent = performance.now() - state.lastCall <= cpuSampling.keepMs;
+    if (!recent && holders === 0) { sampling = undefined; return; }
     othersSince(PROC, sharedMemory, os.availableParallelism?.() ?? os.cpus().length);
-  }, SAMPLE_MS);
-  timer.unref?.();
-  sampling = { timer, lastCall: now };
+    setTimeout(next, recent ? cpuSampling.recentMs : cpuSampling.heldMs).unref?.();
+  };
+  setTimeout(next, cpuSampling.recentMs).unref?.();
+}
+
+/**
+ * Keeps a window of the CPU counters at hand until the returned function is called (once a context
+ * is disposed): without one, the first prompt after a minute's pause had only the instant count,
+ * which catches the editor's own threads redrawing as the message is sent, and read on fewer threads.
+ */
+export function holdCpuSampling(): () => void {
+  holders++;
+  if (process.platform === 'linux') {
+    othersSince(PROC, sharedMemory, os.availableParallelism?.() ?? os.cpus().length);
+    keepSampling();
+  }
+  let held = true;
+  return () => {
+    if (held) { held = false; holders--; }
+  };
+}
+
+/** For tests: whether the counters are being read, for how many holders, and how old the last reading is. */
+export function cpuSamplingState(): { running: boolean; holders: number; lastReadingAgeMs?: number } {
+  const last = sharedMemory.last;
+  return { running: sampling !== undefined, holders, ...(last ? { lastReadingAgeMs: performance.now() - last.at } : {}) };
 }
 
 /** CPUs other programs used (on average) since the reading an earlier call left, when there is a fitting one. */
@@ -337,6 +370,11 @@ export function applyThreadPlan(context: LlamaContext, plan: ThreadPlan, free: (
     });
   } catch {
     return undefined;
+  }
+  if (free === freeCpus) {
+    const release = holdCpuSampling();
+    if (context.disposed) release();
+    else context.onDispose.createListener(release);
   }
   return generation;
 }
