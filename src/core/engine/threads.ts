@@ -89,7 +89,8 @@ export const cpuSampling = { recentMs: 500, keepMs: 60_000, heldMs: 1_500 };
  * was read on one thread for it, 1.6–2× slower. So when other programs used under half a CPU over
  * the last window of 0.1–2 s (/proc/stat, less this process's own time), none is counted busy; a
  * program that keeps a core busy shows in both. While it is in use, the counters are read every
- * 0.5 s (an unreferenced timer that stops a minute after the last call), so that window is at hand.
+ * 0.5 s (an unreferenced timer), and every 1.5 s after a minute without a call while a context with a
+ * thread plan is alive (holdCpuSampling), so that window is at hand.
  */
 export function freeCpus(counters: CpuCounters = PROC, memory: CpuMemory = sharedMemory): number | undefined {
   try {
