@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 /**
  * The longest the event loop stood still from now until `stop()`, in ms: the lateness of a short
@@ -39,6 +40,22 @@ export interface BlockFigures {
   longestLessGcMs: number;
   /** The longest single collection pause of this thread's heap. */
   longestGcMs: number;
+  /**
+   * The longest block less its collections and less the time this thread waited for a CPU (Linux's
+   * schedstat: runnable, not running, as when every core is busy): what the code itself held. Where
+   * the wait cannot be read, the same as longestLessGcMs.
+   */
+  longestOwnMs: number;
+}
+
+/** This thread's time waiting for a CPU so far (ms), where Linux says (/proc/thread-self/schedstat). */
+function cpuWaitMs(): number | undefined {
+  try {
+    const wait = Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[1]);
+    return Number.isFinite(wait) ? wait / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** How long after its block a tick is attributed: Node.js reports a collection a turn or more after it. */
@@ -50,13 +67,15 @@ const GC_REPORT_DELAY_MS = 500;
  * was the collector's or the code's. A timer tick's lateness is its block; the collections that
  * overlap the tick's interval are subtracted. Node.js reports a collection after it has ended, so a
  * tick is attributed GC_REPORT_DELAY_MS later: `take()` ends a window at once and returns a promise
- * of its figures, settled that much later (nothing waits for it but the caller's report).
+ * of its figures, settled that much later (nothing waits for it but the caller's report). On Linux
+ * each tick also reads how long this thread waited for a CPU, so a block can be told from the
+ * scheduler's (the thread runnable while other threads hold every core).
  */
 export function trackBlocksAndGc(intervalMs = 5): { take(): Promise<BlockFigures>; stop(): Promise<BlockFigures> } {
-  type Tick = { from: number; to: number; block: number; window: number };
+  type Tick = { from: number; to: number; block: number; waited: number; window: number };
   type Window = { start: number; end: number; figures: BlockFigures; settle?: (f: BlockFigures) => void };
   const windows: Window[] = [];
-  const open = (start: number) => windows.push({ start, end: Number.POSITIVE_INFINITY, figures: { longestMs: 0, longestLessGcMs: 0, longestGcMs: 0 } }) - 1;
+  const open = (start: number) => windows.push({ start, end: Number.POSITIVE_INFINITY, figures: { longestMs: 0, longestLessGcMs: 0, longestGcMs: 0, longestOwnMs: 0 } }) - 1;
   let current = open(performance.now());
   let pauses: Array<{ start: number; end: number }> = [];
   let ticks: Tick[] = [];
@@ -81,7 +100,9 @@ export function trackBlocksAndGc(intervalMs = 5): { take(): Promise<BlockFigures
     for (const t of ready) {
       const collecting = pauses.reduce((sum, p) => sum + Math.max(0, Math.min(p.end, t.to) - Math.max(p.start, t.from)), 0);
       const figures = windows[t.window]!.figures;
-      figures.longestLessGcMs = Math.max(figures.longestLessGcMs, t.block - Math.min(t.block, collecting));
+      const lessGc = t.block - Math.min(t.block, collecting);
+      figures.longestLessGcMs = Math.max(figures.longestLessGcMs, lessGc);
+      figures.longestOwnMs = Math.max(figures.longestOwnMs, lessGc - Math.min(lessGc, t.waited));
     }
     const oldest = ticks.reduce((min, t) => Math.min(min, t.from), until);
     pauses = pauses.filter((p) => p.end >= oldest);
@@ -93,15 +114,18 @@ export function trackBlocksAndGc(intervalMs = 5): { take(): Promise<BlockFigures
     }
   };
   let last = performance.now();
+  let lastWait = cpuWaitMs();
   const tick = () => {
     const now = performance.now();
+    const wait = lastWait === undefined ? undefined : cpuWaitMs();
     const block = now - last - intervalMs;
     if (block > 0) {
       const figures = windows[current]!.figures;
       figures.longestMs = Math.max(figures.longestMs, block);
-      if (block > figures.longestLessGcMs) ticks.push({ from: last, to: now, block, window: current });
+      if (block > figures.longestOwnMs) ticks.push({ from: last, to: now, block, waited: wait === undefined ? 0 : Math.max(0, wait - lastWait!), window: current });
     }
     last = now;
+    lastWait = wait;
     attribute(now - GC_REPORT_DELAY_MS);
   };
   const timer = setInterval(tick, intervalMs);

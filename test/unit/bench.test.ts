@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -47,21 +48,49 @@ describe('benchmark', function () {
     assert.ok(own.longestMs >= 90 && own.longestLessGcMs >= own.longestMs - 10, `the code's block stays: ${JSON.stringify(own)}`);
     assert.ok(gc.longestGcMs >= 10 && gc.longestMs >= gc.longestGcMs - 5, `the collection was a block: ${JSON.stringify(gc)}`);
     assert.ok(gc.longestLessGcMs <= gc.longestMs - gc.longestGcMs + 5, `the collection is taken out of it: ${JSON.stringify(gc)}`);
+    if (process.platform === 'linux') assert.ok(own.longestOwnMs >= own.longestLessGcMs - 10, `the code ran, it did not wait: ${JSON.stringify(own)}`);
+  });
+
+  it('tells the blocks of a thread kept waiting for a CPU from the code\'s own (Linux)', async function () {
+    if (process.platform !== 'linux') this.skip();
+    // A process whose main thread has the lowest priority, on one CPU beside a busy process: its timer
+    // is late because it waits for that CPU, not because its code runs.
+    const script = `
+      import os from 'node:os';
+      const m = await import(${JSON.stringify(pathToFileURL(path.join(REPO_ROOT, 'src', 'core', 'eventLoop.ts')).href)});
+      const loop = (m.trackBlocksAndGc ? m : m.default).trackBlocksAndGc();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      os.setPriority(19); // this thread only
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      console.log(JSON.stringify(await loop.stop()));
+      process.exit(0);`;
+    const busy = spawn('taskset', ['-c', '0', process.execPath, '-e', 'const end = Date.now() + 10000; while (Date.now() < end) {}'], { stdio: 'ignore' });
+    try {
+      const { stdout } = await run('taskset', ['-c', '0', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT });
+      const figures = JSON.parse(stdout.trim().split('\n').at(-1)!) as { longestMs: number; longestLessGcMs: number; longestOwnMs: number };
+      assert.ok(figures.longestMs >= 20, `the timer was late: ${JSON.stringify(figures)}`);
+      assert.ok(figures.longestOwnMs <= figures.longestLessGcMs / 2, `most of it was waiting for the CPU: ${JSON.stringify(figures)}`);
+    } finally {
+      busy.kill('SIGKILL');
+    }
   });
 
   it("says how much of the longest event-loop block was the collector's, and judges the goal on the whole block", () => {
     const report = fixtureReport((r) => {
       r.eventLoop = eventLoopFigures([
-        ['Load and first reply', { longestMs: 30.4, longestLessGcMs: 30.4, longestGcMs: 2 }],
-        ['Agent tools preamble', { longestMs: 60.2, longestLessGcMs: 9, longestGcMs: 49.1 }],
+        ['Load and first reply', { longestMs: 30.4, longestLessGcMs: 30.4, longestGcMs: 2, longestOwnMs: 21.2 }],
+        ['Agent tools preamble', { longestMs: 60.2, longestLessGcMs: 9, longestGcMs: 49.1, longestOwnMs: 8 }],
       ]);
     });
     assert.deepEqual(report.eventLoop?.withoutGc, { maxBlockMs: 30.4, byPhase: { 'Load and first reply': 30.4, 'Agent tools preamble': 9 } });
+    assert.deepEqual(report.eventLoop?.own, { maxBlockMs: 21.2, byPhase: { 'Load and first reply': 21.2, 'Agent tools preamble': 8 } });
     assert.deepEqual(report.eventLoop?.longestGcByPhase, { 'Load and first reply': 2, 'Agent tools preamble': 49.1 });
     const goal = benchGoals(report).find((g) => g.name.startsWith('Longest event-loop block'));
-    assert.equal(goal?.measured, '60 ms (agent tools preamble); 30 ms less garbage collection');
+    assert.equal(goal?.measured, '60 ms (agent tools preamble); 30 ms less garbage collection; 21 ms less that and waiting for a CPU');
     assert.equal(goal?.met, false);
-    assert.ok(benchRows(report).some((row) => row.label === 'The same, less garbage collection'), 'a row of the report');
+    for (const label of ['The same, less garbage collection', 'The same, less that and waiting for a CPU (the code\'s own)']) {
+      assert.ok(benchRows(report).some((row) => row.label === label), `a row of the report: ${label}`);
+    }
   });
 
   it('reports every field with sane values on the fixture model (--quick)', async () => {
@@ -82,6 +111,9 @@ describe('benchmark', function () {
     assert.deepEqual(Object.keys(own.byPhase), Object.keys(byPhase));
     for (const [name, block] of Object.entries(byPhase)) assert.ok(own.byPhase[name]! <= block, `${name}: ${own.byPhase[name]} ≤ ${block}`);
     assert.equal(own.maxBlockMs, Math.max(...Object.values(own.byPhase)));
+    const code = report.eventLoop.own;
+    assert.ok(code);
+    for (const [name, block] of Object.entries(own.byPhase)) assert.ok(code.byPhase[name]! <= block, `${name}: ${code.byPhase[name]} ≤ ${block}`);
     assert.ok(report.firstTokenMs.short.median > 0 && report.firstTokenMs.long.median > 0);
     assert.ok(report.promptTokens.long > report.promptTokens.short * 5);
     assert.ok(report.promptTokensPerSecond.median > 0);
@@ -105,7 +137,11 @@ describe('benchmark', function () {
     assert.ok(report.throughput && report.throughput.singleTokensPerSecond > 0 && report.throughput.concurrentTokensPerSecond > 0);
     assert.ok(report.prefill && report.prefill.tokens > 100 && report.prefill.ms > 0 && report.prefill.oneThreadMs > 0 && report.prefill.underLoadMs > 0);
     assert.deepEqual(report.bandwidth?.map((b) => b.threads), report.threads.map((t) => t.threads), 'read bandwidth per decoding thread count');
-    for (const b of report.bandwidth ?? []) assert.ok(b.readBytesPerSecond > 1e8 && b.utilisation > 0);
+    for (const b of report.bandwidth ?? []) {
+      assert.ok(b.readBytesPerSecond > 1e8 && b.utilisation > 0);
+      // Without llama-bench: the share of the thread scan's speed at that count.
+      assert.equal(b.tokensPerSecond, report.threads.find((t) => t.threads === b.threads)?.tokensPerSecond);
+    }
     assert.ok(report.build && typeof report.build.persistentThreadpool === 'boolean');
     // Each goal beside its measurement; which are met is the bench's to say, not this test's.
     const goals = report.goals ?? [];
@@ -182,9 +218,11 @@ describe('benchmark', function () {
     const [low, high] = [(depth.lastMs - 0.05) / (depth.firstMs + 0.05) - 0.005, (depth.lastMs + 0.05) / Math.max(depth.firstMs - 0.05, 1e-9) + 0.005];
     assert.ok(depth.depth > 0 && depth.firstMs > 0 && depth.lastMs > 0 && depth.ratio >= low && depth.ratio <= high, JSON.stringify(depth));
     for (const b of compared.bandwidth!) {
-      const theirs = parity.threads.find((t) => t.threads === b.threads)!.generation.llamaCpp;
+      const { llamaCpp: theirs, nanochat: ours } = parity.threads.find((t) => t.threads === b.threads)!.generation;
+      // nanochat's share is of the comparison's own generation figure, measured as llama-bench's is.
+      assert.equal(b.tokensPerSecond, ours);
       // Both shares are of the same read bandwidth (each rounded to 0.01%): their ratio is the speeds' ratio.
-      const speeds = theirs / compared.threads.find((t) => t.threads === b.threads)!.tokensPerSecond;
+      const speeds = theirs / ours;
       assert.ok(b.llamaCppUtilisation! > 0 && Math.abs(b.llamaCppUtilisation! / b.utilisation - speeds) < 0.02 * speeds, JSON.stringify(b));
     }
   });

@@ -272,9 +272,13 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     for (const t of threads) {
       const read = await measureReadBandwidth(t.threads, quick ? 32 : 128);
       // llama-bench's generation at the same count, beside it: how much of the bandwidth llama.cpp itself uses.
-      const theirs = llamaCpp?.threads.find((x) => x.threads === t.threads)?.generation.llamaCpp;
+      // nanochat's is then the comparison's own figure, measured the same way (the median of its rounds
+      // of 128 tokens, never an early end) rather than the thread scan's one 64-token sample.
+      const compared = llamaCpp?.threads.find((x) => x.threads === t.threads)?.generation;
+      const theirs = compared?.llamaCpp;
+      const ours = compared?.nanochat || t.tokensPerSecond;
       readBandwidth.push({
-        threads: t.threads, readBytesPerSecond: Math.round(read), utilisation: Number(((file.tensorBytes * t.tokensPerSecond) / read).toFixed(4)),
+        threads: t.threads, readBytesPerSecond: Math.round(read), utilisation: Number(((file.tensorBytes * ours) / read).toFixed(4)), tokensPerSecond: ours,
         ...(theirs ? { llamaCppUtilisation: Number(((file.tensorBytes * theirs) / read).toFixed(4)) } : {}),
       });
     }
@@ -397,8 +401,7 @@ export async function measureRestart(settings: Settings, log: Logger, formatWork
   }
 }
 
-/** A key-value store in memory, as the extension's global state is on disk. */
-/** The report's event-loop figures from each phase's: the longest block, the same less garbage collection, the longest collection. */
+/** The report's event-loop figures from each phase's: the longest block, less garbage collection, less that and waiting for a CPU, the longest collection. */
 export function eventLoopFigures(phases: ReadonlyArray<readonly [string, BlockFigures]>): NonNullable<BenchReport['eventLoop']> {
   const by = (pick: (f: BlockFigures) => number) => {
     const out: Record<string, number> = {};
@@ -407,14 +410,17 @@ export function eventLoopFigures(phases: ReadonlyArray<readonly [string, BlockFi
   };
   const byPhase = by((f) => f.longestMs);
   const lessGc = by((f) => f.longestLessGcMs);
+  const own = by((f) => f.longestOwnMs);
   return {
     maxBlockMs: Math.max(0, ...Object.values(byPhase)),
     byPhase,
     withoutGc: { maxBlockMs: Math.max(0, ...Object.values(lessGc)), byPhase: lessGc },
+    own: { maxBlockMs: Math.max(0, ...Object.values(own)), byPhase: own },
     longestGcByPhase: by((f) => f.longestGcMs),
   };
 }
 
+/** A key-value store in memory, as the extension's global state is on disk. */
 function memoryStore(): KeyValueStore {
   const values = new Map<string, unknown>();
   return { get: <T>(key: string) => values.get(key) as T | undefined, update: async (key, value) => { values.set(key, value); } };

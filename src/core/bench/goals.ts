@@ -16,10 +16,13 @@ export function benchGoals(r: BenchReport): Goal[] {
   if (r.eventLoop) {
     const worst = Object.entries(r.eventLoop.byPhase ?? {}).sort((a, b) => b[1] - a[1])[0];
     const where = worst && worst[1] >= r.eventLoop.maxBlockMs ? ` (${worst[0].toLowerCase()})` : '';
-    // Whether the longest block was the garbage collector's or the code's: the goal counts both.
-    const own = r.eventLoop.withoutGc;
-    const lessGc = own && own.maxBlockMs < r.eventLoop.maxBlockMs ? `; ${ms(own.maxBlockMs)} less garbage collection` : '';
-    add('Longest event-loop block (load, new conversations, replies, concurrency)', ms(r.eventLoop.maxBlockMs) + where + lessGc, '≤ 50 ms', r.eventLoop.maxBlockMs <= 50);
+    // Whether the longest block was the garbage collector's, the scheduler's or the code's: the goal counts all.
+    const { withoutGc, own } = r.eventLoop;
+    const parts = [
+      withoutGc && withoutGc.maxBlockMs < r.eventLoop.maxBlockMs ? `${ms(withoutGc.maxBlockMs)} less garbage collection` : '',
+      own && own.maxBlockMs < (withoutGc?.maxBlockMs ?? r.eventLoop.maxBlockMs) ? `${ms(own.maxBlockMs)} less that and waiting for a CPU` : '',
+    ].filter(Boolean);
+    add('Longest event-loop block (load, new conversations, replies, concurrency)', ms(r.eventLoop.maxBlockMs) + where + parts.map((p) => `; ${p}`).join(''), '≤ 50 ms', r.eventLoop.maxBlockMs <= 50);
   }
   const fresh = r.firstTokenMs.newConversation?.median;
   const followUp = r.firstTokenMs.followUp?.median;

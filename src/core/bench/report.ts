@@ -47,6 +47,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   add(speed, 'Generation (p95)', (r) => r.generationTokensPerSecond.p95, 'tok/s', 'higher');
   add(speed, 'Longest event-loop block (load and chat)', (r) => r.eventLoop?.maxBlockMs, 'ms', 'lower');
   add(speed, 'The same, less garbage collection', (r) => r.eventLoop?.withoutGc?.maxBlockMs, 'ms', 'lower');
+  add(speed, 'The same, less that and waiting for a CPU (the code\'s own)', (r) => r.eventLoop?.own?.maxBlockMs, 'ms', 'lower');
   if (!server) add(speed, 'Memory-bandwidth utilisation', (r) => Math.round(r.bandwidthUtilisation * 10000) / 100, '%', 'higher');
 
   const turns = 'Multi-turn';

@@ -52,6 +52,8 @@ export const benchReportSchema = z.object({
   /** Read bandwidth with as many readers as decoding threads, and the share of it generation uses. */
   bandwidth: z.array(z.object({
     threads: z.number().int().positive(), readBytesPerSecond: z.number().positive(), utilisation: z.number().nonnegative(),
+    /** The generation speed the utilisation is of: with `--compare-llama-cpp`, the median the comparison measured (as llama-bench's beside it). */
+    tokensPerSecond: z.number().nonnegative().optional(),
     /** `--compare-llama-cpp`: the same for llama-bench's generation at this count. */
     llamaCppUtilisation: z.number().nonnegative().optional(),
   })).optional(),
@@ -79,6 +81,8 @@ export const benchReportSchema = z.object({
     byPhase: z.record(z.string(), z.number().nonnegative()).optional(),
     /** The same blocks less the garbage collections inside them (the code's own), and each phase's longest collection pause. */
     withoutGc: z.object({ maxBlockMs: z.number().nonnegative(), byPhase: z.record(z.string(), z.number().nonnegative()) }).optional(),
+    /** Less the collections and less the time the thread waited for a CPU (Linux): what the code itself held the loop. */
+    own: z.object({ maxBlockMs: z.number().nonnegative(), byPhase: z.record(z.string(), z.number().nonnegative()) }).optional(),
     longestGcByPhase: z.record(z.string(), z.number().nonnegative()).optional(),
   }).optional(),
   /**
