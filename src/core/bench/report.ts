@@ -26,6 +26,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   if (report.extension) add(load, 'Extension activation', (r) => r.extension?.activationMs, 'ms', 'lower');
   if (report.extension?.readyMs !== undefined) add(load, 'Activation to model ready (loaded on startup)', (r) => r.extension?.readyMs, 'ms', 'lower');
   if (report.extension?.startupMaxBlockMs !== undefined) add(load, 'Startup: longest event-loop block of the extension host', (r) => r.extension?.startupMaxBlockMs, 'ms', 'lower');
+  if (report.extension?.startupOwnBlockMs !== undefined) add(load, 'Startup: the same, less garbage collection and waiting for a CPU', (r) => r.extension?.startupOwnBlockMs, 'ms', 'lower');
   if (server) {
     add(load, 'Connect (list the server\'s models)', (r) => r.load.totalMs, 'ms', 'lower');
   } else {

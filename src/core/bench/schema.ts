@@ -122,6 +122,8 @@ export const benchReportSchema = z.object({
     startupCpuMs: z.number().nonnegative().optional(),
     /** The longest event-loop block of the extension host over the same span. */
     startupMaxBlockMs: z.number().nonnegative().optional(),
+    /** The same, less garbage collection and waiting for a CPU (Linux): what the extension host's code held. */
+    startupOwnBlockMs: z.number().nonnegative().optional(),
   }).optional(),
 });
 export type BenchReport = z.infer<typeof benchReportSchema>;

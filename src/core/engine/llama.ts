@@ -41,6 +41,8 @@ const IMPORT_SLICE_MS = 25;
 /** How many of them have been imported one at a time so far, and whether that was all (for the log). */
 let importedAhead = 0;
 let importedLean = false;
+/** The module whose import took longest (its evaluation, with its import cycle's, and whatever ran in that turn), for the log. */
+let longestImport: { file: string; ms: number } | undefined;
 export function importedModulesAhead(): number { return importedAhead; }
 /** Whether node-llama-cpp came from the modules that define the names nanochat uses, not its index. */
 export function importedOnlyWhatIsUsed(): boolean { return importedLean; }
@@ -78,11 +80,14 @@ export async function importModuleByModule(listFile: string): Promise<NodeLlamaC
   const url = (file: string) => pathToFileURL(path.join(root, file)).href;
   let since = performance.now();
   for (const file of modules) {
+    const started = performance.now();
     try {
       await import(url(file));
     } catch {
       return undefined;
     }
+    const took = performance.now() - started;
+    if (took > (longestImport?.ms ?? 0)) longestImport = { file, ms: took };
     importedAhead++;
     // A promise alone would resume before any timer or I/O callback: let the event loop run, every
     // IMPORT_SLICE_MS. In the busy extension host at start-up, each turn waits for the host's other
@@ -396,7 +401,7 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     // Not awaited: VS Code's storage write takes ~200 ms at startup, and llama.cpp is ready now.
     if (wanted === 'auto') Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch((err: unknown) => log.warn(`Could not remember the backend: ${err instanceof Error ? err.message : err}`));
   }
-  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}${importedAhead ? `; node-llama-cpp imported module by module (${importedAhead}${importedLean ? ', only those that define what nanochat uses' : ''})` : ''}`);
+  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}${importedAhead ? `; node-llama-cpp imported module by module (${importedAhead}${importedLean ? ', only those that define what nanochat uses' : ''}${longestImport ? `; the longest, ${Math.round(longestImport.ms)} ms, ${path.basename(longestImport.file)}` : ''})` : ''}`);
   return llama;
 }
 
