@@ -32,11 +32,11 @@ export function trackLongestBlock(intervalMs = 5): { take(): number; stop(): Pro
   };
 }
 
-/** A window's longest event-loop block, and how much of it V8's garbage collector took. */
+/** A window's longest event-loop block, and how much of it was the garbage collector's or the scheduler's. */
 export interface BlockFigures {
   /** The longest block (as trackLongestBlock measures it). */
   longestMs: number;
-  /** The longest block less the garbage collections inside it: the blocks JavaScript's own work made. */
+  /** The longest block less the garbage collections inside it. */
   longestLessGcMs: number;
   /** The longest single collection pause of this thread's heap. */
   longestGcMs: number;
