@@ -2,9 +2,9 @@
 // - `exports`: the module that defines each name nanochat uses (src/core/engine/nodeLlamaCppExports.ts),
 //   found in node-llama-cpp's index; the extension imports those modules, not the index, which would
 //   also evaluate ~100 modules nanochat never calls (its model downloader, CLI helpers);
-// - `modules`: every module those import, in the order Node.js evaluates them: importing them one at a
-//   time, deepest first, turns the 0.3–0.5 s the extension host's event loop was blocked by the import
-//   into blocks of one module each. The graph is Node's own: a resolve hook records every import as
+// - `modules`: every module those import, dependencies first (each import cycle as one unit, in Node's
+//   own order): importing them one at a time turns the 0.3–0.5 s the extension host's event loop was
+//   blocked by the import into blocks of one module, or one cycle, each. The graph is Node's own: a resolve hook records every import as
 //   Node resolves it (CommonJS packages are leaves: their require()s evaluate with them).
 //
 // Usage: node tools/importOrder.mjs [root] [out.json]   (root: the folder whose node_modules holds
@@ -74,14 +74,38 @@ for (const [parent, url] of edges) {
   const list = children.get(parent);
   if (!list.includes(url)) list.push(url);
 }
-// Post-order from the entry, in each module's import order: the order Node.js evaluates them in.
+// The order to import them in, one at a time: Node.js's own depth-first walk from the entry (each
+// module's imports in their order), with each import cycle taken as one unit (Tarjan's strongly connected
+// components, which come out dependencies first). A cycle's modules are loaded and evaluated together,
+// and in Node.js's plain post-order a cycle's first module comes before the modules the rest of the
+// cycle imports: importing it alone then loaded those too. node-llama-cpp's getLlamaWithoutBackend.js
+// and getLlama.js import each other, so importing the first loaded 144 modules at once (72–145 ms of
+// the extension host's loop in one block: Node.js 22+ links synchronously). Here everything a cycle
+// imports comes first, one module at a time, and then the cycle, from the module Node.js's walk
+// entered it by (so the cycle evaluates in Node's own order).
 const order = [];
-const seen = new Set();
+const index = new Map();
+const low = new Map();
+const stack = [];
+const onStack = new Set();
+let cycles = 0;
+let largestCycle = 0;
 const visit = (url) => {
-  if (seen.has(url)) return;
-  seen.add(url);
-  for (const child of children.get(url) ?? []) visit(child);
-  if (url.startsWith('file:')) order.push(url);
+  index.set(url, index.size);
+  low.set(url, index.get(url));
+  stack.push(url);
+  onStack.add(url);
+  for (const child of children.get(url) ?? []) {
+    if (!index.has(child)) { visit(child); low.set(url, Math.min(low.get(url), low.get(child))); }
+    else if (onStack.has(child)) low.set(url, Math.min(low.get(url), index.get(child)));
+  }
+  if (low.get(url) !== index.get(url)) return;
+  const component = [];
+  let member;
+  do { member = stack.pop(); onStack.delete(member); component.push(member); } while (member !== url);
+  if (component.length > 1) { cycles++; largestCycle = Math.max(largestCycle, component.length); }
+  // `url` is where Node.js's walk entered the cycle: imported first, it evaluates the cycle in Node's order.
+  for (const m of [url, ...component.filter((c) => c !== url).reverse()]) if (m.startsWith('file:')) order.push(m);
 };
 visit(entry);
 const rootUrl = pathToFileURL(root).href + '/';
@@ -93,4 +117,4 @@ if (Object.values(exports).some((f) => !modules.includes(f))) throw new Error('a
 const version = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')).version;
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.writeFileSync(out, `${JSON.stringify({ nodeLlamaCpp: version, exports, modules })}\n`);
-console.log(`${path.relative(root, out)}: ${modules.length} modules of node-llama-cpp ${version} define or serve the ${names.length} names nanochat uses, in evaluation order`);
+console.log(`${path.relative(root, out)}: ${modules.length} modules of node-llama-cpp ${version} define or serve the ${names.length} names nanochat uses, dependencies first (${cycles} import cycles, the largest ${largestCycle} modules)`);

@@ -92,10 +92,18 @@ describe('speed at real scale', function () {
       import { pathToFileURL } from 'node:url';
       // Every module evaluated from here on (Node.js 22.15+: synchronous hooks).
       const loaded = new Set();
-      nodeModule.registerHooks?.({ load(url, context, next) { loaded.add(url); return next(url, context); } });
+      // How many of node-llama-cpp's own modules each import of the list loaded (an import cycle loads whole).
+      const perImport = new Map();
+      let step = () => -1;
+      nodeModule.registerHooks?.({ load(url, context, next) {
+        loaded.add(url);
+        if (url.includes('/node-llama-cpp/dist/')) perImport.set(step(), (perImport.get(step()) ?? 0) + 1);
+        return next(url, context);
+      } });
       const { configureLlama, importNodeLlamaCpp, importedModulesAhead, importedOnlyWhatIsUsed } = await import(${JSON.stringify(pathToFileURL(path.join(root, 'src', 'core', 'engine', 'llama.ts')).href)});
       const { NODE_LLAMA_CPP_EXPORTS } = await import(${JSON.stringify(pathToFileURL(path.join(root, 'src', 'core', 'engine', 'nodeLlamaCppExports.ts')).href)});
       configureLlama({ importOrder: process.argv[2] || undefined });
+      step = importedModulesAhead;
       // The loop's turns that saw the import part way: each new count of modules imported so far.
       const seen = new Set();
       let running = true;
@@ -109,24 +117,27 @@ describe('speed at real scale', function () {
       const parser = await import(${JSON.stringify(pathToFileURL(path.join(root, 'node_modules', 'node-llama-cpp', 'dist', 'gguf', 'parser', 'GgufV2Parser.js')).href)});
       console.log(JSON.stringify({
         turns: seen.size, ahead: importedModulesAhead(), lean: importedOnlyWhatIsUsed(),
-        hooks: typeof nodeModule.registerHooks === 'function', evaluated: evaluated.length, index,
+        hooks: typeof nodeModule.registerHooks === 'function', evaluated: evaluated.length, index, largestStep: Math.max(0, ...perImport.values()),
         names: Object.keys(lib).length, same: NODE_LLAMA_CPP_EXPORTS.every((n) => lib[n] !== undefined && lib[n] === named[n]),
         patched: typeof parser.GgufV2Parser.prototype._readGgufValue === 'function' && parser.GgufV2Parser.prototype.__nanochatArrays !== undefined,
       }));
     `);
     const hostNode = path.join(process.env.VSCODE_HOST_DIR || path.join(os.homedir(), '.cache', 'nanochat', 'vscode-host-4.139.1'), 'node24', 'bin', 'node');
     const node = fs.existsSync(hostNode) ? hostNode : process.execPath;
-    type Run = { turns: number; ahead: number; lean: boolean; hooks: boolean; evaluated: number; index: boolean; names: number; same: boolean; patched: boolean };
+    type Run = { turns: number; ahead: number; lean: boolean; hooks: boolean; evaluated: number; index: boolean; largestStep: number; names: number; same: boolean; patched: boolean };
     const run = (order: string) => JSON.parse(execFileSync(node, ['--import', 'tsx', script, order], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } }).trim().split('\n').at(-1)!) as Run;
     const sliced = run(list);
     const whole = run('');
-    console.log(`      node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()}: ${sliced.ahead} modules imported one at a time (${sliced.evaluated} evaluated in all, against ${whole.evaluated} for node-llama-cpp's index); the event loop ran at ${sliced.turns} points of the import`);
+    console.log(`      node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()}: ${sliced.ahead} modules imported one at a time (${sliced.evaluated} evaluated in all, against ${whole.evaluated} for node-llama-cpp's index); the event loop ran at ${sliced.turns} points of the import; one import loaded at most ${sliced.largestStep} of node-llama-cpp's modules`);
     assert.equal(sliced.ahead, modules.length, 'every module of the list imported (the paths are this layout)');
     assert.ok(sliced.lean && sliced.names === NODE_LLAMA_CPP_EXPORTS.length && sliced.same, 'exactly the names nanochat uses, each the value node-llama-cpp exports');
     assert.ok(sliced.patched && whole.patched, "nanochat's GGUF reader changes are in node-llama-cpp's own copy");
     assert.ok(sliced.turns >= 6, `the loop ran between modules: at ${sliced.turns} points of the import`);
     if (sliced.hooks) {
       assert.ok(!sliced.index && whole.index, "node-llama-cpp's index is evaluated only by the plain import");
+      // Everything an import cycle imports comes before it: no import loads more than the largest cycle
+      // (11 modules in 3.21.1; in Node.js's plain post-order, getLlamaWithoutBackend.js loaded 144).
+      assert.ok(sliced.largestStep > 0 && sliced.largestStep <= 20, `one import loaded ${sliced.largestStep} of node-llama-cpp's modules`);
       assert.ok(sliced.evaluated < whole.evaluated - 50, `${sliced.evaluated} modules evaluated against ${whole.evaluated}`);
     }
     assert.ok(!whole.lean && whole.ahead === 0 && whole.same);

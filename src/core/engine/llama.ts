@@ -54,11 +54,11 @@ const isModulePath = (m: unknown): m is string => typeof m === 'string' && /\.[c
  * `import('node-llama-cpp')` evaluates its ~400 modules (its own and its dependencies') in one
  * synchronous block: 434–607 ms of the extension host's event loop at every start, 0.31–0.48 s in a
  * plain Node.js 24 with the compile cache. The build's list (tools/importOrder.mjs) names the modules
- * that define the names nanochat uses and the ~300 modules they import, in Node's own evaluation
- * order; node-llama-cpp's index, and the ~100 modules only it reaches (its model downloader, CLI
- * helpers), are never evaluated. Importing them one at a time, the event loop running every
- * IMPORT_SLICE_MS, leaves blocks of one module (or one import cycle: the largest, around
- * node-llama-cpp's Llama class, took 45–164 ms). The list names files under the extension's folder,
+ * that define the names nanochat uses and the ~300 modules they import, dependencies first, each
+ * import cycle as one unit; node-llama-cpp's index, and the ~100 modules only it reaches (its model
+ * downloader, CLI helpers), are never evaluated. Importing them one at a time, the event loop running
+ * every IMPORT_SLICE_MS, leaves blocks of one module (or one import cycle: the largest, getLlama.js's
+ * 11 modules, 17–35 ms; in Node's plain post-order, one step loaded 144 modules, 72–145 ms). The list names files under the extension's folder,
  * in this installation's node_modules layout. Returns the names, each the very value node-llama-cpp's
  * index exports; or nothing (the caller imports the index) for a list of another version, a file that
  * is not there, or a name its module does not export.
