@@ -4,8 +4,9 @@
 //   also evaluate ~100 modules nanochat never calls (its model downloader, CLI helpers);
 // - `modules`: every module those import, dependencies first (each import cycle as one unit, in Node's
 //   own order): importing them one at a time turns the 0.3–0.5 s the extension host's event loop was
-//   blocked by the import into blocks of one module, or one cycle, each. The graph is Node's own: a resolve hook records every import as
-//   Node resolves it (CommonJS packages are leaves: their require()s evaluate with them).
+//   blocked by the import into blocks of one module, or one cycle, each. The graph is Node's own: a
+//   resolve hook records every import as Node resolves it (CommonJS packages are leaves: their
+//   require()s evaluate with them).
 //
 // Usage: node tools/importOrder.mjs [root] [out.json]   (root: the folder whose node_modules holds
 // node-llama-cpp, default this repository; out: default <root>/dist/node-llama-cpp-modules.json).
