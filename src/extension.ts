@@ -113,13 +113,11 @@ export function activate(context: vscode.ExtensionContext) {
       // Whose the start's blocks were: the garbage collector's, the scheduler's (the editor starting on
       // the same cores), or the code's own. Told half a second after the model is ready.
       const blocks = trackBlocksAndGc();
-      models.load().then((loaded) => {
+      models.load().then(() => {
         bench.readyMs = performance.now() - started;
         const cpu = process.cpuUsage(startedCpu);
         bench.startupCpuMs = (cpu.user + cpu.system) / 1000;
-        // The longest the event loop waited while the model loaded: the load measured each phase's.
-        bench.startupMaxBlockMs = Math.max(0, ...Object.values(loaded.info.loadPhaseBlocks ?? {}));
-        logger.info(`Model ready ${Math.round(bench.readyMs)} ms after activation began (the extension host used ${Math.round(bench.startupCpuMs)} ms of CPU meanwhile); the longest event-loop block meanwhile was ${Math.round(bench.startupMaxBlockMs)} ms.`);
+        logger.info(`Model ready ${Math.round(bench.readyMs)} ms after activation began (the extension host used ${Math.round(bench.startupCpuMs)} ms of CPU meanwhile).`);
         void blocks.stop().then((f) => {
           bench.startupBlocks = f;
           logger.info(`The start's longest event-loop block, ${Math.round(f.longestMs)} ms: ${Math.round(f.longestLessGcMs)} ms less garbage collection (longest collection ${Math.round(f.longestGcMs)} ms), ${Math.round(f.longestOwnMs)} ms less that and waiting for a CPU.`);

@@ -40,10 +40,9 @@ export class Benchmarks implements vscode.Disposable {
   activationMs: number | undefined;
   /** From activation to the selected model ready, when it loaded on startup. */
   readyMs: number | undefined;
-  /** The longest event-loop block (ms) between activation and the model ready, loaded on startup. */
-  startupMaxBlockMs: number | undefined;
-  /** The same span's blocks less garbage collection, and less that and waiting for a CPU (told after the model is ready). */
+  /** The event loop's longest block between activation and the model ready, loaded on startup: whole, less garbage collection, and less that and waiting for a CPU (told after the model is ready). */
   startupBlocks: BlockFigures | undefined;
+  get startupMaxBlockMs(): number | undefined { return this.startupBlocks?.longestMs; }
   /**
    * CPU time (ms, all of the extension host's threads) between activation and the model ready: with
    * the editor starting on the same cores, the wall time can be several times the work.
