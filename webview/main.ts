@@ -2,7 +2,7 @@ import './jitless';
 import '@vscode/codicons/dist/codicon.css';
 import './style.css';
 import { fromWebviewSchema, panelSettingsSchema, toWebviewSchema, type FromWebview, type ModelView, type PanelMessage, type ToWebview } from '../src/protocol/panel';
-import { renderMarkdown } from './markdown';
+import { MarkdownStream, renderMarkdown, warmUpHighlighting } from './markdown';
 import { STOP_REASON_LABELS } from '../src/core/chat/stopReasons';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };
@@ -40,6 +40,8 @@ interface View {
 }
 const view: View = { activeId: '', messages: [], generating: false, streamText: '', streamThoughts: '', contextUsed: 0, model: { kind: 'none' } };
 let streamElement: HTMLElement | undefined;
+/** The streaming reply's body: what has settled is rendered once (see MarkdownStream). */
+let stream: MarkdownStream | undefined;
 let renderScheduled = false;
 
 function post(message: FromWebview): void {
@@ -157,9 +159,13 @@ function confirmDelete(button: HTMLButtonElement, id: string): void {
 function renderMessages(): void {
   const items = view.messages.map((m, index) => messageElement(m, index));
   streamElement = undefined;
+  stream = undefined;
   if (view.generating) {
-    streamElement = messageElement({ role: 'assistant', content: view.streamText, thoughts: view.streamThoughts || undefined, createdAt: Date.now() }, -1);
+    streamElement = messageElement({ role: 'assistant', content: '', thoughts: view.streamThoughts || undefined, createdAt: Date.now() }, -1);
     streamElement.classList.add('streaming');
+    const body = streamElement.querySelector<HTMLElement>('.body')!;
+    stream = new MarkdownStream(body);
+    showStreamText(body);
     items.push(streamElement);
   }
   if (items.length === 0) {
@@ -183,12 +189,9 @@ function messageElement(message: PanelMessage, index: number): HTMLElement {
   body.className = 'body';
   if (message.role === 'user') body.textContent = message.content;
   else body.innerHTML = renderMarkdown(message.content);
-  if (message.thoughts) element.append(thinkingElement(message.thoughts, index < 0 && !message.content, message.stats?.thoughtTokens));
+  if (message.thoughts) element.append(thinkingElement(message.thoughts, index < 0 && !view.streamText, message.stats?.thoughtTokens));
   element.append(body);
-  if (index < 0) {
-    body.append(cursor());
-    return element;
-  }
+  if (index < 0) return element;
   const footer = document.createElement('div');
   footer.className = 'footer';
   if (message.stats) {
@@ -267,11 +270,16 @@ function scheduleStreamRender(): void {
       const fresh = thinkingElement(view.streamThoughts, open, undefined);
       if (existing) existing.replaceWith(fresh); else streamElement.prepend(fresh);
     }
-    const body = streamElement.querySelector('.body')!;
-    body.innerHTML = renderMarkdown(view.streamText);
-    body.append(cursor());
+    showStreamText(streamElement.querySelector<HTMLElement>('.body')!);
     scrollToEnd();
   }, 50);
+}
+
+/** The streaming reply's text so far, and the cursor after it. */
+function showStreamText(body: HTMLElement): void {
+  body.querySelector(':scope > .cursor')?.remove();
+  stream?.update(view.streamText);
+  body.append(cursor());
 }
 
 function cursor(): HTMLElement {
@@ -401,3 +409,4 @@ const saved = vscode.getState() as { draft?: string } | undefined;
 if (saved?.draft) ui.input.value = saved.draft;
 renderModel();
 post({ type: 'ready' });
+warmUpHighlighting();

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import type { Page } from 'playwright-core';
 import type { PanelMessage, ToWebview } from '../../src/protocol/panel';
 import { panelHtml } from '../../webview/html';
+import { longReply } from '../support/longReply';
 import { CHROMIUM, deliver, posted as postedBy, violations, WebviewHarness } from '../support/webviewHarness';
 
 /** The XSS payloads model output might carry; none may run script or load anything. */
@@ -78,6 +79,35 @@ describe('chat panel webview in headless Chromium', function () {
     await state([msg('user', 'Tell me a story'), { ...msg('assistant', 'Once upon a time'), stats: { model: 'm', promptTokens: 10, completionTokens: 4, timeToFirstTokenMs: 12, tokensPerSecond: 99.5, totalMs: 50, stopReason: 'cancelled' } }]);
     assert.equal(await page.locator('.message.streaming').count(), 0);
     assert.match(await page.locator('.message.assistant .stats').innerText(), /4 tokens · first token 12 ms · 99\.5 tok\/s · m · stopped/);
+  });
+
+  it('streams a long reply rendering what has settled once, only the rest as it arrives, and ends with the whole rendered', async () => {
+    const reply = longReply(14_000);
+    // Cut inside the sixth section's code block (sections 3, 6, … give no language).
+    const cut = reply.indexOf('def step_6_4');
+    assert.ok(cut > 0 && reply.includes('## Section 7'));
+    await send({ type: 'model', model: { kind: 'ready', name: 'm', contextSize: 32768 } });
+    await state([msg('user', 'Explain')], { generating: true });
+    const body = page.locator('.message.streaming .body');
+    const deltas = (from: number, to: number) => Array.from({ length: Math.ceil((to - from) / 40) }, (_, i) => ({ type: 'delta' as const, conversationId: 'c1', text: reply.slice(from + i * 40, Math.min(to, from + (i + 1) * 40)) }));
+    await deliver(page, ...deltas(0, cut));
+    await body.locator('h2', { hasText: 'Section 6' }).waitFor({ timeout: 2000 });
+    await page.waitForFunction(() => (document.querySelector('.message.streaming .body')?.textContent ?? '').includes('def step_6_0'), undefined, { timeout: 2000 });
+    const blocks = body.locator('.code-block');
+    assert.equal(await blocks.count(), 6);
+    assert.ok(await blocks.nth(2).locator('[class^="hljs-"]').count() > 0, 'a settled block without a language is highlighted (its language detected)');
+    assert.equal(await blocks.nth(5).locator('[class^="hljs-"]').count(), 0, 'the block still arriving is not run through language detection on every render');
+    await page.evaluate(() => { (document.querySelector('.message.streaming .body h2') as HTMLElement & { marker?: number }).marker = 7; });
+    await deliver(page, ...deltas(cut, reply.length));
+    await page.waitForFunction((end) => (document.querySelector('.message.streaming .body')?.textContent ?? '').includes(end), reply.trim().split('\n').at(-1)!, { timeout: 2000 });
+    assert.equal(await page.evaluate(() => (document.querySelector('.message.streaming .body h2') as HTMLElement & { marker?: number }).marker), 7, 'the settled start was not rendered again');
+    assert.equal(await body.locator('.cursor').count(), 1);
+    const streamed = (await body.innerText()).trim();
+    await state([msg('user', 'Explain'), msg('assistant', reply)]);
+    const final = page.locator('.message.assistant .body');
+    assert.equal((await final.innerText()).trim(), streamed, 'streamed pieces read as the whole rendered at once');
+    assert.equal(await final.locator('.code-block').count(), reply.split('```').length === 1 ? 0 : (reply.split('\n').filter((l) => l.startsWith('```')).length / 2));
+    assert.ok(await final.locator('.code-block').nth(5).locator('[class^="hljs-"]').count() > 0, 'the finished message has every block highlighted');
   });
 
   it('shows a thinking model\'s thoughts in a collapsible Thinking block, as plain text, apart from the answer', async () => {
@@ -165,6 +195,21 @@ describe('chat panel webview in headless Chromium', function () {
   it('renders every XSS payload inert: no script runs, nothing loads', async () => {
     await state([msg('user', XSS.join('\n\n')), msg('assistant', XSS.join('\n\n'))]);
     await page.waitForTimeout(300);
+    await assertInert();
+  });
+
+  it('renders every XSS payload inert while it streams, cut at any point', async () => {
+    const text = XSS.join('\n\n');
+    await state([msg('user', 'go')], { generating: true });
+    for (let i = 0; i < text.length; i += 5) {
+      await send({ type: 'delta', conversationId: 'c1', text: text.slice(i, i + 5) });
+      if (i % 60 === 0) await page.waitForTimeout(60); // a render (every 50 ms) at many cut points
+    }
+    await page.waitForFunction(() => (document.querySelector('.message.streaming .body')?.textContent ?? '').includes('__xss = 11'), undefined, { timeout: 2000 });
+    await assertInert();
+  });
+
+  async function assertInert(): Promise<void> {
     const report = await page.evaluate(() => {
       const root = document.getElementById('messages')!;
       const all = [...root.querySelectorAll('*')];
@@ -185,7 +230,7 @@ describe('chat panel webview in headless Chromium', function () {
     assert.match(report.text, /<script>window.__xss = 1<\/script>/, 'raw HTML is shown as text');
     await page.locator('.message.assistant a').first().click({ trial: true }).catch(() => undefined);
     assert.deepEqual(external, [], `external requests: ${external.join(', ')}`);
-  });
+  }
 
   it('drops malformed messages from the host and keeps working', async () => {
     const warnings: string[] = [];
