@@ -69,7 +69,7 @@ export function activate(context: vscode.ExtensionContext) {
   const toolActivity: ToolActivity[] = [];
   const participant = registerParticipant(services, bench);
   const statusBar = new StatusBar(services);
-  const panel = new ChatPanel(services, new ConversationStore(context.globalState));
+  const panel = new ChatPanel(services, new ConversationStore(path.join(context.globalStorageUri.fsPath, 'conversations'), context.globalState, logger));
   const selectionTokens = new SelectionTokenCount(services);
   context.subscriptions.push(
     channel, settings, library, bench, participant, statusBar, panel, selectionTokens,

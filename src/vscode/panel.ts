@@ -25,7 +25,7 @@ export class ChatPanel implements vscode.Disposable {
   /** Every message sent to the webview (tests and diagnostics). */
   readonly onDidPost = this.posted.event;
 
-  constructor(private readonly services: Services, private readonly store: ConversationStore) {
+  constructor(private readonly services: Services, readonly store: ConversationStore) {
     this.subscriptions.push(
       vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, { deserializeWebviewPanel: async (panel) => this.attach(panel) }),
       services.models.onDidChangeState(() => this.postModel()),
@@ -77,7 +77,7 @@ export class ChatPanel implements vscode.Disposable {
         await this.postState();
         return;
       case 'send': {
-        const conversation = this.store.get(message.conversationId);
+        const conversation = await this.store.get(message.conversationId);
         if (!conversation || this.generating.has(conversation.id)) return;
         await this.store.setMessages(conversation.id, [...conversation.messages, { role: 'user', content: message.text, createdAt: Date.now() }]);
         return this.generate(conversation.id);
@@ -86,7 +86,7 @@ export class ChatPanel implements vscode.Disposable {
         this.generating.get(message.conversationId)?.abort();
         return;
       case 'regenerate': {
-        const conversation = this.store.get(message.conversationId);
+        const conversation = await this.store.get(message.conversationId);
         if (!conversation || this.generating.has(conversation.id)) return;
         const messages = [...conversation.messages];
         while (messages.at(-1)?.role === 'assistant') messages.pop();
@@ -95,7 +95,7 @@ export class ChatPanel implements vscode.Disposable {
         return this.generate(conversation.id);
       }
       case 'edit': {
-        const conversation = this.store.get(message.conversationId);
+        const conversation = await this.store.get(message.conversationId);
         const original = conversation?.messages[message.index];
         if (!conversation || original?.role !== 'user' || this.generating.has(conversation.id)) return;
         const messages = [...conversation.messages.slice(0, message.index), { ...original, content: message.text, createdAt: Date.now() }];
@@ -106,7 +106,7 @@ export class ChatPanel implements vscode.Disposable {
         await this.store.create();
         return this.postState();
       case 'switchConversation':
-        if (this.store.get(message.conversationId)) await this.store.setActive(message.conversationId);
+        if (await this.store.get(message.conversationId)) await this.store.setActive(message.conversationId);
         return this.postState();
       case 'renameConversation':
         await this.store.rename(message.conversationId, message.title);
@@ -135,7 +135,7 @@ export class ChatPanel implements vscode.Disposable {
   }
 
   private async generate(conversationId: string): Promise<void> {
-    const conversation = this.store.get(conversationId);
+    const conversation = await this.store.get(conversationId);
     if (!conversation) return;
     const controller = new AbortController();
     this.generating.set(conversationId, controller);
@@ -172,7 +172,7 @@ export class ChatPanel implements vscode.Disposable {
       flush();
       const stats = await reply.stats;
       const assistant: PanelMessage = { role: 'assistant', content: text, ...(thoughts ? { thoughts } : {}), stats: panelStats(stats), createdAt: Date.now() };
-      await this.store.setMessages(conversationId, [...(this.store.get(conversationId)?.messages ?? []), assistant]);
+      await this.store.setMessages(conversationId, [...((await this.store.get(conversationId))?.messages ?? []), assistant]);
       this.post({ type: 'done', conversationId, stats: panelStats(stats), contextUsed: stats.promptTokens + stats.completionTokens });
     } catch (err) {
       flush();
@@ -209,7 +209,7 @@ export class ChatPanel implements vscode.Disposable {
     const lastStats = [...active.messages].reverse().find((m) => m.stats)?.stats;
     this.post({
       type: 'state',
-      conversations: this.store.list(),
+      conversations: await this.store.list(),
       activeId: active.id,
       messages: active.messages,
       generating: this.generating.has(active.id),

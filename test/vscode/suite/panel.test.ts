@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import * as vscode from 'vscode';
-import { ConversationStore } from '../../../src/core/chat/conversations';
+import { ConversationStore, LEGACY_KEY } from '../../../src/core/chat/conversations';
 import type { ToWebview } from '../../../src/protocol/panel';
 import { host, type Api } from './helpers';
 
@@ -31,8 +32,8 @@ export function definePanelTests(): void {
         assert.ok(deltas.length >= 1 && deltas.map((d) => d.text).join('').length > 20, JSON.stringify(posted.filter((m) => m.type !== 'state')).slice(0, 1500));
         const done = posted.find((m): m is Extract<ToWebview, { type: 'done' }> => m.type === 'done')!;
         assert.ok(done.stats.completionTokens > 0 && done.contextUsed > done.stats.completionTokens);
-        const store = new ConversationStore(api.services.context.globalState);
-        const saved = store.get(id)!;
+        const store = api.panel.store;
+        const saved = (await store.get(id))!;
         assert.deepEqual(saved.messages.map((m) => m.role), ['user', 'assistant']);
         assert.equal(saved.messages[1].content, deltas.map((d) => d.text).join(''));
         assert.equal(saved.title, 'Once upon a time');
@@ -44,23 +45,23 @@ export function definePanelTests(): void {
         await firstDelta;
         await panel.receive({ type: 'stop', conversationId: id });
         await sending;
-        const stopped = store.get(id)!.messages.at(-1)!;
+        const stopped = (await store.get(id))!.messages.at(-1)!;
         assert.equal(stopped.stats?.stopReason, 'cancelled');
         assert.ok(stopped.stats!.completionTokens < 1000 && stopped.content.length > 0);
 
         // Regenerate and edit replace the tail of the conversation.
         await config.update('maxTokens', 8, vscode.ConfigurationTarget.Global);
         await panel.receive({ type: 'regenerate', conversationId: id });
-        assert.equal(store.get(id)!.messages.length, 4);
+        assert.equal((await store.get(id))!.messages.length, 4);
         await panel.receive({ type: 'edit', conversationId: id, index: 0, text: 'The little dog' });
-        assert.deepEqual(store.get(id)!.messages.map((m) => m.content.slice(0, 14)).slice(0, 1), ['The little dog']);
-        assert.equal(store.get(id)!.messages.length, 2);
+        assert.deepEqual((await store.get(id))!.messages.map((m) => m.content.slice(0, 14)).slice(0, 1), ['The little dog']);
+        assert.equal((await store.get(id))!.messages.length, 2);
 
         // Malformed messages are dropped without effect.
         const before = posted.length;
         for (const bad of [{ type: 'send' }, { type: 'send', conversationId: id, text: '' }, 'x', null, { type: 'setSetting', key: 'model', value: '/etc/passwd' }]) await panel.receive(bad);
         assert.equal(posted.length, before);
-        assert.equal(store.get(id)!.messages.length, 2);
+        assert.equal((await store.get(id))!.messages.length, 2);
 
         // Code actions.
         await panel.receive({ type: 'code', action: 'open', code: 'print("hi")', language: 'python' });
@@ -71,7 +72,7 @@ export function definePanelTests(): void {
         await panel.receive({ type: 'code', action: 'copy', code: 'copied text', language: '' });
         assert.equal(await vscode.env.clipboard.readText(), 'copied text');
 
-        // Conversations survive the panel closing (and the window reloading: they live in globalState).
+        // Conversations survive the panel closing (and the window reloading: they live in files in global storage).
         await panel.receive({ type: 'newConversation' });
         await panel.receive({ type: 'renameConversation', conversationId: id, title: 'Dog story' });
         panel.webviewPanel!.dispose();
@@ -86,12 +87,41 @@ export function definePanelTests(): void {
         await panel.receive({ type: 'setSetting', key: 'temperature', value: 0.3 });
         assert.equal(api.services.settings.current.temperature, 0.3);
         await panel.receive({ type: 'deleteConversation', conversationId: id });
-        assert.equal(store.get(id), undefined);
+        assert.equal(await store.get(id), undefined);
       } finally {
         sub.dispose();
         await config.update('maxTokens', 48, vscode.ConfigurationTarget.Global);
         await config.update('temperature', 0, vscode.ConfigurationTarget.Global);
         panel.webviewPanel?.dispose();
+      }
+    });
+
+    it('keeps the panel\'s conversations in files: 200 of them (11 MB) move out of globalState once, and a save writes only its own', async function () {
+      this.timeout(120_000);
+      const globalState = api.services.context.globalState;
+      const words = 'word '.repeat(560);
+      const conversations = Array.from({ length: 200 }, (_, c) => ({
+        id: `00000000-0000-4000-8000-${String(c).padStart(12, '0')}`, title: `Old ${c}`, createdAt: c, updatedAt: 1000 - c,
+        messages: Array.from({ length: 20 }, (_, m) => ({ role: m % 2 ? 'assistant' : 'user', content: `${c}.${m} ${words}`, createdAt: m })),
+      }));
+      // What every save cost before: the whole history through VS Code's globalState, on this thread.
+      const oldSave = await longestGap(() => Promise.resolve(globalState.update(LEGACY_KEY, conversations)));
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-host-conversations-'));
+      try {
+        const store = new ConversationStore(dir, globalState);
+        assert.equal((await store.list()).length, 200);
+        assert.equal(globalState.get(LEGACY_KEY), undefined, 'moved out of globalState');
+        const target = conversations[100]!.id;
+        const mtimes = () => new Map(fs.readdirSync(dir).map((n) => [n, fs.statSync(path.join(dir, n)).mtimeMs]));
+        const before = mtimes();
+        await new Promise((r) => setTimeout(r, 20));
+        const newSave = await longestGap(async () => { await store.setMessages(target, [...(await store.get(target))!.messages, { role: 'user', content: words, createdAt: 1 }]); });
+        const after = mtimes();
+        assert.deepEqual([...after].filter(([n, t]) => before.get(n) !== t).map(([n]) => n).sort(), [`${target}.json`, 'index.json'].sort());
+        console.log(`      a save among 200 conversations (11 MB): longest event-loop gap ${oldSave.toFixed(0)} ms through globalState, ${newSave.toFixed(0)} ms to its own file`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+        await globalState.update(LEGACY_KEY, undefined);
       }
     });
 
@@ -111,4 +141,21 @@ export function definePanelTests(): void {
       assert.ok(walkthrough!.steps[1]!.description.includes(encodeURIComponent(JSON.stringify([catalog.defaultModel]))), 'the download button fetches the catalog default');
     });
   });
+}
+
+/** The longest gap of a 1 ms timer while `work` runs: how long the extension host's event loop was held. */
+async function longestGap(work: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const timer = setInterval(() => { const now = performance.now(); longest = Math.max(longest, now - last); last = now; }, 1);
+  try {
+    await new Promise((r) => setTimeout(r, 10));
+    longest = 0;
+    last = performance.now();
+    await work();
+    await new Promise((r) => setTimeout(r, 50));
+    return longest;
+  } finally {
+    clearInterval(timer);
+  }
 }

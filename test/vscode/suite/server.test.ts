@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { BenchReport } from '../../../src/core/bench/schema';
-import { ConversationStore } from '../../../src/core/chat/conversations';
 import type { ToWebview } from '../../../src/protocol/panel';
 import { askThroughChatView, host, noHistory, recordingStream, request, statsOf, token, type Api } from './helpers';
 
@@ -104,7 +103,7 @@ export function defineServerTests(): void {
           const streamed = posted.filter((m): m is Extract<ToWebview, { type: 'delta' }> => m.type === 'delta' && m.conversationId === id).map((m) => m.text).join('');
           const done = posted.find((m): m is Extract<ToWebview, { type: 'done' }> => m.type === 'done' && m.conversationId === id);
           assert.ok(done && done.stats.stopReason !== 'error' && streamed.length > 0, `conversation ${i}: ${JSON.stringify(done)}`);
-          const saved = new ConversationStore(api.services.context.globalState).get(id)!;
+          const saved = (await api.panel.store.get(id))!;
           assert.deepEqual(saved.messages.map((m) => m.role), ['user', 'assistant']);
           assert.equal(saved.messages[0].content, prompts[i]);
           assert.equal(saved.messages[1].content, streamed, `conversation ${i} holds exactly its own stream`);
@@ -137,7 +136,7 @@ export function defineServerTests(): void {
     it('keeps the user\'s message and says what is wrong when the server is down, and works again after', async () => {
       const posted: ToWebview[] = [];
       const sub = api.panel.onDidPost((m) => posted.push(m));
-      const store = new ConversationStore(api.services.context.globalState);
+      const store = api.panel.store;
       let id = '';
       await config().update('server.url', 'http://127.0.0.1:9/v1', vscode.ConfigurationTarget.Global);
       try {
@@ -150,7 +149,7 @@ export function defineServerTests(): void {
         id = posted.filter((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state').at(-1)!.activeId;
         await api.panel.receive({ type: 'send', conversationId: id, text: 'Once upon a time' });
         assert.ok(posted.some((m) => m.type === 'error' && /Cannot reach the server/.test(m.message)), 'the panel says why');
-        assert.deepEqual(store.get(id)!.messages.map((m) => m.content), ['Once upon a time'], 'the user\'s message stays');
+        assert.deepEqual((await store.get(id))!.messages.map((m) => m.content), ['Once upon a time'], 'the user\'s message stays');
       } finally {
         await config().update('server.url', url, vscode.ConfigurationTarget.Global);
       }
@@ -159,7 +158,7 @@ export function defineServerTests(): void {
         const result = await api.participant.handler(request('Once upon a time'), noHistory, rec.stream, token());
         assert.ok(statsOf(result)?.completionTokens > 0, rec.text());
         await api.panel.receive({ type: 'regenerate', conversationId: id }); // the panel's Retry
-        assert.deepEqual(store.get(id)!.messages.map((m) => m.role), ['user', 'assistant']);
+        assert.deepEqual((await store.get(id))!.messages.map((m) => m.role), ['user', 'assistant']);
         await api.panel.receive({ type: 'deleteConversation', conversationId: id });
       } finally {
         sub.dispose();
