@@ -71,6 +71,20 @@ describe('ConversationStore', () => {
     assert.equal(await reopened.get('../index'), undefined);
   });
 
+  it('lists a conversation whose file the index does not name (another window wrote the index after it)', async () => {
+    const dir = folder();
+    const one = new ConversationStore(dir);
+    const other = new ConversationStore(dir); // a second window, its index read before the first one's write
+    await other.list();
+    const mine = await one.create();
+    await one.setMessages(mine.id, turn(1));
+    const theirs = await other.create(); // writes its index, without `mine`
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')).conversations.map((c: { id: string }) => c.id), [theirs.id]);
+    const reloaded = new ConversationStore(dir);
+    assert.deepEqual((await reloaded.list()).map((c) => c.id).sort(), [mine.id, theirs.id].sort());
+    assert.deepEqual((await reloaded.get(mine.id))!.messages, turn(1));
+  });
+
   it('keeps a long title short and an empty rename harmless', async () => {
     const store = new ConversationStore(folder());
     const c = await store.create();

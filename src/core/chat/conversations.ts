@@ -155,6 +155,17 @@ export class ConversationStore {
   private async load(): Promise<Index> {
     await fsp.mkdir(this.dir, { recursive: true }).catch((err) => { throw this.cannot('keep', err); });
     let index = await this.readIndex();
+    // A conversation file the index does not name (another window wrote the index after it) is listed again.
+    const named = new Set(index.conversations.map((c) => c.id));
+    const orphans = (await fsp.readdir(this.dir)).filter((n) => n.endsWith('.json') && n !== INDEX_FILE && !named.has(n.slice(0, -'.json'.length)));
+    for (const name of orphans) {
+      const conversation = await this.read(name.slice(0, -'.json'.length));
+      if (conversation) index.conversations.push(summaryOf(conversation));
+    }
+    if (orphans.length) {
+      index.conversations.sort((a, b) => b.updatedAt - a.updatedAt);
+      await this.writeIndex(index);
+    }
     const legacy = this.legacy?.get<unknown>(LEGACY_KEY);
     if (Array.isArray(legacy) && legacy.length) index = await this.migrate(index, legacy);
     return index;
@@ -194,10 +205,12 @@ export class ConversationStore {
   private async migrate(index: Index, legacy: unknown[]): Promise<Index> {
     const known = new Set(index.conversations.map((c) => c.id));
     let moved = 0;
+    const left: unknown[] = [];
     for (const item of legacy) {
       const conversation = conversationSchema.safeParse(item);
       if (!conversation.success) {
         this.log.warn(`A conversation kept by an earlier version could not be read and was left in globalState (${conversation.error.issues[0]?.message}).`);
+        left.push(item);
         continue;
       }
       if (known.has(conversation.data.id)) continue;
@@ -210,7 +223,6 @@ export class ConversationStore {
     const active = this.legacy?.get<string>(LEGACY_ACTIVE_KEY);
     if (!index.active && active && known.has(active)) index.active = active;
     await this.writeIndex(index);
-    const left = legacy.filter((item) => !conversationSchema.safeParse(item).success);
     await this.legacy?.update(LEGACY_KEY, left.length ? left : undefined);
     await this.legacy?.update(LEGACY_ACTIVE_KEY, undefined);
     this.log.info(`Moved ${moved} chat panel conversations from extension state into ${this.dir}.`);
