@@ -156,8 +156,23 @@ function confirmDelete(button: HTMLButtonElement, id: string): void {
   setTimeout(() => { button.dataset.armed = 'false'; button.classList.remove('armed'); button.title = 'Delete'; }, 3000);
 }
 
+/**
+ * The elements of the messages shown, by everything they show: a state update (a reply ending, a
+ * message sent) keeps the element of each message it does not change, with its rendering (and its
+ * open Thinking block, or an edit in progress), instead of building every message again.
+ */
+let shown = new Map<string, HTMLElement>();
+
 function renderMessages(): void {
-  const items = view.messages.map((m, index) => messageElement(m, index));
+  const previous = shown;
+  shown = new Map();
+  const items = view.messages.map((m, index) => {
+    const key = JSON.stringify([index === view.messages.length - 1, index, m]);
+    const element = previous.get(key) ?? messageElement(m, index);
+    previous.delete(key);
+    shown.set(key, element);
+    return element;
+  });
   streamElement = undefined;
   stream = undefined;
   if (view.generating) {
@@ -174,7 +189,11 @@ function renderMessages(): void {
     empty.textContent = 'Ask anything. The model runs on this machine: nothing you type leaves it.';
     items.push(empty);
   }
-  ui.messages.replaceChildren(...items);
+  // Only what changed is moved: taking kept elements out and back in would lay all of them out again.
+  const keep = new Set<Element>(items);
+  for (const child of [...ui.messages.children]) if (!keep.has(child)) child.remove();
+  items.forEach((item, i) => { if (ui.messages.children[i] !== item) ui.messages.insertBefore(item, ui.messages.children[i] ?? null); });
+  ui.messages.classList.toggle('generating', view.generating);
   ui.send.hidden = view.generating;
   ui.stop.hidden = !view.generating;
   renderContext();
@@ -208,12 +227,11 @@ function messageElement(message: PanelMessage, index: number): HTMLElement {
       element.append(error);
     }
   }
-  if (!view.generating) {
-    if (message.role === 'user') footer.append(iconButton('edit', 'Edit and resend', () => editMessage(element, body, index, message.content)));
-    if (message.role === 'assistant' && index === view.messages.length - 1) footer.append(iconButton('refresh', 'Regenerate', () => post({ type: 'regenerate', conversationId: view.activeId })));
-    // A message left without a reply (the model or the server failed): send it again.
-    if (message.role === 'user' && index === view.messages.length - 1) footer.append(iconButton('refresh', 'Retry', () => post({ type: 'regenerate', conversationId: view.activeId })));
-  }
+  // Hidden while a reply is generated (#messages.generating), so the element does not depend on it.
+  if (message.role === 'user') footer.append(iconButton('edit', 'Edit and resend', () => editMessage(element, body, index, message.content)));
+  if (message.role === 'assistant' && index === view.messages.length - 1) footer.append(iconButton('refresh', 'Regenerate', () => post({ type: 'regenerate', conversationId: view.activeId })));
+  // A message left without a reply (the model or the server failed): send it again.
+  if (message.role === 'user' && index === view.messages.length - 1) footer.append(iconButton('refresh', 'Retry', () => post({ type: 'regenerate', conversationId: view.activeId })));
   element.append(footer);
   return element;
 }

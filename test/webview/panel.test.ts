@@ -110,6 +110,24 @@ describe('chat panel webview in headless Chromium', function () {
     assert.ok(await final.locator('.code-block').nth(5).locator('[class^="hljs-"]').count() > 0, 'the finished message has every block highlighted');
   });
 
+  it('keeps the elements of the messages a state update does not change, and rebuilds the ones it does', async () => {
+    const history = [msg('user', 'One'), msg('assistant', 'First **answer**'), msg('user', 'Two'), msg('assistant', 'Second answer')];
+    await state(history);
+    const mark = () => page.evaluate(() => { document.querySelectorAll('.message').forEach((e, i) => { (e as HTMLElement & { marker?: number }).marker = i; }); });
+    const markers = () => page.evaluate(() => [...document.querySelectorAll('.message')].map((e) => (e as HTMLElement & { marker?: number }).marker ?? null));
+    await mark();
+    await state([...history, msg('user', 'Three'), msg('assistant', 'Third answer')]);
+    // The last answer lost its Regenerate button, so it is built again; the ones before are kept.
+    assert.deepEqual(await markers(), [0, 1, 2, null, null, null]);
+    assert.equal(await page.getByRole('button', { name: 'Regenerate' }).count(), 1);
+    await mark();
+    await state([...history, msg('user', 'Three'), msg('assistant', 'Third answer'), msg('user', 'Four')], { generating: true });
+    // Kept while a reply is generated, except the answer that is no longer last; then the new message and the streaming one.
+    assert.deepEqual(await markers(), [0, 1, 2, 3, 4, null, null, null]);
+    assert.equal(await page.getByRole('button', { name: 'Edit and resend' }).count(), 0, 'no Edit or Regenerate while a reply is generated');
+    assert.equal(await page.getByRole('button', { name: 'Regenerate' }).count(), 0);
+  });
+
   it('shows a thinking model\'s thoughts in a collapsible Thinking block, as plain text, apart from the answer', async () => {
     await send({ type: 'model', model: { kind: 'ready', name: 'qwen3', contextSize: 1000 } });
     await state([msg('user', 'Hi')], { generating: true });
