@@ -15,7 +15,7 @@ export interface StoredConversation {
   messages: PanelMessage[];
 }
 
-/** Where versions before 0.9 kept every conversation: one value in the extension's globalState. */
+/** Where earlier versions kept every conversation: one value in the extension's globalState. */
 export const LEGACY_KEY = 'nanochat.conversations';
 const LEGACY_ACTIVE_KEY = 'nanochat.activeConversation';
 const DEFAULT_TITLE = 'New chat';
