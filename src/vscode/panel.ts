@@ -76,32 +76,22 @@ export class ChatPanel implements vscode.Disposable {
         this.postModel();
         await this.postState();
         return;
-      case 'send': {
-        const conversation = await this.store.get(message.conversationId);
-        if (!conversation || this.generating.has(conversation.id)) return;
-        await this.store.setMessages(conversation.id, [...conversation.messages, { role: 'user', content: message.text, createdAt: Date.now() }]);
-        return this.generate(conversation.id);
-      }
+      case 'send':
+        return this.reply(message.conversationId, (messages) => [...messages, { role: 'user', content: message.text, createdAt: Date.now() }]);
       case 'stop':
         this.generating.get(message.conversationId)?.abort();
         return;
-      case 'regenerate': {
-        const conversation = await this.store.get(message.conversationId);
-        if (!conversation || this.generating.has(conversation.id)) return;
-        const messages = [...conversation.messages];
-        while (messages.at(-1)?.role === 'assistant') messages.pop();
-        if (messages.length === 0) return;
-        await this.store.setMessages(conversation.id, messages);
-        return this.generate(conversation.id);
-      }
-      case 'edit': {
-        const conversation = await this.store.get(message.conversationId);
-        const original = conversation?.messages[message.index];
-        if (!conversation || original?.role !== 'user' || this.generating.has(conversation.id)) return;
-        const messages = [...conversation.messages.slice(0, message.index), { ...original, content: message.text, createdAt: Date.now() }];
-        await this.store.setMessages(conversation.id, messages);
-        return this.generate(conversation.id);
-      }
+      case 'regenerate':
+        return this.reply(message.conversationId, (current) => {
+          const messages = [...current];
+          while (messages.at(-1)?.role === 'assistant') messages.pop();
+          return messages.length ? messages : undefined;
+        });
+      case 'edit':
+        return this.reply(message.conversationId, (messages) => {
+          const original = messages[message.index];
+          return original?.role === 'user' ? [...messages.slice(0, message.index), { ...original, content: message.text, createdAt: Date.now() }] : undefined;
+        });
       case 'newConversation':
         await this.store.create();
         return this.postState();
@@ -134,11 +124,25 @@ export class ChatPanel implements vscode.Disposable {
     }
   }
 
-  private async generate(conversationId: string): Promise<void> {
-    const conversation = await this.store.get(conversationId);
-    if (!conversation) return;
+  /**
+   * Changes a conversation's messages (a message sent, edited, or answers taken back) and generates the
+   * reply to them. One reply at a time per conversation: the place is taken before anything is awaited,
+   * so a second Send or Regenerate that arrives meanwhile (a double Enter) is ignored, not interleaved.
+   */
+  private async reply(conversationId: string, change: (messages: readonly PanelMessage[]) => PanelMessage[] | undefined): Promise<void> {
+    if (this.generating.has(conversationId)) return;
     const controller = new AbortController();
     this.generating.set(conversationId, controller);
+    try {
+      const conversation = await this.store.updateMessages(conversationId, change);
+      if (conversation) await this.generate(conversation, controller);
+    } finally {
+      if (this.generating.get(conversationId) === controller) this.generating.delete(conversationId);
+    }
+  }
+
+  private async generate(conversation: StoredConversation, controller: AbortController): Promise<void> {
+    const conversationId = conversation.id;
     await this.postState();
     let text = '';
     let pending = '';

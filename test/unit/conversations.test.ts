@@ -85,6 +85,18 @@ describe('ConversationStore', () => {
     assert.deepEqual((await reloaded.get(mine.id))!.messages, turn(1));
   });
 
+  it('applies changes made at once to the same conversation one after another, and one that changes nothing writes nothing', async () => {
+    const dir = folder();
+    const store = new ConversationStore(dir);
+    const c = await store.create();
+    await Promise.all(['a', 'b', 'c'].map((text, i) => store.updateMessages(c.id, (messages) => [...messages, { role: 'user', content: text, createdAt: i }])));
+    assert.deepEqual((await new ConversationStore(dir).get(c.id))!.messages.map((m) => m.content).sort(), ['a', 'b', 'c']);
+    const written = fs.statSync(path.join(dir, `${c.id}.json`)).mtimeMs;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await store.updateMessages(c.id, () => undefined), undefined);
+    assert.equal(fs.statSync(path.join(dir, `${c.id}.json`)).mtimeMs, written);
+  });
+
   it('keeps a long title short and an empty rename harmless', async () => {
     const store = new ConversationStore(folder());
     const c = await store.create();

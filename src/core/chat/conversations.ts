@@ -112,21 +112,33 @@ export class ConversationStore {
 
   /** Replaces the messages; a still-untitled conversation takes its title from the first message. */
   async setMessages(id: string, messages: PanelMessage[]): Promise<StoredConversation | undefined> {
+    return this.updateMessages(id, () => messages);
+  }
+
+  /**
+   * Replaces the messages with what `update` makes of the stored ones, in turn with every other write
+   * (so two changes at once both land); `update` returning undefined leaves them as they are. Returns
+   * the changed conversation, or undefined when there is none or nothing changed.
+   */
+  async updateMessages(id: string, update: (current: readonly PanelMessage[]) => PanelMessage[] | undefined): Promise<StoredConversation | undefined> {
     return this.change(id, (c) => {
+      const messages = update(c.messages);
+      if (!messages) return false;
       c.messages = messages;
       const first = messages.find((m) => m.role === 'user');
       if (c.title === DEFAULT_TITLE && first) c.title = titleFrom(first.content);
+      return true;
     });
   }
 
-  private change(id: string, edit: (c: StoredConversation) => void): Promise<StoredConversation | undefined> {
+  private change(id: string, edit: (c: StoredConversation) => boolean | void): Promise<StoredConversation | undefined> {
     return this.exclusive(async () => {
       const index = await this.loaded();
       const at = index.conversations.findIndex((c) => c.id === id);
       const current = at < 0 ? undefined : await this.read(id);
       if (!current) return undefined;
       const conversation: StoredConversation = { ...current, messages: [...current.messages] };
-      edit(conversation);
+      if (edit(conversation) === false) return undefined;
       conversation.updatedAt = Date.now();
       await this.writeConversation(conversation);
       index.conversations.splice(index.conversations.findIndex((c) => c.id === id), 1);

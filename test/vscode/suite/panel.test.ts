@@ -96,6 +96,24 @@ export function definePanelTests(): void {
       }
     });
 
+    it('chat panel: a second Send while the first is being saved (a double Enter) starts no second reply', async () => {
+      const panel = api.panel;
+      await vscode.commands.executeCommand('nanochat.openChatPanel');
+      const posted: ToWebview[] = [];
+      const sub = panel.onDidPost((m) => posted.push(m));
+      try {
+        await panel.receive({ type: 'newConversation' });
+        const id = posted.filter((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state').at(-1)!.activeId;
+        await Promise.all([panel.receive({ type: 'send', conversationId: id, text: 'Once upon a time' }), panel.receive({ type: 'send', conversationId: id, text: 'Once upon a time' })]);
+        assert.deepEqual((await panel.store.get(id))!.messages.map((m) => m.role), ['user', 'assistant']);
+        assert.equal(posted.filter((m) => m.type === 'done').length, 1);
+        await panel.receive({ type: 'deleteConversation', conversationId: id });
+      } finally {
+        sub.dispose();
+        panel.webviewPanel?.dispose();
+      }
+    });
+
     it('keeps the panel\'s conversations in files: 200 of them (11 MB) move out of globalState once, and a save writes only its own', async function () {
       this.timeout(120_000);
       const globalState = api.services.context.globalState;
