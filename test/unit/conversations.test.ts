@@ -151,6 +151,27 @@ describe('ConversationStore', () => {
     assert.equal((await store.active()).title, 'New chat');
   });
 
+  it('keeps a change it could not write (a full disk) and saves it with the next one that can be', async () => {
+    const dir = folder();
+    const store = new ConversationStore(dir);
+    const c = await store.create();
+    await store.setMessages(c.id, turn(1));
+    // The folder becomes a file: every write in it fails, as on a full or read-only disk.
+    fs.renameSync(dir, `${dir}.away`);
+    fs.writeFileSync(dir, 'not a folder');
+    await assert.rejects(store.setMessages(c.id, [...turn(1), ...turn(2)]), /Could not save the chat panel's conversations in .*: ENOTDIR.*kept while VS Code runs/);
+    assert.deepEqual((await store.get(c.id))!.messages, [...turn(1), ...turn(2)], 'the reply is still there');
+    for (let i = 0; i < 10; i++) await store.create().catch(() => undefined); // more than the cache holds
+    assert.deepEqual((await store.get(c.id))!.messages, [...turn(1), ...turn(2)], 'and stays while other conversations come and go');
+    fs.rmSync(dir);
+    fs.renameSync(`${dir}.away`, dir);
+    await store.rename(c.id, 'Saved at last');
+    const reopened = new ConversationStore(dir);
+    assert.deepEqual((await reopened.get(c.id))!.messages, [...turn(1), ...turn(2)]);
+    assert.equal((await reopened.get(c.id))!.title, 'Saved at last');
+    assert.equal((await reopened.list()).length, 11, 'the conversations made while nothing could be written are saved too');
+  });
+
   it('at 200 conversations of 20 messages (11 MB), a save writes its own conversation and the index, and the 201st drops the oldest', async function () {
     this.timeout(120_000);
     const dir = folder();

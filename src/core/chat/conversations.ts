@@ -47,6 +47,8 @@ export class ConversationStore {
   private writes: Promise<unknown> = Promise.resolve();
   private index: Promise<Index> | undefined;
   private readonly cache = new Map<string, StoredConversation>();
+  /** Changed conversations whose file could not be written yet (see persist). */
+  private readonly unsaved = new Map<string, StoredConversation>();
 
   constructor(private readonly dir: string, private readonly legacy?: KeyValueStore, private readonly log: Logger = silentLogger) {}
 
@@ -84,11 +86,10 @@ export class ConversationStore {
     const conversation: StoredConversation = { id: randomUUID(), title: DEFAULT_TITLE, createdAt: now, updatedAt: now, messages: [] };
     await this.exclusive(async () => {
       const index = await this.loaded();
-      await this.writeConversation(conversation);
       index.conversations.unshift(summaryOf(conversation));
       index.active = conversation.id;
       const dropped = index.conversations.splice(MAX_CONVERSATIONS);
-      await this.writeIndex(index);
+      await this.persist(index, conversation);
       for (const old of dropped) await this.remove(old.id);
     });
     return conversation;
@@ -140,10 +141,9 @@ export class ConversationStore {
       const conversation: StoredConversation = { ...current, messages: [...current.messages] };
       if (edit(conversation) === false) return undefined;
       conversation.updatedAt = Date.now();
-      await this.writeConversation(conversation);
       index.conversations.splice(index.conversations.findIndex((c) => c.id === id), 1);
       index.conversations.unshift(summaryOf(conversation));
-      await this.writeIndex(index);
+      await this.persist(index, conversation);
       return conversation;
     });
   }
@@ -242,7 +242,7 @@ export class ConversationStore {
   }
 
   private async read(id: string): Promise<StoredConversation | undefined> {
-    const cached = this.cache.get(id);
+    const cached = this.unsaved.get(id) ?? this.cache.get(id);
     if (cached) return this.remember(cached);
     if (!safeId.safeParse(id).success) return undefined;
     const file = this.file(id);
@@ -272,6 +272,21 @@ export class ConversationStore {
     return conversation;
   }
 
+  /**
+   * Writes a changed conversation, any earlier one whose write failed, and the index. The change is
+   * made in memory first and kept there (never dropped from the cache) until its file is written: a
+   * full disk loses nothing while VS Code runs, and the next change that can be written saves it too.
+   */
+  private async persist(index: Index, conversation: StoredConversation): Promise<void> {
+    this.remember(conversation);
+    this.unsaved.set(conversation.id, conversation);
+    for (const pending of [...this.unsaved.values()]) {
+      await this.writeConversation(pending);
+      if (this.unsaved.get(pending.id) === pending) this.unsaved.delete(pending.id);
+    }
+    await this.writeIndex(index);
+  }
+
   private async writeConversation(conversation: StoredConversation): Promise<void> {
     await writeAtomically(this.file(conversation.id), JSON.stringify(conversation)).catch((err) => { throw this.cannot('save', err); });
     this.remember(conversation);
@@ -282,11 +297,13 @@ export class ConversationStore {
   }
 
   private cannot(what: 'keep' | 'save', err: unknown): NanochatError {
-    return new NanochatError(`Could not ${what} the chat panel's conversations in ${this.dir}: ${errorMessage(err)}`);
+    const kept = what === 'save' ? ' They are kept while VS Code runs and saved with the next change that can be.' : '';
+    return new NanochatError(`Could not ${what} the chat panel's conversations in ${this.dir}: ${errorMessage(err)}.${kept}`);
   }
 
   private async remove(id: string): Promise<void> {
     this.cache.delete(id);
+    this.unsaved.delete(id);
     await fsp.rm(this.file(id), { force: true });
   }
 
