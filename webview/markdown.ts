@@ -17,26 +17,50 @@ const md = new MarkdownIt({ html: false, linkify: true, breaks: false });
  * looks at the first DETECT_CHARS characters only, among the languages models write most (4–6 ms
  * warm), and the block is then highlighted in the language guessed; the grammars are compiled while
  * the panel is idle (warmUpHighlighting). Each block is highlighted once: the results are kept by
- * language and code (the oldest dropped past HIGHLIGHT_CACHE_CHARS), so re-rendering a message, or
- * rendering a finished one whose blocks were highlighted while it streamed, costs only the markdown.
+ * language and code (the least recently used dropped past 2 million characters), so re-rendering a
+ * message, or rendering a finished one whose blocks were highlighted while it streamed, costs only the
+ * markdown.
  */
 const DETECT = ['bash', 'c', 'cpp', 'csharp', 'css', 'go', 'java', 'javascript', 'json', 'kotlin', 'markdown', 'php', 'python', 'ruby', 'rust', 'shell', 'sql', 'typescript', 'xml', 'yaml']
   .filter((language) => hljs.getLanguage(language));
 const DETECT_CHARS = 1_000;
-const highlighted = new Map<string, string>();
-const HIGHLIGHT_CACHE_CHARS = 2_000_000;
-let highlightedChars = 0;
+
+/** Texts by key, least recently used dropped first once keys and values pass `limit` characters. */
+class TextCache {
+  private readonly entries = new Map<string, string>();
+  private size = 0;
+
+  constructor(private readonly limit: number) {}
+
+  get(key: string): string | undefined {
+    const value = this.entries.get(key);
+    if (value !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+
+  set(key: string, value: string): void {
+    if (key.length + value.length > this.limit || this.entries.has(key)) return;
+    this.entries.set(key, value);
+    this.size += key.length + value.length;
+    for (const [oldKey, oldValue] of this.entries) {
+      if (this.size <= this.limit) break;
+      this.entries.delete(oldKey);
+      this.size -= oldKey.length + oldValue.length;
+    }
+  }
+}
+
+const highlighted = new TextCache(2_000_000);
 
 function highlight(code: string, language: string, detect: boolean): string | undefined {
   const known = Boolean(language && hljs.getLanguage(language));
   if (!known && !detect) return undefined;
   const key = `${known ? language : ''}\u0000${code}`;
   const cached = highlighted.get(key);
-  if (cached !== undefined) {
-    highlighted.delete(key);
-    highlighted.set(key, cached);
-    return cached;
-  }
+  if (cached !== undefined) return cached;
   let html: string | undefined;
   try {
     if (known) html = hljs.highlight(code, { language, ignoreIllegals: true }).value;
@@ -49,7 +73,7 @@ function highlight(code: string, language: string, detect: boolean): string | un
     return undefined;
   }
   if (html === undefined) return undefined;
-  remember(highlighted, key, html, () => highlightedChars, (n) => { highlightedChars = n; }, HIGHLIGHT_CACHE_CHARS);
+  highlighted.set(key, html);
   return html;
 }
 
@@ -68,20 +92,6 @@ export function warmUpHighlighting(): void {
     idle(step);
   };
   idle(step);
-}
-
-/** Keeps `value` under `key`, dropping the oldest entries while the kept keys and values pass `limit` characters. */
-function remember(cache: Map<string, string>, key: string, value: string, size: () => number, setSize: (n: number) => void, limit: number): void {
-  const cost = key.length + value.length;
-  if (cost > limit) return;
-  cache.set(key, value);
-  let total = size() + cost;
-  for (const [oldKey, oldValue] of cache) {
-    if (total <= limit) break;
-    cache.delete(oldKey);
-    total -= oldKey.length + oldValue.length;
-  }
-  setSize(total);
 }
 
 /** `env.streaming`: a reply still arriving, whose last block may be cut off; its language is not guessed yet. */
@@ -127,19 +137,13 @@ function render(text: string, env: RenderEnv): string {
  * Every message is rendered again whenever the panel's state changes (a reply ends, a conversation
  * is switched to): the sanitized HTML of recent messages is kept by their text.
  */
-const rendered = new Map<string, string>();
-const RENDER_CACHE_CHARS = 4_000_000;
-let renderedChars = 0;
+const rendered = new TextCache(4_000_000);
 
 export function renderMarkdown(text: string): string {
   const cached = rendered.get(text);
-  if (cached !== undefined) {
-    rendered.delete(text);
-    rendered.set(text, cached);
-    return cached;
-  }
+  if (cached !== undefined) return cached;
   const html = render(text, {});
-  remember(rendered, text, html, () => renderedChars, (n) => { renderedChars = n; }, RENDER_CACHE_CHARS);
+  rendered.set(text, html);
   return html;
 }
 
