@@ -176,7 +176,7 @@ export class ChatPanel implements vscode.Disposable {
       flush();
       const stats = await reply.stats;
       const assistant: PanelMessage = { role: 'assistant', content: text, ...(thoughts ? { thoughts } : {}), stats: panelStats(stats), createdAt: Date.now() };
-      await this.store.setMessages(conversationId, [...((await this.store.get(conversationId))?.messages ?? []), assistant]);
+      await this.store.updateMessages(conversationId, (messages) => [...messages, assistant]);
       this.post({ type: 'done', conversationId, stats: panelStats(stats), contextUsed: stats.promptTokens + stats.completionTokens });
     } catch (err) {
       flush();

@@ -36,9 +36,9 @@ type Index = z.infer<typeof indexSchema>;
  * an index of their titles, so they survive window reloads and restarts; the oldest beyond 200 are
  * dropped. A reply's save writes its own conversation (and the small index), asynchronously.
  *
- * Kept before in one globalState value, every save sent every conversation through VS Code's storage:
- * JSON.stringify of all of it on the extension host's thread (121 ms for 200 conversations of 20
- * messages, 11 MB; 203 ms for 27 MB), the same again in the window that stores it. That value is moved
+ * Kept before in one globalState value, every save sent every conversation through VS Code's storage,
+ * serialized on the extension host's thread (220–427 ms of its event loop for 200 conversations of 20
+ * messages, 11 MB, in the real host) and again in the window that stores it. That value is moved
  * into files on first use and then cleared. A file that cannot be read is set aside (renamed
  * `*.unreadable-<time>`), never deleted; an unreadable index is rebuilt from the files.
  */
@@ -141,7 +141,7 @@ export class ConversationStore {
       const conversation: StoredConversation = { ...current, messages: [...current.messages] };
       if (edit(conversation) === false) return undefined;
       conversation.updatedAt = Date.now();
-      index.conversations.splice(index.conversations.findIndex((c) => c.id === id), 1);
+      index.conversations.splice(at, 1);
       index.conversations.unshift(summaryOf(conversation));
       await this.persist(index, conversation);
       return conversation;
@@ -166,51 +166,38 @@ export class ConversationStore {
 
   private async load(): Promise<Index> {
     await fsp.mkdir(this.dir, { recursive: true }).catch((err) => { throw this.cannot('keep', err); });
-    let index = await this.readIndex();
-    // A conversation file the index does not name (another window wrote the index after it) is listed again.
+    const index = await this.readIndex();
+    // Every conversation file the index does not name is listed (again): all of them when the index is
+    // new or was unreadable, else one another window wrote the index without.
     const named = new Set(index.conversations.map((c) => c.id));
-    const orphans = (await fsp.readdir(this.dir)).filter((n) => n.endsWith('.json') && n !== INDEX_FILE && !named.has(n.slice(0, -'.json'.length)));
-    for (const name of orphans) {
+    const unnamed = (await fsp.readdir(this.dir)).filter((n) => n.endsWith('.json') && n !== INDEX_FILE && !named.has(n.slice(0, -'.json'.length)));
+    for (const name of unnamed) {
       const conversation = await this.read(name.slice(0, -'.json'.length));
       if (conversation) index.conversations.push(summaryOf(conversation));
     }
-    if (orphans.length) {
+    if (unnamed.length) {
       index.conversations.sort((a, b) => b.updatedAt - a.updatedAt);
       await this.writeIndex(index);
     }
     const legacy = this.legacy?.get<unknown>(LEGACY_KEY);
-    if (Array.isArray(legacy) && legacy.length) index = await this.migrate(index, legacy);
-    return index;
+    return Array.isArray(legacy) && legacy.length ? this.migrate(index, legacy) : index;
   }
 
+  /** The index file's contents; an empty index when there is none or it cannot be read (then set aside). */
   private async readIndex(): Promise<Index> {
     const file = path.join(this.dir, INDEX_FILE);
     let text: string;
     try {
       text = await fsp.readFile(file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.rebuildIndex();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, conversations: [] };
       throw err;
     }
     const parsed = parseJson(text, indexSchema);
     if (parsed) return parsed;
     this.log.warn(`The chat panel's conversation index (${file}) could not be read; it was set aside and rebuilt from the conversations' files.`);
     await setAside(file);
-    return this.rebuildIndex();
-  }
-
-  /** The index from the conversation files in the folder (none when the folder is new). */
-  private async rebuildIndex(): Promise<Index> {
-    const names = (await fsp.readdir(this.dir)).filter((n) => n.endsWith('.json') && n !== INDEX_FILE);
-    const conversations: Summary[] = [];
-    for (const name of names) {
-      const conversation = await this.read(name.slice(0, -'.json'.length));
-      if (conversation) conversations.push(summaryOf(conversation));
-    }
-    conversations.sort((a, b) => b.updatedAt - a.updatedAt);
-    const index: Index = { version: 1, conversations };
-    if (names.length) await this.writeIndex(index);
-    return index;
+    return { version: 1, conversations: [] };
   }
 
   /** Moves the conversations kept in globalState by earlier versions into files, then clears them there. */
@@ -289,7 +276,6 @@ export class ConversationStore {
 
   private async writeConversation(conversation: StoredConversation): Promise<void> {
     await writeAtomically(this.file(conversation.id), JSON.stringify(conversation)).catch((err) => { throw this.cannot('save', err); });
-    this.remember(conversation);
   }
 
   private async writeIndex(index: Index): Promise<void> {
