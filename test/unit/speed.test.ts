@@ -9,7 +9,7 @@ import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'im
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
 import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
-import { applyThreadPlan, cpuSampling, cpuSamplingState, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
+import { GenerationThreads, applyThreadPlan, cpuSampling, cpuSamplingState, decodeAhead, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
 import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger, type Logger } from '../../src/core/log';
@@ -519,6 +519,106 @@ describe('speed at real scale', function () {
       assert.deepEqual(named().filter((tid) => mine.includes(tid)), [], 'the thread ends with its context');
     } finally {
       await context?.dispose();
+      await model.dispose();
+    }
+  });
+
+  it('decodes each generated token ahead of JavaScript (machine build): the same tokens, nothing left in the cache when generation stops, saved states and two sequences at once unchanged', async function () {
+    if (!hasMachineBuild()) this.skip();
+    const llama = await getLlamaFor('off', silentLogger);
+    const model = await llama.loadModel({ modelPath: qwen });
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-ahead-'));
+    type Addon = { getSequenceKvCacheMaxPosition(id: number): number; sampleToken(...a: unknown[]): Promise<unknown>; getLastDecode(): { count: number; ahead: boolean; tokens: number; ms: number } };
+    /** One scripted session on a fresh context: what it generated at each step, and what it saw of the cache. */
+    const session = async (ahead: boolean) => {
+      const context = await model.createContext({ contextSize: 512, threads: 1, sequences: 2 });
+      try {
+        const addon = (context as unknown as { _ctx: Addon & { setDecodeAhead(on: boolean): boolean } })._ctx;
+        assert.ok(decodeAhead(context), 'the machine build decodes ahead');
+        if (!ahead) addon.setDecodeAhead(false);
+        // Count the decodes that answered a sample from a token decoded ahead.
+        const sample = addon.sampleToken.bind(addon);
+        let decodedAhead = 0;
+        let seen = addon.getLastDecode().count;
+        Object.defineProperty(addon, 'sampleToken', { configurable: true, value: async (...a: unknown[]) => {
+          const r = await sample(...a);
+          const d = addon.getLastDecode();
+          if (d.count !== seen) { seen = d.count; if (d.ahead) decodedAhead++; }
+          return r;
+        } });
+        const generate = async (sequence: ReturnType<typeof context.getSequence>, text: string, count: number) => {
+          const out: number[] = [];
+          for await (const { token } of sequence.evaluate(model.tokenize(text, false), { temperature: 0 })) {
+            out.push(token);
+            if (out.length >= count) break; // stops with the next token decoding ahead
+          }
+          return out;
+        };
+        const cached = (sequence: ReturnType<typeof context.getSequence>) => addon.getSequenceKvCacheMaxPosition((sequence as unknown as { _sequenceId: number })._sequenceId);
+        const first = context.getSequence();
+        const opening = await generate(first, 'Once upon a time', 20);
+        const cachedAfterStop = cached(first) + 1;
+        const known = first.nextTokenIndex;
+        // A follow-up on the same sequence: the token decoded ahead is not the one asked for.
+        const followUp = await generate(first, ' The end. Then', 12);
+        const state = path.join(stateDir, `${ahead ? 'on' : 'off'}.bin`);
+        await first.saveStateToFile(state);
+        first.dispose();
+        const restored = context.getSequence();
+        await restored.loadStateFromFile(state, { acceptRisk: true });
+        const afterRestore = await generate(restored, ' And so', 8);
+        restored.dispose();
+        // Two sequences at once: batches with two outputs are never decoded ahead.
+        const [a, b] = [context.getSequence(), context.getSequence()];
+        const together = await Promise.all([generate(a, 'The quick brown fox', 10), generate(b, 'def main():', 10)]);
+        return { opening, followUp, afterRestore, together, cachedAfterStop, known, decodedAhead };
+      } finally {
+        await context.dispose(); // just after a stop: a token may still be decoding ahead
+      }
+    };
+    try {
+      const on = await session(true);
+      const off = await session(false);
+      assert.equal(off.decodedAhead, 0);
+      assert.ok(on.decodedAhead >= 30, `decoded ahead ${on.decodedAhead} times in ~48 generated tokens`);
+      assert.equal(on.cachedAfterStop, on.known, 'the token decoded ahead is rolled back before the cache is read');
+      assert.equal(off.cachedAfterStop, off.known);
+      assert.deepEqual(on.opening, off.opening);
+      assert.deepEqual(on.followUp, off.followUp);
+      assert.deepEqual(on.afterRestore, off.afterRestore, 'the saved state holds exactly the tokens JavaScript knows');
+      assert.deepEqual(on.together, off.together);
+    } finally {
+      await model.dispose();
+      fs.rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('times generation threads by the decodes themselves when a decode resolves before it ends (decoding ahead)', async function () {
+    if (!hasMachineBuild()) this.skip();
+    const llama = await getLlamaFor('off', silentLogger);
+    const model = await llama.loadModel({ modelPath: qwen });
+    const context = await model.createContext({ contextSize: 256, threads: 2, sequences: 1 });
+    const recorded: Array<{ threads: number; ms: number }> = [];
+    const record = GenerationThreads.prototype.record;
+    GenerationThreads.prototype.record = function (this: GenerationThreads, threads: number, ms: number) { recorded.push({ threads, ms }); return record.call(this, threads, ms); };
+    try {
+      assert.ok(decodeAhead(context));
+      assert.ok(applyThreadPlan(context, { prompt: 1, generation: 1 }, () => 2));
+      // The decodes JavaScript awaits resolve at once when claimed: their wall time says nothing.
+      const addon = (context as unknown as { _ctx: { decodeBatch(): Promise<void> } })._ctx;
+      const decode = addon.decodeBatch.bind(addon);
+      const awaited: number[] = [];
+      Object.defineProperty(addon, 'decodeBatch', { configurable: true, value: async () => { const t = performance.now(); await decode(); awaited.push(performance.now() - t); } });
+      let generated = 0;
+      for await (const _ of context.getSequence().evaluate(model.tokenize('Once upon a time', false), { temperature: 0 })) if (++generated >= 24) break;
+      const median = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;
+      assert.ok(recorded.length >= 20, `${recorded.length} single-token decodes recorded`);
+      assert.ok(recorded.every((r) => r.threads === 1));
+      assert.ok(median(awaited) < median(recorded.map((r) => r.ms)) / 3, `awaited ${median(awaited).toFixed(2)} ms, decoded ${median(recorded.map((r) => r.ms)).toFixed(2)} ms (median)`);
+      assert.ok(median(recorded.map((r) => r.ms)) > 1, 'each recorded time is a real decode\'s');
+    } finally {
+      GenerationThreads.prototype.record = record;
+      await context.dispose();
       await model.dispose();
     }
   });

@@ -16,7 +16,7 @@ import { backendOf, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLe
 import { silentLogger, type Logger } from '../log';
 import { ModelManager } from '../engine/models';
 import { defaultSettings, type Settings } from '../settings';
-import { applyThreadPlan, planThreads, type ThreadPlan } from '../engine/threads';
+import { applyThreadPlan, decodeAhead, planThreads, type ThreadPlan } from '../engine/threads';
 import { PromptStates } from '../engine/promptStates';
 import { measureReadBandwidth } from './bandwidth';
 import { benchGoals } from './goals';
@@ -438,6 +438,7 @@ function firstTokenMs(stats: ReplyStats): number {
 async function completionSpeed(model: import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaModel,
   Completion: typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } }).LlamaCompletion, threads: number, maxTokens: number, plan?: ThreadPlan): Promise<number> {
   const context = await model.createContext({ contextSize: 512, threads: plan ? Math.max(plan.prompt, plan.generation) : threads });
+  decodeAhead(context); // as the extension's contexts decode
   if (plan) applyThreadPlan(context, plan);
   try {
     const completion = new Completion({ contextSequence: context.getSequence() });

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { importNodeLlamaCpp } from '../engine/llama';
+import { decodeAhead } from '../engine/threads';
 import { NanochatError, errorMessage } from '../errors';
 import { corpusOfSize } from './corpus';
 import type { BenchReport } from './schema';
@@ -88,6 +89,7 @@ async function nanochatMeter(model: LlamaModel, threads: number, promptTokens: n
   for (const token of [model.tokens.eos, model.tokens.eot]) if (token != null) noEnd.set(token, 'never');
   const prompt = model.tokenize(corpusOfSize(promptTokens * 8), false).slice(0, promptTokens);
   const context = await model.createContext({ contextSize: Math.max(promptTokens, generateTokens) + 64, threads, batchSize: promptTokens, sequences: 1 });
+  decodeAhead(context); // as the extension's contexts decode
   return {
     prompt: async () => {
       const sequence = context.getSequence();

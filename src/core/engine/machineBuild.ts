@@ -18,7 +18,8 @@ import { silentLogger, type Logger } from '../log';
  *   of its own ("nanochat-decode") instead of whichever libuv pool thread is free. Under a competing
  *   CPU load the pool's short-lived sleepers used the same CPU time per token as llama-bench but waited
  *   2–4× as long for a core (/proc schedstat); two-thread generation under load went from 0.67× to
- *   0.95× of llama-bench.
+ *   0.95× of llama-bench. The same thread decodes each sampled token ahead, while JavaScript receives
+ *   it, and rolls it back when the next decode asked for is another (see `decodeAhead` in threads.ts).
  *
  * The options name the build: getLlama finds it in node-llama-cpp's local builds by them, and falls
  * back to the prebuilt binaries when it is not there. NANOCHAT_CONTEXT_THREAD marks builds with the
