@@ -561,6 +561,8 @@ describe('speed at real scale', function () {
         const known = first.nextTokenIndex;
         // A follow-up on the same sequence: the token decoded ahead is not the one asked for.
         const followUp = await generate(first, ' The end. Then', 12);
+        // And straight after a stop, with the token decoding ahead still running: the next decode stops it.
+        const again = await generate(first, ' Later', 6);
         const state = path.join(stateDir, `${ahead ? 'on' : 'off'}.bin`);
         await first.saveStateToFile(state);
         first.dispose();
@@ -571,7 +573,7 @@ describe('speed at real scale', function () {
         // Two sequences at once: batches with two outputs are never decoded ahead.
         const [a, b] = [context.getSequence(), context.getSequence()];
         const together = await Promise.all([generate(a, 'The quick brown fox', 10), generate(b, 'def main():', 10)]);
-        return { opening, followUp, afterRestore, together, cachedAfterStop, known, decodedAhead };
+        return { opening, followUp, again, afterRestore, together, cachedAfterStop, known, decodedAhead };
       } finally {
         await context.dispose(); // just after a stop: a token may still be decoding ahead
       }
@@ -585,6 +587,7 @@ describe('speed at real scale', function () {
       assert.equal(off.cachedAfterStop, off.known);
       assert.deepEqual(on.opening, off.opening);
       assert.deepEqual(on.followUp, off.followUp);
+      assert.deepEqual(on.again, off.again);
       assert.deepEqual(on.afterRestore, off.afterRestore, 'the saved state holds exactly the tokens JavaScript knows');
       assert.deepEqual(on.together, off.together);
     } finally {
