@@ -548,7 +548,7 @@ describe('speed at real scale', function () {
         } });
         const generate = async (sequence: ReturnType<typeof context.getSequence>, text: string, count: number) => {
           const out: number[] = [];
-          for await (const { token } of sequence.evaluate(model.tokenize(text, false), { temperature: 0 })) {
+          for await (const token of sequence.evaluate(model.tokenize(text, false), { temperature: 0 })) {
             out.push(token);
             if (out.length >= count) break; // stops with the next token decoding ahead
           }
@@ -585,6 +585,7 @@ describe('speed at real scale', function () {
       assert.ok(on.decodedAhead >= 30, `decoded ahead ${on.decodedAhead} times in ~48 generated tokens`);
       assert.equal(on.cachedAfterStop, on.known, 'the token decoded ahead is rolled back before the cache is read');
       assert.equal(off.cachedAfterStop, off.known);
+      assert.ok(on.opening.length === 20 && on.opening.every((t) => typeof t === 'number'), JSON.stringify(on.opening));
       assert.deepEqual(on.opening, off.opening);
       assert.deepEqual(on.followUp, off.followUp);
       assert.deepEqual(on.again, off.again);
