@@ -153,8 +153,14 @@ export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger
   try {
     const root = nodeLlamaCppRoot();
     if (machineBuildFolders(root).length) return true;
-    const cached = path.join(cacheDir, cacheKey(root), 'localBuilds');
-    if (!fs.existsSync(cached)) return false;
+    const key = cacheKey(root);
+    const cached = path.join(cacheDir, key, 'localBuilds');
+    if (!fs.existsSync(cached)) {
+      // A build made for another node-llama-cpp or another version of nanochat's patches is not used.
+      const older = fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).filter((name) => name.startsWith('node-llama-cpp-') && name !== key) : [];
+      if (older.length) log.info(`The llama.cpp build for this machine in ${cacheDir} was made for another version of nanochat or node-llama-cpp; using the prebuilt binaries until "Nanochat: Build llama.cpp for This Machine" builds it again (about 7 minutes).`);
+      return false;
+    }
     for (const name of fs.readdirSync(cached)) fs.cpSync(path.join(cached, name), path.join(root, 'llama', 'localBuilds', name), { recursive: true });
     log.info(`Restored the llama.cpp build for this machine from ${cached}.`);
     return machineBuildFolders(root).length > 0;
