@@ -597,6 +597,45 @@ describe('speed at real scale', function () {
     }
   });
 
+  it('gives the same replies to a multi-turn chat with the real template, tools included, with and without decoding ahead (machine build)', async function () {
+    if (!hasMachineBuild()) this.skip();
+    const settings = testSettings({ model: qwen, contextSize: 2048, maxTokens: 12, temperature: 0, threads: 1 });
+    const tools = (vscodeTools as Array<{ name: string; description?: string; inputSchema?: object }>).slice(0, 4).map((t) => ({ name: t.name, description: t.description, parameters: t.inputSchema }));
+    const session = async (ahead: boolean) => {
+      const log = capture();
+      const saved = process.env.NANOCHAT_DECODE_AHEAD;
+      if (!ahead) process.env.NANOCHAT_DECODE_AHEAD = 'off';
+      const models = new ModelManager({ settings: () => settings, sequences: 2, log });
+      const chat = new ChatEngine(models, () => settings, log);
+      try {
+        const messages: Array<{ role: 'user' | 'assistant'; content: string }> = [];
+        const turns: Array<{ text: string; evaluated: number; prompt: number }> = [];
+        for (const [i, question] of ['Tell me a story.', 'And then?', 'Which file holds the settings?', 'Thanks.'].entries()) {
+          messages.push({ role: 'user', content: question });
+          const r = chat.reply({ id: 'conversation', messages: [...messages] }, i === 2 ? { tools } : {});
+          let text = '';
+          for await (const delta of r) text += delta;
+          const stats = await r.stats;
+          turns.push({ text, evaluated: stats.evaluatedPromptTokens, prompt: stats.promptTokens });
+          messages.push({ role: 'assistant', content: text });
+        }
+        return { turns, aheadLogged: log.lines.some((l) => /decoding a token ahead/.test(l)) };
+      } finally {
+        chat.dispose();
+        await models.dispose();
+        if (saved === undefined) delete process.env.NANOCHAT_DECODE_AHEAD;
+        else process.env.NANOCHAT_DECODE_AHEAD = saved;
+      }
+    };
+    const on = await session(true);
+    const off = await session(false);
+    assert.equal(on.aheadLogged, true, 'the load says it decodes ahead');
+    assert.equal(off.aheadLogged, false);
+    assert.ok(on.turns.every((t) => t.text.length > 0), JSON.stringify(on.turns));
+    assert.ok(on.turns.slice(1).some((t) => t.evaluated < t.prompt), 'follow-ups reuse the cache');
+    assert.deepEqual(on.turns, off.turns);
+  });
+
   it('times generation threads by the decodes themselves when a decode resolves before it ends (decoding ahead)', async function () {
     if (!hasMachineBuild()) this.skip();
     const llama = await getLlamaFor('off', silentLogger);
