@@ -11,6 +11,7 @@ import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachi
 import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
 import { GenerationThreads, applyThreadPlan, cpuSampling, cpuSamplingState, decodeAhead, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
+import { compareDecodeAhead } from '../../src/core/bench/decodeAheadBench';
 import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufReader';
 import { silentLogger, type Logger } from '../../src/core/log';
 import { llamaCppSource } from '../../tools/llamaCpp.mjs';
@@ -634,6 +635,26 @@ describe('speed at real scale', function () {
     assert.ok(on.turns.every((t) => t.text.length > 0), JSON.stringify(on.turns));
     assert.ok(on.turns.slice(1).some((t) => t.evaluated < t.prompt), 'follow-ups reuse the cache');
     assert.deepEqual(on.turns, off.turns);
+  });
+
+  it('npm run bench:ahead compares decoding ahead with the same context without it, alone and under load, and checks the tokens agree', async function () {
+    if (!hasMachineBuild()) this.skip();
+    const llama = await getLlamaFor('off', silentLogger);
+    const model = await llama.loadModel({ modelPath: qwen });
+    try {
+      const report = await compareDecodeAhead(model, { threads: [1], rounds: 1, tokens: 16, cores: 1 });
+      assert.equal(report.sameTokens, true);
+      assert.deepEqual(report.rows.map((r) => [r.threads, r.underLoad]), [[1, false], [1, true]]);
+      for (const r of report.rows) {
+        for (const side of [r.off, r.on]) {
+          assert.ok(side.median > 0 && side.tokensPerSecond.length === 1, JSON.stringify(r));
+          assert.ok(side.decodeShare > 0.2 && side.decodeShare <= 1, `the decoding thread's share of a generation: ${side.decodeShare}`);
+        }
+        assert.equal(r.ratio, Math.round((r.on.median / r.off.median) * 100) / 100);
+      }
+    } finally {
+      await model.dispose();
+    }
   });
 
   it('times generation threads by the decodes themselves when a decode resolves before it ends (decoding ahead)', async function () {

@@ -221,9 +221,10 @@ interface FinishedDecode { count: number; ms: number; threads: number; tokens: n
  * and the sample of the next token runs right after that decode. JavaScript's handling of each token
  * (node-llama-cpp's generation loop, nanochat's stream) then runs beside the decoding instead of between
  * decodes; anything other than the expected next decode rolls the token back first. Measured here at
- * one thread (three runs): the decoding thread busy 98% of a generation instead of 92%, 1.03–1.07× the
- * tokens per second alone and 0.97–1.10× with every core busy elsewhere (two threads: 1.10×, 1.66×).
- * NANOCHAT_DECODE_AHEAD=off leaves it off (to compare). Returns whether it is on.
+ * one thread (`npm run bench:ahead`, five runs): the decoding thread busy 98% of a generation instead
+ * of 92%, 1.03–1.07× the tokens per second alone and 1.05–1.15× with every core busy elsewhere in four
+ * runs of five each; level at two threads on 2 cores. NANOCHAT_DECODE_AHEAD=off leaves it off (to
+ * compare). Returns whether it is on.
  */
 export function decodeAhead(context: LlamaContext): boolean {
   const addon = (context as unknown as { _ctx?: AddonContext })._ctx;
