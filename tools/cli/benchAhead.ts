@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     model: { type: 'string' }, threads: { type: 'string', default: '1' }, rounds: { type: 'string', default: '5' }, tokens: { type: 'string', default: '128' }, json: { type: 'boolean', default: false },
   } });
   if (!values.model) throw new Error('--model <file.gguf> is required');
-  configureLlama({ importOrder: path.resolve('dist', 'node-llama-cpp-modules.json') });
+  configureLlama({ importOrder: path.resolve(__dirname, '..', '..', 'dist', 'node-llama-cpp-modules.json') });
   const llama = await getLlamaFor('off', silentLogger);
   const model = await llama.loadModel({ modelPath: path.resolve(values.model) });
   try {
