@@ -1,20 +1,17 @@
 import type { LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { importNodeLlamaCpp } from '../engine/llama';
+import type { AddonContext } from '../engine/threads';
 import { NanochatError } from '../errors';
 import { startCpuLoad } from './bench';
+import { neverEnd } from './parity';
+import { percentile } from './stats';
 
 /** One side of the comparison: tokens per second (median of the rounds) and the decoding thread's share of the time. */
 export interface DecodeAheadSide { tokensPerSecond: number[]; median: number; decodeShare: number }
 export interface DecodeAheadRow { threads: number; underLoad: boolean; off: DecodeAheadSide; on: DecodeAheadSide; ratio: number }
 export interface DecodeAheadReport { tokens: number; rounds: number; sameTokens: boolean; rows: DecodeAheadRow[] }
 
-interface Addon {
-  setDecodeAhead?(on: boolean): boolean;
-  getLastDecode?(): { count: number; ms: number; ahead: boolean };
-  sampleToken(...args: unknown[]): Promise<unknown>;
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+type Addon = AddonContext & { sampleToken(...args: unknown[]): Promise<unknown> };
 
 /**
  * Decoding a token ahead (the machine build) against the same context without it: a greedy generation
@@ -23,9 +20,8 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
  * spent decoding (the rest is the sample and waiting for JavaScript), and whether both gave the same tokens.
  */
 export async function compareDecodeAhead(model: LlamaModel, options: { threads: number[]; rounds: number; tokens: number; cores: number; onProgress?: (message: string) => void }): Promise<DecodeAheadReport> {
-  const { LlamaCompletion, TokenBias } = await importNodeLlamaCpp();
-  const noEnd = new TokenBias(model.tokenizer);
-  for (const token of [model.tokens.eos, model.tokens.eot]) if (token != null) noEnd.set(token, 'never');
+  const { LlamaCompletion } = await importNodeLlamaCpp();
+  const noEnd = await neverEnd(model);
   const rows: DecodeAheadRow[] = [];
   let sameTokens = true;
   for (const threads of options.threads) {
@@ -74,7 +70,7 @@ export async function compareDecodeAhead(model: LlamaModel, options: { threads: 
         } finally {
           load?.stop();
         }
-        const side = (s: typeof off): DecodeAheadSide => ({ tokensPerSecond: s.rates.map((r) => Math.round(r * 10) / 10), median: Math.round(median(s.rates) * 10) / 10, decodeShare: Math.round(median(s.shares) * 1000) / 1000 });
+        const side = (s: typeof off): DecodeAheadSide => ({ tokensPerSecond: s.rates.map((r) => Math.round(r * 10) / 10), median: Math.round(percentile(s.rates, 0.5) * 10) / 10, decodeShare: Math.round(percentile(s.shares, 0.5) * 1000) / 1000 });
         const row = { threads, underLoad, off: side(off), on: side(on), ratio: 0 };
         row.ratio = row.off.median > 0 ? Math.round((row.on.median / row.off.median) * 100) / 100 : 0;
         rows.push(row);

@@ -81,12 +81,19 @@ export async function llamaCppDepthCost(llamaBench: string, modelPath: string, t
   return { firstMs: round(firstMs), lastMs: round(lastMs), ratio: firstMs > 0 ? Math.round((lastMs / firstMs) * 100) / 100 : 0 };
 }
 
+/** A token bias that never ends the text: a generation of exactly the tokens asked for, as llama-bench's tg. */
+export async function neverEnd(model: LlamaModel) {
+  const { TokenBias } = await importNodeLlamaCpp();
+  const bias = new TokenBias(model.tokenizer);
+  for (const token of [model.tokens.eos, model.tokens.eot]) if (token != null) bias.set(token, 'never');
+  return bias;
+}
+
 /** nanochat's side: one context like the extension's, measured a prompt or a generation at a time. */
 async function nanochatMeter(model: LlamaModel, threads: number, promptTokens: number, generateTokens: number) {
-  const { LlamaCompletion, TokenBias } = await importNodeLlamaCpp();
+  const { LlamaCompletion } = await importNodeLlamaCpp();
   // Like llama-bench's tg: exactly `generateTokens` tokens, never an early end of text.
-  const noEnd = new TokenBias(model.tokenizer);
-  for (const token of [model.tokens.eos, model.tokens.eot]) if (token != null) noEnd.set(token, 'never');
+  const noEnd = await neverEnd(model);
   const prompt = model.tokenize(corpusOfSize(promptTokens * 8), false).slice(0, promptTokens);
   const context = await model.createContext({ contextSize: Math.max(promptTokens, generateTokens) + 64, threads, batchSize: promptTokens, sequences: 1 });
   decodeAhead(context); // as the extension's contexts decode

@@ -203,7 +203,8 @@ function ownRunningThreads(): number {
   return Math.max(1, running);
 }
 
-interface AddonContext {
+/** The parts of node-llama-cpp's native context nanochat uses (`LlamaContext._ctx`). */
+export interface AddonContext {
   initBatch(size: number): void;
   setThreads(threads: number): void;
   decodeBatch(): Promise<void>;
@@ -213,7 +214,7 @@ interface AddonContext {
   getLastDecode?(): FinishedDecode;
 }
 
-interface FinishedDecode { count: number; ms: number; threads: number; tokens: number; ahead: boolean }
+export interface FinishedDecode { count: number; ms: number; threads: number; tokens: number; ahead: boolean }
 
 /**
  * Turns on decoding a token ahead where the machine build has it (addon-context-thread.diff): once a
