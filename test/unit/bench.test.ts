@@ -81,6 +81,20 @@ describe('benchmark', function () {
     }
   });
 
+  it('judges turn 10 ÷ turn 1 on the median of each turn and names prompts read on fewer threads', () => {
+    const report = fixtureReport((r) => {
+      const runs = [[100, 110, 120, 130, 140, 150, 160, 170, 180, 400], [120, 100, 110, 120, 130, 140, 150, 160, 170, 115], [90, 100, 110, 120, 130, 140, 150, 160, 170, 118]];
+      r.multiTurn = {
+        ...r.multiTurn, turns: 10, firstTokenMsRuns: runs, firstTokenMsByTurn: runs[0]!.map((_, turn) => [...runs.map((t) => t[turn]!)].sort((a, b) => a - b)[1]!),
+        promptThreads: 2, promptThreadsByTurn: runs.map((t, i) => t.map((_, turn) => (i === 0 && turn === 9 ? 1 : 2))),
+      };
+    });
+    const goal = benchGoals(report).find((g) => g.name.startsWith('First token at turn 10'));
+    assert.equal(goal?.name, 'First token at turn 10 ÷ turn 1 (medians of 3 conversations)');
+    assert.equal(goal?.measured, '1.18× (118 ms vs 100 ms); 1 of 30 prompts read on fewer than 2 threads');
+    assert.equal(goal?.met, true);
+  });
+
   it("says how much of the longest event-loop block was the collector's, and judges the goal on the whole block", () => {
     const report = fixtureReport((r) => {
       r.eventLoop = eventLoopFigures([
@@ -125,6 +139,16 @@ describe('benchmark', function () {
     assert.ok(report.promptTokensPerSecond.median > 0);
     assert.ok(report.generationTokensPerSecond.median > 0 && report.generationTokensPerSecond.p95 >= report.generationTokensPerSecond.median);
     assert.equal(report.multiTurn.firstTokenMsByTurn.length, report.multiTurn.turns);
+    // The conversation once per run, each turn's figure the median of the runs; each turn's prompt read
+    // on the plan's threads (at least one, at most the plan's most).
+    const runsByTurn = report.multiTurn.firstTokenMsRuns!;
+    assert.equal(runsByTurn.length, report.runs);
+    for (const [turn, median] of report.multiTurn.firstTokenMsByTurn.entries()) {
+      const values = runsByTurn.map((times) => times[turn]!).sort((a, b) => a - b);
+      assert.ok(median >= values[0]! && median <= values.at(-1)!, `turn ${turn + 1}: ${median} among ${values}`);
+    }
+    assert.deepEqual(report.multiTurn.promptThreadsByTurn!.map((t) => t.length), runsByTurn.map(() => report.multiTurn.turns));
+    for (const t of report.multiTurn.promptThreadsByTurn!.flat()) assert.ok(t >= 1 && t <= report.multiTurn.promptThreads!, `${t} threads`);
     assert.ok(report.multiTurn.withReuseMs > 0 && report.multiTurn.withoutReuseMs > 0 && report.multiTurn.speedup > 0);
     assert.ok(report.cancelLatencyMs.median >= 0);
     assert.ok(report.latencyMs.p50 > 0 && report.latencyMs.p99 >= report.latencyMs.p50);

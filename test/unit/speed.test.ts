@@ -317,6 +317,8 @@ describe('speed at real scale', function () {
         const prompts = seen.filter((s) => s.tokens >= 8);
         const generation = seen.filter((s) => s.tokens === 1);
         assert.ok(prompts.length >= 1 && generation.length >= 5, JSON.stringify(seen));
+        // The plan says what the last prompt batch was read on (the bench's multi-turn names it per turn).
+        assert.deepEqual(threads.lastPrompt, prompts.at(-1));
         return { prompt: [...new Set(prompts.map((s) => s.threads))], generation: [...new Set(generation.map((s) => s.threads))] };
       } finally {
         await context.dispose();

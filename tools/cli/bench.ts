@@ -45,7 +45,8 @@ async function main(): Promise<void> {
   console.log(`  first token: ${r.firstTokenMs.short.median} ms (${r.promptTokens.short}-token prompt), ${r.firstTokenMs.long.median} ms (${r.promptTokens.long} tokens)`);
   console.log(`  prompt ${r.promptTokensPerSecond.median} tok/s; generation ${r.generationTokensPerSecond.median} tok/s (p95 ${r.generationTokensPerSecond.p95})`);
   console.log(`  multi-turn first token at turn ${r.multiTurn.turns}: ${r.multiTurn.withReuseMs} ms with KV reuse, ${r.multiTurn.withoutReuseMs} ms without (${r.multiTurn.speedup}×)`);
-  if (r.multiTurn.evaluatedPromptTokensByTurn) console.log(`  prompt tokens evaluated by turn: ${r.multiTurn.evaluatedPromptTokensByTurn.join(', ')}; first token by turn: ${r.multiTurn.firstTokenMsByTurn.join(', ')} ms`);
+  if (r.multiTurn.evaluatedPromptTokensByTurn) console.log(`  prompt tokens evaluated by turn: ${r.multiTurn.evaluatedPromptTokensByTurn.join(', ')}; first token by turn: ${r.multiTurn.firstTokenMsByTurn.join(', ')} ms${(r.multiTurn.firstTokenMsRuns?.length ?? 0) > 1 ? ' (medians)' : ''}`);
+  for (const [i, times] of (r.multiTurn.firstTokenMsRuns ?? []).entries()) console.log(`    conversation ${i + 1}: ${times.join(', ')} ms; prompts read on ${r.multiTurn.promptThreadsByTurn?.[i]?.join(', ') ?? '?'} threads`);
   if (r.eventLoop) console.log(`  longest event-loop block while loading and chatting: ${r.eventLoop.maxBlockMs} ms`);
   console.log(`  cancel latency ${r.cancelLatencyMs.median} ms; request latency p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms; ${r.concurrentLatencyMs.requests} concurrent: ${r.concurrentLatencyMs.p50}/${r.concurrentLatencyMs.p95}/${r.concurrentLatencyMs.p99} ms`);
   console.log(`  tokenizer: JS ${r.tokenizer.jsTokensPerSecond} tok/s, llama.cpp ${r.tokenizer.llamaTokensPerSecond} tok/s`);

@@ -30,6 +30,11 @@ export const benchReportSchema = z.object({
     turns: z.number(), withReuseMs: z.number(), withoutReuseMs: z.number(), speedup: z.number(), firstTokenMsByTurn: z.array(z.number()),
     /** Prompt tokens each turn evaluated (the rest came from the KV cache): flat when follow-ups reuse it. */
     evaluatedPromptTokensByTurn: z.array(z.number()).optional(),
+    /** Each run of the conversation's first-token times by turn (firstTokenMsByTurn is their median). */
+    firstTokenMsRuns: z.array(z.array(z.number())).optional(),
+    /** Threads each turn's prompt was read on, per run (0 where the thread plan is not in place), and the plan's most. */
+    promptThreadsByTurn: z.array(z.array(z.number().int().nonnegative())).optional(),
+    promptThreads: z.number().int().positive().optional(),
   }),
   cancelLatencyMs: stat,
   latencyMs: latency,

@@ -8,7 +8,7 @@ import { silentLogger, type Logger } from '../log';
 import { SequencePool } from './sequencePool';
 import { describeTemplate, nanochatWrapper, templateOptions } from './chatTemplate';
 import type { Settings } from '../settings';
-import { applyThreadPlan, decodeAhead, planThreads, type ThreadPlan } from './threads';
+import { applyThreadPlan, decodeAhead, planThreads, type GenerationThreads, type ThreadPlan } from './threads';
 import { RecentMemo } from '../memo';
 import { trackLongestBlock } from '../eventLoop';
 
@@ -53,6 +53,8 @@ export interface LoadedModel {
   readonly chatWrapper: ChatWrapper;
   /** The context's sequences, created and disposed with it. */
   readonly sequences: SequencePool;
+  /** The context's thread plan (undefined where node-llama-cpp's internals are not the expected ones). */
+  readonly threads?: GenerationThreads;
   /** Set when the manager disposes this model. */
   readonly disposed: boolean;
 }
@@ -248,6 +250,7 @@ export class ModelManager implements Disposable {
       phase('weights');
       let context: LlamaContext;
       let aheadOn = false;
+      let threadPlan: GenerationThreads | undefined;
       // Contexts (chat, completions) that decode at once share the cores instead of oversubscribing them.
       if (llama.gpu === false && llama.maxThreads !== 0) llama.maxThreads = Math.max(llama.cpuMathCores, plan.prompt, plan.generation);
       try {
@@ -258,7 +261,8 @@ export class ModelManager implements Disposable {
           threads: Math.max(plan.prompt, plan.generation),
         });
         aheadOn = decodeAhead(context);
-        if (!applyThreadPlan(context, plan)) this.log.warn(`Prompts read on ${plan.generation} threads: this node-llama-cpp's context internals are not the expected ones.`);
+        threadPlan = applyThreadPlan(context, plan);
+        if (!threadPlan) this.log.warn(`Prompts read on ${plan.generation} threads: this node-llama-cpp's context internals are not the expected ones.`);
       } catch (err) {
         await model.dispose();
         throw new ModelLoadError(filePath, `Not enough memory for a ${settings.contextSize}-token context with ${file.name}: ${errorMessage(err)}. Lower nanochat.contextSize.`, { cause: err });
@@ -298,7 +302,7 @@ export class ModelManager implements Disposable {
         chatFormatSource: formatSource,
       };
       const sequences = new SequencePool(context, chatWrapper, (m) => this.log.warn(m));
-      this.loaded = { info, llama, model, context, chatWrapper, sequences, disposed: false };
+      this.loaded = { info, llama, model, context, chatWrapper, sequences, threads: threadPlan, disposed: false };
       this.loadedWith = { contextSize: settings.contextSize, threads: settings.threads, promptThreads: settings.promptThreads, gpu: settings.gpu, gpuLayers: settings.gpuLayers };
       this.log.info(`Loaded ${info.name} in ${info.loadMs} ms: ${info.architecture}, context ${info.contextSize}, ${threads} threads (${plan.prompt} for prompts${aheadOn ? ', decoding a token ahead' : ''}), ${info.backend}${info.backend === 'cpu' ? '' : ` (${info.gpuLayers}/${info.totalLayers} layers offloaded)`}, chat format ${info.chatFormat} (${formatSource === 'cache' ? 'remembered' : formatSource === 'worker' ? 'resolved in the background' : 'resolved here'}, ${resolveMs} ms). Time: ${phases.map(([name, ms, block]) => `${name} ${ms} ms (longest event-loop block ${block} ms)`).join(', ')}.`);
       this.setState({ kind: 'ready', info });

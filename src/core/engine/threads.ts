@@ -259,6 +259,8 @@ export class GenerationThreads {
   private static readonly INTERVAL = 32;
   private static readonly MAX_INTERVAL = 512;
   private static readonly KEPT = 5;
+  /** The last prompt batch: its tokens and the threads it was read on (the bench's multi-turn figures name it). */
+  lastPrompt: { tokens: number; threads: number } | undefined;
 
   constructor(max: number, private readonly free: () => number | undefined = freeCpus) {
     this.candidates = [...new Set([max, Math.ceil(max / 2), 1].filter((n) => n >= 1))];
@@ -405,6 +407,7 @@ export function applyThreadPlan(context: LlamaContext, plan: ThreadPlan, free: (
       value: async () => {
         const started = performance.now();
         await decodeBatch();
+        if (batchTokens >= PROMPT_BATCH_TOKENS) generation.lastPrompt = { tokens: batchTokens, threads: used };
         if (lastDecode) recordFinished();
         else if (batchTokens === 1) generation.record(used, performance.now() - started);
       },
