@@ -15,6 +15,7 @@ import { TokenCounter } from './core/tokens/tokenCounter';
 import { CompletionEngine } from './core/completion/completionEngine';
 import { Benchmarks } from './vscode/bench';
 import { registerCommands } from './vscode/commands';
+import { offerMachineRebuild } from './vscode/machineBuildOffer';
 import { registerInlineCompletions } from './vscode/completions';
 import { registerWorkspaceTools, type ToolActivity } from './vscode/workspaceTools';
 import { registerLanguageModelProvider } from './vscode/lmProvider';
@@ -33,7 +34,7 @@ export function activate(context: vscode.ExtensionContext) {
   const startedCpu = process.cpuUsage();
   const { channel, logger } = createLog();
   const settings = new SettingsSource(logger);
-  configureLlama({ memory: context.globalState, machineBuilds: path.join(context.globalStorageUri.fsPath, 'machine-builds'), compileCache: path.join(context.globalStorageUri.fsPath, 'compile-cache'), importOrder: path.join(context.extensionUri.fsPath, 'dist', 'node-llama-cpp-modules.json') });
+  configureLlama({ memory: context.globalState, machineBuilds: path.join(context.globalStorageUri.fsPath, 'machine-builds'), onStaleMachineBuild: () => offerMachineRebuild(context.globalState, logger), compileCache: path.join(context.globalStorageUri.fsPath, 'compile-cache'), importOrder: path.join(context.extensionUri.fsPath, 'dist', 'node-llama-cpp-modules.json') });
   const models = new ModelManager({
     settings: () => settings.current, log: logger, persistSelection: (modelPath) => settings.update('model', modelPath),
     chatFormat: { workerScript: path.join(context.extensionUri.fsPath, 'dist', 'chatFormatWorker.js'), cache: context.globalState },

@@ -702,16 +702,17 @@ describe('speed at real scale', function () {
       assert.ok(keepMachineBuild(cache));
       fs.renameSync(builds, aside);
       assert.equal(hasMachineBuild(), false);
-      assert.equal(restoreMachineBuild(path.join(cache, 'missing')), false);
+      assert.equal(restoreMachineBuild(path.join(cache, 'missing')), 'none');
       // A build kept for another version of the patches is not restored, and the log says how to build again.
       const stale = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-builds-stale-'));
       fs.mkdirSync(path.join(stale, 'node-llama-cpp-0.0.0-linux-x64-0', 'localBuilds'), { recursive: true });
       const log = capture();
-      assert.equal(restoreMachineBuild(stale, log), false);
+      assert.equal(restoreMachineBuild(stale, log), 'stale');
       fs.rmSync(stale, { recursive: true, force: true });
       assert.match(log.lines.join('\n'), /another version.*Build llama\.cpp for This Machine/);
-      assert.equal(restoreMachineBuild(cache), true);
+      assert.equal(restoreMachineBuild(cache), 'restored');
       assert.ok(hasMachineBuild());
+      assert.equal(restoreMachineBuild(stale), 'in place');
     } finally {
       if (fs.existsSync(aside)) {
         fs.rmSync(builds, { recursive: true, force: true });

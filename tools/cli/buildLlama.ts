@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     process.stderr.write(`llama.cpp for this machine is in place (kept in ${cacheDir}).\n`);
     return;
   }
-  if (restoreMachineBuild(cacheDir, log)) {
+  if (restoreMachineBuild(cacheDir, log) === 'restored') {
     process.stderr.write('llama.cpp for this machine is in place.\n');
     return;
   }

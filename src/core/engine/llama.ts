@@ -332,6 +332,8 @@ const instances = new AsyncMemo<Settings['gpu'], Llama>();
 let backendMemory: KeyValueStore | undefined;
 /** Where builds of llama.cpp for this machine are kept (see machineBuild.ts). */
 let machineBuildCache: string | undefined;
+/** Told when only a build for another version is kept (after an update): the prebuilt binaries run until it is made again. */
+let onStaleMachineBuild: (() => void) | undefined;
 const BACKEND_KEY = `nanochat.llamaBackend.${process.platform}-${process.arch}`;
 
 /**
@@ -342,10 +344,11 @@ const BACKEND_KEY = `nanochat.llamaBackend.${process.platform}-${process.arch}`;
  * is put back in place before llama.cpp first loads (an extension update empties node_modules).
  * `importOrder` is the build's list of node-llama-cpp's modules (see importModuleByModule).
  */
-export function configureLlama(options: { memory?: KeyValueStore; machineBuilds?: string; compileCache?: string; importOrder?: string }): void {
+export function configureLlama(options: { memory?: KeyValueStore; machineBuilds?: string; onStaleMachineBuild?: () => void; compileCache?: string; importOrder?: string }): void {
   importOrderFile = options.importOrder;
   backendMemory = options.memory;
   machineBuildCache = options.machineBuilds;
+  onStaleMachineBuild = options.onStaleMachineBuild;
   compileCacheDir = options.compileCache;
 }
 
@@ -376,7 +379,7 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     },
   };
   const wanted: LlamaGpuType | 'auto' = gpu === 'off' ? false : gpu;
-  if (machineBuildCache) restoreMachineBuild(machineBuildCache, log);
+  if (machineBuildCache && restoreMachineBuild(machineBuildCache, log) === 'stale') onStaleMachineBuild?.();
   // A build for this machine (see machineBuild.ts) is used when there is one, else the prebuilt binaries.
   const options = { ...common, cmakeOptions: { ...MACHINE_BUILD_CMAKE_OPTIONS } };
   const remembered = wanted === 'auto' ? backendMemory?.get<{ backend: Backend; version: string }>(BACKEND_KEY) : undefined;

@@ -148,25 +148,33 @@ export function hasMachineBuild(): boolean {
   }
 }
 
-/** Copies a cached machine build back into node-llama-cpp's local builds; true when one is in place. */
-export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger): boolean {
+/**
+ * What restoring found: a build already in place, one restored from the cache, only builds made for
+ * another version of nanochat's patches or node-llama-cpp (or another processor) — an update makes
+ * those, and the prebuilt binaries run until the build is made again — or none.
+ */
+export type MachineBuildRestore = 'in place' | 'restored' | 'stale' | 'none';
+
+/** Copies a cached machine build back into node-llama-cpp's local builds; says what it found. */
+export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger): MachineBuildRestore {
   try {
     const root = nodeLlamaCppRoot();
-    if (machineBuildFolders(root).length) return true;
+    if (machineBuildFolders(root).length) return 'in place';
     const key = cacheKey(root);
     const cached = path.join(cacheDir, key, 'localBuilds');
     if (!fs.existsSync(cached)) {
       // A build made for another node-llama-cpp or another version of nanochat's patches is not used.
       const older = fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).filter((name) => name.startsWith('node-llama-cpp-') && name !== key) : [];
-      if (older.length) log.info(`The llama.cpp build for this machine in ${cacheDir} was made for another version of nanochat or node-llama-cpp; using the prebuilt binaries until "Nanochat: Build llama.cpp for This Machine" builds it again (about 7 minutes).`);
-      return false;
+      if (!older.length) return 'none';
+      log.info(`The llama.cpp build for this machine in ${cacheDir} was made for another version of nanochat or node-llama-cpp; using the prebuilt binaries until "Nanochat: Build llama.cpp for This Machine" builds it again (about 7 minutes).`);
+      return 'stale';
     }
     for (const name of fs.readdirSync(cached)) fs.cpSync(path.join(cached, name), path.join(root, 'llama', 'localBuilds', name), { recursive: true });
     log.info(`Restored the llama.cpp build for this machine from ${cached}.`);
-    return machineBuildFolders(root).length > 0;
+    return machineBuildFolders(root).length > 0 ? 'restored' : 'none';
   } catch (err) {
     log.warn(`Could not restore the llama.cpp build for this machine: ${errorMessage(err)}`);
-    return false;
+    return 'none';
   }
 }
 
