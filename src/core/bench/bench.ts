@@ -5,7 +5,7 @@ import path from 'node:path';
 import vscodeTools from './vscodeTools.json';
 import { trackBlocksAndGc, trackLongestBlock, type BlockFigures } from '../eventLoop';
 import { corpusOfSize } from './corpus';
-import { compareWithLlamaCpp, llamaCppDepthCost } from './parity';
+import { compareWithLlamaCpp, inTurn, llamaCppDepthCost } from './parity';
 import { EmbeddedBackend, type ChatBackend } from '../chat/backend';
 import { ChatEngine, type ReplyStats } from '../chat/engine';
 import { ModelLibrary, type KeyValueStore } from '../modelFiles/library';
@@ -484,10 +484,11 @@ async function measurePrefill(model: import('node-llama-cpp', { with: { 'resolut
       sequence.dispose();
     }
   };
-  // The two alternate, read by read, under one load: a machine that drifts moves both alike.
+  // The two alternate, read by read, under one load: a machine that drifts moves both alike; which
+  // goes first alternates too.
   const rounds = async () => {
     const a: number[] = [], b: number[] = [];
-    for (let i = 0; i < 3; i++) { a.push(await read(planned)); b.push(await read(single)); }
+    for (let i = 0; i < 3; i++) await inTurn(i, async () => { a.push(await read(planned)); }, async () => { b.push(await read(single)); });
     return { planned: round(percentile(a, 0.5)), single: round(percentile(b, 0.5)) };
   };
   try {

@@ -31,14 +31,17 @@ export async function compareWithLlamaCpp(options: {
     const theirs = llamaBenchMeter(options.llamaBench, options.modelPath, threads, promptTokens, generateTokens);
     const samples = { ours: [] as Speeds[], theirs: [] as Speeds[] };
     try {
-      // Rounds alternate between the two, so a machine that drifts (other VMs, heat) moves both alike.
+      // Rounds alternate between the two, so a machine that drifts (other VMs, heat) moves both alike;
+      // and which goes first alternates too (the first under a fresh load met it warming up).
       for (let round = 0; round < rounds; round++) {
-        const a = { prompt: await ours.prompt(), generation: await ours.generate(), generationUnderLoad: 0 };
-        const b = { ...(await theirs.alone()), generationUnderLoad: 0 };
+        const a = { prompt: 0, generation: 0, generationUnderLoad: 0 };
+        let b = { prompt: 0, generation: 0, generationUnderLoad: 0 };
+        const oursAlone = async () => { a.prompt = await ours.prompt(); a.generation = await ours.generate(); };
+        const theirsAlone = async () => { b = { ...(await theirs.alone()), generationUnderLoad: 0 }; };
+        await inTurn(round, oursAlone, theirsAlone);
         const load = await options.cpuLoad();
         try {
-          a.generationUnderLoad = await ours.generate();
-          b.generationUnderLoad = await theirs.generate();
+          await inTurn(round, async () => { a.generationUnderLoad = await ours.generate(); }, async () => { b.generationUnderLoad = await theirs.generate(); });
         } finally {
           load.stop();
         }
@@ -56,6 +59,11 @@ export async function compareWithLlamaCpp(options: {
     rows.push({ threads, prompt: pair('prompt'), generation: pair('generation'), generationUnderLoad: pair('generationUnderLoad') });
   }
   return { promptTokens, generateTokens, threads: rows };
+}
+
+/** Runs the two in round `round`'s order: `first` first in even rounds, `second` first in odd ones. */
+export async function inTurn(round: number, first: () => Promise<void>, second: () => Promise<void>): Promise<void> {
+  if (round % 2 === 0) { await first(); await second(); } else { await second(); await first(); }
 }
 
 /**
