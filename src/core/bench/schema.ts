@@ -32,7 +32,7 @@ export const benchReportSchema = z.object({
     evaluatedPromptTokensByTurn: z.array(z.number()).optional(),
     /** Each run of the conversation's first-token times by turn (firstTokenMsByTurn is their median). */
     firstTokenMsRuns: z.array(z.array(z.number())).optional(),
-    /** Threads each turn's prompt was read on, per run (0 where the thread plan is not in place), and the plan's most. */
+    /** Threads each turn's prompt was read on, per run (0 where no prompt batch was read, or the thread plan is not in place), and the plan's most. */
     promptThreadsByTurn: z.array(z.array(z.number().int().nonnegative())).optional(),
     promptThreads: z.number().int().positive().optional(),
   }),
