@@ -1,7 +1,8 @@
 // UI end-to-end: the packaged extension, installed as a user installs it. Builds this platform's VSIX
 // with `npm run package` (or takes NANOCHAT_VSIX), installs it into code-server with
 // --install-extension, and opens the workbench without the checkout. Checks that the first start
-// without a model opens the walkthrough, picks the fixture model from it with the file dialog, gets a
+// without a model opens the walkthrough, picks the fixture model from it with the file dialog (the
+// profile keeps a machine build of an earlier version: the offer to build it again), gets a
 // streamed "@nanochat" answer in the Chat view, and runs the benchmark from the command palette into
 // its report. Saves test-results/walkthrough.png, vsix-chat-view.png and bench-report.png.
 import { execFileSync } from 'node:child_process';
@@ -10,6 +11,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { testModel } from '../support/models.ts';
 import { askNanochat, launchWorkbench, results, root } from './workbench.mjs';
+
+/** Whether a line of nanochat's log (its output channel's file in the profile's logs) matches, within `ms`. */
+async function waitForLog(ud, pattern, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const logs = fs.existsSync(path.join(ud, 'logs')) ? fs.readdirSync(path.join(ud, 'logs'), { recursive: true }).map(String).filter((f) => /Nanochat\.log$/.test(f)) : [];
+    if (logs.some((f) => pattern.test(fs.readFileSync(path.join(ud, 'logs', f), 'utf8')))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return false;
+}
 
 const target = `${{ win32: 'win32', darwin: 'darwin', linux: 'linux' }[process.platform]}-${{ arm: 'armhf' }[os.arch()] ?? os.arch()}`;
 const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version;
@@ -21,7 +33,14 @@ if (!vsix) {
 }
 const model = await testModel('stories260K.gguf');
 const settings = { 'nanochat.threads': 1, 'nanochat.gpu': 'off', 'nanochat.maxTokens': 64, 'nanochat.temperature': 0 };
-const { page, log, finish, runCommand, extensionsDir } = await launchWorkbench(settings, { vsix, statusText: 'no model' });
+// The profile keeps a build of llama.cpp for this machine made by an earlier nanochat (another cache key),
+// as after an update that changed nanochat's patches: the installed VSIX has no build in place.
+let userData = '';
+const staleBuild = (ud) => {
+  userData = ud;
+  fs.mkdirSync(path.join(ud, 'User', 'globalStorage', 'nanochat.nanochat', 'machine-builds', 'node-llama-cpp-0.0.0-linux-x64-0', 'localBuilds'), { recursive: true });
+};
+const { page, log, finish, runCommand, extensionsDir } = await launchWorkbench(settings, { vsix, statusText: 'no model', prepare: staleBuild });
 const checks = [];
 const check = (name, ok, detail = '') => { checks.push(ok); log(`${ok ? 'ok' : 'FAILED'}: ${name}${detail ? ` (${detail})` : ''}`); };
 try {
@@ -71,6 +90,17 @@ try {
   }
   await status.waitFor({ timeout: 20_000 });
   log('model chosen in the file dialog from the walkthrough');
+  // llama.cpp loaded with the prebuilt binaries, the kept build being for another version: nanochat offers
+  // to build it again. "Don't Ask Again" is remembered, and the log says how to build it later.
+  // A toast arriving while the file dialog is open is not shown; the notification center keeps it.
+  await runCommand('Notifications: Show Notifications');
+  const offer = page.locator('.notifications-center .notification-list-item', { hasText: 'llama.cpp build for this machine is from an earlier version' });
+  const offered = await offer.first().waitFor({ timeout: 20_000 }).then(() => true, () => false);
+  const buttons = offered ? await offer.first().locator('.monaco-button').allInnerTexts() : [];
+  check('after an update, the kept machine build being for an earlier version, a notification offers to build it again', offered && buttons.includes('Build') && buttons.includes('Don\'t Ask Again'), buttons.join(', '));
+  if (offered) await offer.first().locator('.monaco-button', { hasText: 'Don\'t Ask Again' }).click();
+  const declined = await waitForLog(userData, /will not be offered again/, 10_000);
+  check('"Don\'t Ask Again" is remembered and logged', declined && !(await offer.first().isVisible().catch(() => false)));
   const modelStep = walkthrough.locator('.getting-started-step', { hasText: 'Download the recommended model, or use your own' });
   const ticked = await modelStep.locator('.codicon-getting-started-step-checked, .codicon-pass-filled').first().waitFor({ timeout: 15_000 }).then(() => true, () => false);
   check('the walkthrough ticks the model step once a model is selected', ticked);

@@ -16,8 +16,9 @@ export const results = path.join(root, 'test-results');
  * Starts code-server and opens its workbench. By default nanochat loads from this checkout as an
  * extension under development; with `vsix`, that file is installed the way a user installs it
  * (`--install-extension`) and the checkout plays no part. Without `statusText` no model is expected.
+ * `prepare(userDataDir)` writes what the profile holds before the start (global storage, say).
  */
-export async function launchWorkbench(settings, { statusText, vsix } = {}) {
+export async function launchWorkbench(settings, { statusText, vsix, prepare } = {}) {
   const env = { ...process.env, ...hostEnv({ install: true }) };
   const { chromium } = createRequire(import.meta.url)(env.PLAYWRIGHT_CORE);
   fs.mkdirSync(results, { recursive: true });
@@ -32,6 +33,8 @@ export async function launchWorkbench(settings, { statusText, vsix } = {}) {
     'update.mode': 'none', 'telemetry.telemetryLevel': 'off', ...values,
   }));
   writeSettings(settings);
+  // What a user's profile already holds before this start (prepare gets the user data folder).
+  prepare?.(path.join(tmp, 'ud'));
   fs.writeFileSync(path.join(tmp, 'config.yaml'), 'auth: none\ncert: false\n');
   if (vsix) {
     log('installing', path.basename(vsix));
