@@ -109,6 +109,12 @@ async function nanochatMeter(model: LlamaModel, threads: number, promptTokens: n
     prompt: async () => {
       const sequence = context.getSequence();
       try {
+        // As llama-bench does before it times a prompt: the same prompt once, untimed, then cleared. A
+        // read straight after other work (the previous round's llama-bench ending) took 8–12% longer than
+        // the next one, and only this side paid for it: with the warm-up, 1-thread prompts measured
+        // 0.99–1.01× llama-bench's in five interleaved rounds, against 0.89–0.96× without.
+        await sequence.evaluateWithoutGeneratingNewTokens(prompt);
+        await sequence.clearHistory();
         const started = performance.now();
         await sequence.evaluateWithoutGeneratingNewTokens(prompt);
         return promptTokens / ((performance.now() - started) / 1000);
