@@ -93,6 +93,9 @@ describe('benchmark', function () {
     assert.equal(goal?.name, 'First token at turn 10 ÷ turn 1 (medians of 3 conversations)');
     assert.equal(goal?.measured, '1.18× (118 ms vs 100 ms); 1 of 30 prompts read on fewer than 2 threads');
     assert.equal(goal?.met, true);
+    // The report view's table says it too (none in an older report without the figures).
+    assert.equal(benchRows(report).find((row) => row.label.startsWith('Prompts read on fewer threads'))?.value, 1);
+    assert.equal(benchRows(fixtureReport()).some((row) => row.label.startsWith('Prompts read on fewer threads')), false);
   });
 
   it("says how much of the longest event-loop block was the collector's, and judges the goal on the whole block", () => {

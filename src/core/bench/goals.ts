@@ -1,4 +1,5 @@
 import type { BenchReport } from './schema';
+import { promptsOnFewerThreads } from './report';
 
 export type Goal = NonNullable<BenchReport['goals']>[number];
 
@@ -64,7 +65,7 @@ export function benchGoals(r: BenchReport): Goal[] {
     const runs = r.multiTurn.firstTokenMsRuns?.length ?? 1;
     // Turns whose prompt was read on fewer threads than the plan's most (another program busy at that moment).
     const most = r.multiTurn.promptThreads;
-    const fewer = most ? (r.multiTurn.promptThreadsByTurn ?? []).flat().filter((t) => t > 0 && t < most).length : 0;
+    const fewer = promptsOnFewerThreads(r) ?? 0;
     const read = fewer ? `; ${fewer} of ${runs * byTurn.length} prompts read on fewer than ${most} threads` : '';
     add(`First token at turn ${byTurn.length} ÷ turn 1${runs > 1 ? ` (medians of ${runs} conversations)` : ''}`, `${x(byTurn.at(-1)! / byTurn[0])} (${ms(byTurn.at(-1)!)} vs ${ms(byTurn[0])})${read}${theirs}`, '≤ 1.2×', byTurn.at(-1)! <= 1.2 * byTurn[0]);
   }

@@ -12,6 +12,12 @@ export interface BenchRow {
   better: 'higher' | 'lower' | 'none';
 }
 
+/** Multi-turn prompts read on fewer threads than the plan's most (another program was busy then); undefined in older reports. */
+export function promptsOnFewerThreads(r: BenchReport): number | undefined {
+  const most = r.multiTurn.promptThreads;
+  return most ? (r.multiTurn.promptThreadsByTurn ?? []).flat().filter((t) => t > 0 && t < most).length : undefined;
+}
+
 /** Every number of a report as table rows, in reading order, each paired with the previous run's. */
 export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow[] {
   const rows: BenchRow[] = [];
@@ -56,6 +62,7 @@ export function benchRows(report: BenchReport, previous?: BenchReport): BenchRow
   add(turns, `First token at turn ${report.multiTurn.turns}, history re-evaluated`, (r) => r.multiTurn.withoutReuseMs, 'ms', 'lower');
   add(turns, 'Speed-up from reuse', (r) => r.multiTurn.speedup, '×', 'higher');
   add(turns, `Prompt tokens evaluated at turn ${report.multiTurn.turns}`, (r) => r.multiTurn.evaluatedPromptTokensByTurn?.at(-1), '', 'lower');
+  add(turns, 'Prompts read on fewer threads than the plan\'s most (other programs busy)', promptsOnFewerThreads, '', 'none');
   if (report.llamaCpp?.depthCost) add(turns, `llama-bench: reading turn ${report.multiTurn.turns}'s tokens at its depth ÷ turn 1's`, (r) => r.llamaCpp?.depthCost?.ratio, '×', 'none');
 
   if (report.prefill) {
