@@ -152,11 +152,11 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       for (let turn = 0; turn < turns; turn++) {
         history.push({ role: 'user', content: `Turn ${turn + 1}: ${LONG_PROMPT.slice(0, 200)}` });
         const text: string[] = [];
-        const plan = manager.model?.threads;
-        if (plan) plan.lastPrompt = undefined;
+        const threadPlan = manager.model?.threads;
+        if (threadPlan) threadPlan.lastPrompt = undefined;
         const stats = await reply(history, `multi-turn-${run}`, { maxTokens: 16, text });
         times.push(firstTokenMs(stats));
-        threadsRead.push(manager.model?.threads?.lastPrompt?.threads ?? 0);
+        threadsRead.push(threadPlan?.lastPrompt?.threads ?? 0);
         if (run === 0) {
           evaluatedPromptTokensByTurn.push(stats.evaluatedPromptTokens);
           promptTokensByTurn.push(stats.promptTokens);

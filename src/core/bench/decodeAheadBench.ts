@@ -3,7 +3,7 @@ import { importNodeLlamaCpp } from '../engine/llama';
 import type { AddonContext } from '../engine/threads';
 import { NanochatError } from '../errors';
 import { startCpuLoad } from './bench';
-import { neverEnd } from './parity';
+import { inTurn, neverEnd } from './parity';
 import { percentile } from './stats';
 
 /** One side of the comparison: tokens per second (median of the rounds) and the decoding thread's share of the time. */
@@ -61,8 +61,9 @@ export async function compareDecodeAhead(model: LlamaModel, options: { threads: 
         const on = { rates: [] as number[], shares: [] as number[] };
         try {
           for (let round = 0; round < options.rounds; round++) {
-            const a = await generate(false);
-            const b = await generate(true);
+            // Which goes first alternates by round, as in the llama.cpp comparison.
+            let a!: Awaited<ReturnType<typeof generate>>, b!: Awaited<ReturnType<typeof generate>>;
+            await inTurn(round, async () => { a = await generate(false); }, async () => { b = await generate(true); });
             sameTokens &&= a.tokens.length === b.tokens.length && a.tokens.every((t, i) => t === b.tokens[i]);
             off.rates.push(a.rate); off.shares.push(a.share);
             on.rates.push(b.rate); on.shares.push(b.share);

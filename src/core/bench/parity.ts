@@ -35,10 +35,8 @@ export async function compareWithLlamaCpp(options: {
       // and which goes first alternates too (the first under a fresh load met it warming up).
       for (let round = 0; round < rounds; round++) {
         const a = { prompt: 0, generation: 0, generationUnderLoad: 0 };
-        let b = { prompt: 0, generation: 0, generationUnderLoad: 0 };
-        const oursAlone = async () => { a.prompt = await ours.prompt(); a.generation = await ours.generate(); };
-        const theirsAlone = async () => { b = { ...(await theirs.alone()), generationUnderLoad: 0 }; };
-        await inTurn(round, oursAlone, theirsAlone);
+        const b = { prompt: 0, generation: 0, generationUnderLoad: 0 };
+        await inTurn(round, async () => { a.prompt = await ours.prompt(); a.generation = await ours.generate(); }, async () => { Object.assign(b, await theirs.alone()); });
         const load = await options.cpuLoad();
         try {
           await inTurn(round, async () => { a.generationUnderLoad = await ours.generate(); }, async () => { b.generationUnderLoad = await theirs.generate(); });
