@@ -9,6 +9,7 @@ import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'im
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
 import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
+import { TESTED_PREBUILT_OPTION, forgetTestedPrebuilts } from '../../src/core/engine/testedPrebuilt';
 import { GenerationThreads, applyThreadPlan, cpuSampling, cpuSamplingState, decodeAhead, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
 import { compareDecodeAhead } from '../../src/core/bench/decodeAheadBench';
@@ -16,7 +17,7 @@ import { checkGgufLayout, readGgufInfo } from '../../src/core/modelFiles/ggufRea
 import { silentLogger, type Logger } from '../../src/core/log';
 import { llamaCppSource } from '../../tools/llamaCpp.mjs';
 import { likeModel } from '../support/likeModels';
-import { vocabDir } from '../support/models';
+import { REPO_ROOT, testModel, vocabDir } from '../support/models';
 import { testSettings } from '../support/settings';
 import { ModelManager, linePieces, splitsAtLines } from '../../src/core/engine/models';
 import { ChatEngine } from '../../src/core/chat/engine';
@@ -720,6 +721,83 @@ describe('speed at real scale', function () {
       }
       fs.rmSync(cache, { recursive: true, force: true });
     }
+  });
+});
+
+describe('prebuilt binaries tested once per machine (Linux)', function () {
+  this.timeout(120_000);
+
+  /** One start in a process of its own, on the prebuilt binaries (NANOCHAT_MACHINE_BUILD=off). */
+  const start = (model: string) => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test', 'support', 'prebuiltStart.ts'), model], {
+      cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NANOCHAT_MACHINE_BUILD: 'off' },
+    });
+    return JSON.parse(out.trim().split('\n').at(-1)!) as { buildType: string; cmakeOptions: Record<string, string>; binaryTests: number; text: string; log: string[] };
+  };
+  const layouts = () => {
+    const builds = path.join(nodeLlamaCppRoot(), 'llama', 'localBuilds');
+    return fs.existsSync(builds) ? fs.readdirSync(builds).map((name) => path.join(builds, name)).filter((folder) => {
+      const meta = path.join(folder, 'Release', '_nlcBuildMetadata.json');
+      return fs.existsSync(meta) && TESTED_PREBUILT_OPTION in (JSON.parse(fs.readFileSync(meta, 'utf8')).buildOptions.customCmakeOptions ?? {});
+    }) : [];
+  };
+
+  before(function () {
+    if (process.platform !== 'linux') this.skip();
+    forgetTestedPrebuilts();
+  });
+  after(() => { forgetTestedPrebuilts(); });
+
+  it('loads them without node-llama-cpp\'s binary test once they passed it here, and tests them again for other binaries or a broken layout', async () => {
+    const model = await testModel('stories260K.gguf');
+    const prebuilt = path.join(REPO_ROOT, 'node_modules', '@node-llama-cpp', `linux-${process.arch}`, 'bins', `linux-${process.arch}`);
+    assert.ok(fs.existsSync(path.join(prebuilt, 'llama-addon.node')), `node-llama-cpp's prebuilt CPU binaries are installed (${prebuilt})`);
+
+    // The first start tests the prebuilt binaries (a forked child loads them) and remembers they passed.
+    const first = start(model);
+    assert.equal(first.buildType, 'prebuilt');
+    assert.ok(first.binaryTests >= 1, `node-llama-cpp tested the binary: ${JSON.stringify(first)}`);
+    assert.match(first.log.join('\n'), /passed node-llama-cpp's test on this machine/);
+    const [layout, ...others] = layouts();
+    assert.ok(layout && others.length === 0, `one layout: ${layouts().join(', ')}`);
+    const release = path.join(layout, 'Release');
+    const real = fs.realpathSync(prebuilt);
+    for (const file of fs.readdirSync(real).filter((f) => f !== '_nlcBuildMetadata.json')) {
+      assert.equal(fs.readlinkSync(path.join(release, file)), path.join(real, file), `${file} links to the prebuilt file`);
+    }
+    const meta = JSON.parse(fs.readFileSync(path.join(release, '_nlcBuildMetadata.json'), 'utf8')) as { buildOptions: { gpu: unknown; customCmakeOptions: Record<string, string>; platformInfo: { name: string } } };
+    assert.equal(meta.buildOptions.gpu, false);
+    assert.deepEqual(Object.keys(meta.buildOptions.customCmakeOptions), [TESTED_PREBUILT_OPTION]);
+    assert.match(meta.buildOptions.customCmakeOptions[TESTED_PREBUILT_OPTION]!, /^[0-9a-f]{16}$/);
+
+    // The next start loads the same binaries as a local build, untested, and they generate the same text.
+    const second = start(model);
+    assert.equal(second.buildType, 'localBuild');
+    assert.equal(second.binaryTests, 0, JSON.stringify(second));
+    assert.deepEqual(second.cmakeOptions, meta.buildOptions.customCmakeOptions);
+    assert.equal(second.text, first.text);
+    assert.ok(second.text.trim().split(/\s+/).length >= 5, second.text);
+    assert.match(second.log.join('\n'), /prebuilt binaries, tested on this machine at an earlier start/);
+
+    // A layout made for other binaries or another machine (another name) is not loaded: the binaries are
+    // tested again, and it is replaced.
+    const elsewhere = path.join(path.dirname(layout), 'linux-x64-made-for-another-machine');
+    fs.renameSync(layout, elsewhere);
+    const third = start(model);
+    assert.equal(third.buildType, 'prebuilt');
+    assert.ok(third.binaryTests >= 1);
+    assert.ok(!fs.existsSync(elsewhere), 'the other layout was removed');
+    assert.deepEqual(layouts(), [layout]);
+
+    // A broken layout (a link to nothing) falls back to the tested prebuilt binaries, and is made again.
+    fs.rmSync(path.join(release, 'llama-addon.node'));
+    fs.symlinkSync(path.join(real, 'missing-addon.node'), path.join(release, 'llama-addon.node'));
+    const fourth = start(model);
+    assert.equal(fourth.buildType, 'prebuilt');
+    assert.ok(fourth.binaryTests >= 1);
+    assert.equal(fs.readlinkSync(path.join(release, 'llama-addon.node')), path.join(real, 'llama-addon.node'));
+    assert.equal(fourth.text, first.text);
+    assert.equal(start(model).binaryTests, 0);
   });
 });
 

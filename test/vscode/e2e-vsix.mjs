@@ -3,8 +3,8 @@
 // --install-extension, and opens the workbench without the checkout. Checks that the first start
 // without a model opens the walkthrough, picks the fixture model from it with the file dialog (the
 // profile keeps a machine build of an earlier version: the offer to build it again), gets a
-// streamed "@nanochat" answer in the Chat view, and runs the benchmark from the command palette into
-// its report. Saves test-results/walkthrough.png, vsix-chat-view.png and bench-report.png.
+// streamed "@nanochat" answer in the Chat view, runs the benchmark from the command palette into
+// its report, and reloads the window (the next extension host loads the prebuilt binaries without their test). Saves test-results/walkthrough.png, vsix-chat-view.png and bench-report.png.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,12 +12,17 @@ import path from 'node:path';
 import { testModel } from '../support/models.ts';
 import { askNanochat, launchWorkbench, results, root } from './workbench.mjs';
 
-/** Whether a line of nanochat's log (its output channel's file in the profile's logs) matches, within `ms`. */
+/** The lines of nanochat's log (its output channel's files in the profile's logs, every extension host's) that match. */
+function logLines(ud, pattern) {
+  const logs = fs.existsSync(path.join(ud, 'logs')) ? fs.readdirSync(path.join(ud, 'logs'), { recursive: true }).map(String).filter((f) => /Nanochat\.log$/.test(f)).sort() : [];
+  return logs.flatMap((f) => fs.readFileSync(path.join(ud, 'logs', f), 'utf8').split('\n')).filter((line) => pattern.test(line));
+}
+
+/** Whether a line of nanochat's log matches, within `ms`. */
 async function waitForLog(ud, pattern, ms) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const logs = fs.existsSync(path.join(ud, 'logs')) ? fs.readdirSync(path.join(ud, 'logs'), { recursive: true }).map(String).filter((f) => /Nanochat\.log$/.test(f)) : [];
-    if (logs.some((f) => pattern.test(fs.readFileSync(path.join(ud, 'logs', f), 'utf8')))) return true;
+    if (logLines(ud, pattern).length) return true;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   return false;
@@ -120,6 +125,21 @@ try {
   await page.waitForTimeout(500);
   await page.screenshot({ path: path.join(results, 'bench-report.png') });
   check('the benchmark report shows every measurement', rows >= 30 && /tok\/s/.test(generation), `${rows} rows; ${generation.replace(/\s+/g, ' ')}`);
+
+  // The first start tested the prebuilt binaries (node-llama-cpp forks a child that loads them) and
+  // remembered that they passed: in the next extension host (the window reloaded), they load without it.
+  const remembered = await waitForLog(userData, /passed node-llama-cpp's test on this machine/, 10_000);
+  // A reload ends this window's extension host and starts another (code-server has no command for it).
+  await page.reload();
+  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+  log('window reloaded: a new extension host');
+  const untested = await waitForLog(userData, /llama\.cpp ready in \d+ ms: .*prebuilt binaries, tested on this machine at an earlier start/, 60_000);
+  check('the prebuilt binaries, tested at the first start, load without the test in the next extension host', remembered && untested,
+    logLines(userData, /llama\.cpp ready in/).map((l) => l.replace(/^.*?\] /, '').replace(/;.*$/, '')).join(' | '));
+  // The next host's warm start (the model loads as it starts), for the figures.
+  if (await waitForLog(userData, /Model ready \d+ ms after activation/, 30_000)) {
+    for (const line of logLines(userData, /Model ready \d+ ms after activation|Loaded stories260K in .*llama\.cpp [1-9]/)) log(line.replace(/^.*?\] /, ''));
+  }
   await finish(checks.every(Boolean), `${checks.filter(Boolean).length} of ${checks.length} checks passed`, 'vsix-failure.png');
 } catch (err) {
   console.error(err);

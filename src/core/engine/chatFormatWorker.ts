@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { errorMessage } from '../errors';
 import { describeChatWrapper } from './chatFormat';
-import { configureLlama, importNodeLlamaCpp, loadModelLean } from './llama';
-import { MACHINE_BUILD_CMAKE_OPTIONS } from './machineBuild';
+import { cmakeOptionsToLoad, configureLlama, importNodeLlamaCpp, loadModelLean } from './llama';
 
 /**
  * The chat-format resolution's own process (forked by chatFormat.ts): it loads the model's
@@ -19,9 +18,11 @@ process.once('message', (request: { modelPath: string }) => {
   void (async () => {
     try {
       const lib = await imported;
-      // The parent's build for this machine when there is one (node-llama-cpp tests a prebuilt binary
-      // in yet another process first: ~0.55 s), and its vocabulary strings never made (as the parent's).
-      const llama = await lib.getLlama({ gpu: false, build: 'never', cmakeOptions: { ...MACHINE_BUILD_CMAKE_OPTIONS }, logLevel: lib.LlamaLogLevel.disabled });
+      // The parent's build for this machine when there is one, else the prebuilt binaries as the parent
+      // laid them out once they passed their test here (node-llama-cpp tests a prebuilt binary in yet
+      // another process first: ~0.55 s); and its vocabulary strings never made (as the parent's).
+      const { cmakeOptions } = await cmakeOptionsToLoad();
+      const llama = await lib.getLlama({ gpu: false, build: 'never', cmakeOptions, logLevel: lib.LlamaLogLevel.disabled });
       const model = await loadModelLean(llama, { modelPath: request.modelPath, vocabOnly: true });
       const format = describeChatWrapper(lib.resolveChatWrapper(model), lib);
       process.send!({ format });

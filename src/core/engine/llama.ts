@@ -9,7 +9,8 @@ import nodeModule from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NODE_LLAMA_CPP_EXPORTS, type NodeLlamaCppExport } from './nodeLlamaCppExports';
-import { MACHINE_BUILD_CMAKE_OPTIONS, isMachineBuild, nodeLlamaCppRoot, restoreMachineBuild } from './machineBuild';
+import { MACHINE_BUILD_CMAKE_OPTIONS, hasMachineBuild, isMachineBuild, nodeLlamaCppRoot, restoreMachineBuild } from './machineBuild';
+import { isTestedPrebuilt, rememberTestedPrebuilt, testedPrebuiltOptions } from './testedPrebuilt';
 
 export { isMachineBuild } from './machineBuild';
 
@@ -379,9 +380,9 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     },
   };
   const wanted: LlamaGpuType | 'auto' = gpu === 'off' ? false : gpu;
-  if (machineBuildCache && restoreMachineBuild(machineBuildCache, log) === 'stale') onStaleMachineBuild?.();
-  // A build for this machine (see machineBuild.ts) is used when there is one, else the prebuilt binaries.
-  const options = { ...common, cmakeOptions: { ...MACHINE_BUILD_CMAKE_OPTIONS } };
+  if (machineBuildCache && !machineBuildOff() && restoreMachineBuild(machineBuildCache, log) === 'stale') onStaleMachineBuild?.();
+  const { cmakeOptions, tested } = await cmakeOptionsToLoad();
+  const options = { ...common, cmakeOptions };
   const remembered = wanted === 'auto' ? backendMemory?.get<{ backend: Backend; version: string }>(BACKEND_KEY) : undefined;
   const version = await nodeLlamaCppVersion();
   let llama: Llama | undefined;
@@ -404,8 +405,24 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     // Not awaited: VS Code's storage write takes ~200 ms at startup, and llama.cpp is ready now.
     if (wanted === 'auto') Promise.resolve(backendMemory?.update(BACKEND_KEY, { backend: backendOf(llama), version })).catch((err: unknown) => log.warn(`Could not remember the backend: ${err instanceof Error ? err.message : err}`));
   }
-  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}${importedAhead ? `; node-llama-cpp imported module by module (${importedAhead}${importedLean ? ', only those that define what nanochat uses' : ''}${longestImport ? `; the longest, ${Math.round(longestImport.ms)} ms, ${path.basename(longestImport.file)}` : ''})` : ''}`);
+  // Not awaited either: links and a metadata file, for the next start.
+  if (tested && llama.buildType === 'prebuilt') void rememberTestedPrebuilt(llama, tested, log);
+  log.info(`llama.cpp ready in ${Math.round(performance.now() - started)} ms: backend ${backendOf(llama)}${how}, ${llama.cpuMathCores} performance cores, ${isMachineBuild(llama) ? 'built for this machine' : isTestedPrebuilt(llama) ? 'prebuilt binaries, tested on this machine at an earlier start' : `${llama.buildType} binaries`}${compileCacheInUse() ? '; modules from the compile cache' : ''}${importedAhead ? `; node-llama-cpp imported module by module (${importedAhead}${importedLean ? ', only those that define what nanochat uses' : ''}${longestImport ? `; the longest, ${Math.round(longestImport.ms)} ms, ${path.basename(longestImport.file)}` : ''})` : ''}`);
   return llama;
+}
+
+/** NANOCHAT_MACHINE_BUILD=off: the prebuilt binaries even where a build for this machine is in place (to compare). */
+const machineBuildOff = () => process.env.NANOCHAT_MACHINE_BUILD === 'off';
+
+/**
+ * The cmake options getLlama is asked for: a build for this machine's (see machineBuild.ts) when one
+ * is in place, else those that load the prebuilt binaries as a local build when they passed
+ * node-llama-cpp's test here before (`tested`, see testedPrebuilt.ts). Either way node-llama-cpp falls
+ * back to the prebuilt binaries, tested, when no such build is there.
+ */
+export async function cmakeOptionsToLoad(): Promise<{ cmakeOptions: Record<string, string>; tested?: Record<string, string> }> {
+  const tested = machineBuildOff() || !hasMachineBuild() ? await testedPrebuiltOptions() : undefined;
+  return { cmakeOptions: tested ?? { ...MACHINE_BUILD_CMAKE_OPTIONS }, ...(tested ? { tested } : {}) };
 }
 
 /** Disposes every llama.cpp instance (the extension's deactivate, after models and tokenizers). */
