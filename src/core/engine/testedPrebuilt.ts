@@ -11,7 +11,7 @@ import { nodeLlamaCppRoot } from './machineBuild';
 /**
  * On Linux, node-llama-cpp tests a prebuilt binary before every load: it forks a child process that
  * loads it, so that a binary this machine cannot run fails there and not in the editor. Measured here,
- * `getLlama` took 1,000 ms with the prebuilt binaries against 32 ms for the same binaries laid out as
+ * `getLlama` took 550 ms with the prebuilt binaries against 32 ms for the same binaries laid out as
  * below, in a plain Node.js; 660–1,040 ms in code-server's extension host at a first start.
  *
  * node-llama-cpp loads a local build it finds for the options asked without that test, when the build
