@@ -203,6 +203,18 @@ describe('speed at real scale', function () {
       assert.equal(lean.infoEndOffset, full.infoEndOffset, path.basename(f));
     }
     console.log(`      ${skipped.toLocaleString('en')} vocabulary elements passed over in ${files.length} files`);
+    // Lean parses that overlap: the first to end (a 512-token vocabulary) leaves the other lean (the
+    // store is disabled, its promise hook off, only once the last has ended), and a parse after both
+    // reads every element.
+    const small = await testModel('stories260K.gguf');
+    let smallDone = false;
+    const [, overlapped] = await Promise.all([
+      withLeanGgufParse(() => parse(small)).then(() => { smallDone = true; }),
+      withLeanGgufParse(async () => { await new Promise((resolve) => setTimeout(resolve, 20)); const info = await parse(qwen); return { info, afterSmall: smallDone }; }),
+    ]);
+    assert.ok(overlapped.afterSmall, 'the other lean parse ended first');
+    assert.equal((overlapped.info.metadata.tokenizer?.ggml?.tokens as unknown[]).filter((v) => v !== undefined).length, 0, 'still lean after the other ended');
+    assert.ok((await parse(qwen)).metadata.tokenizer?.ggml?.tokens?.every((v) => v !== undefined), 'a parse after them reads every element');
     // And a model loads that way: its native tokenizer has the whole vocabulary.
     const llama = await getLlamaFor('off', silentLogger);
     const model = await loadModelLean(llama, { modelPath: qwen, vocabOnly: true });
