@@ -712,7 +712,23 @@ describe('speed at real scale', function () {
     const builds = path.join(nodeLlamaCppRoot(), 'llama', 'localBuilds');
     const aside = `${builds}.aside-${process.pid}`;
     try {
-      assert.ok(keepMachineBuild(cache));
+      // Kept again, it removes what an earlier version kept for this very machine, and only that.
+      const kept = (name: string, machine?: object) => {
+        fs.mkdirSync(path.join(cache, name, 'localBuilds'), { recursive: true });
+        if (machine) fs.writeFileSync(path.join(cache, name, 'machine.json'), JSON.stringify(machine));
+        return path.join(cache, name);
+      };
+      const me = { platform: process.platform, arch: process.arch, cpu: os.cpus()[0]?.model ?? '' };
+      const older = kept('node-llama-cpp-0.0.1-older', me);
+      const otherCpu = kept('node-llama-cpp-0.0.1-other-cpu', { ...me, cpu: 'Another CPU' });
+      const unnamed = kept('node-llama-cpp-0.0.1-unnamed');
+      const pruneLog = capture();
+      assert.ok(keepMachineBuild(cache, pruneLog));
+      assert.ok(!fs.existsSync(older), 'the earlier version\'s build for this machine was removed');
+      assert.ok(fs.existsSync(otherCpu) && fs.existsSync(unnamed), 'another processor\'s build, and one that names no machine, stay');
+      assert.match(pruneLog.lines.join('\n'), /Removed the llama\.cpp build for this machine made for an earlier version \(node-llama-cpp-0\.0\.1-older\)/);
+      fs.rmSync(otherCpu, { recursive: true });
+      fs.rmSync(unnamed, { recursive: true });
       fs.renameSync(builds, aside);
       assert.equal(hasMachineBuild(), false);
       assert.equal(restoreMachineBuild(path.join(cache, 'missing')), 'none');

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const cacheDir = path.resolve(values.cache ?? process.env.NANOCHAT_MACHINE_BUILD_DIR ?? path.join(os.homedir(), '.cache', 'nanochat', 'machine-builds'));
   const log = { trace: () => undefined, info: (m: string) => process.stderr.write(`${m}\n`), warn: (m: string) => process.stderr.write(`${m}\n`), error: (m: string) => process.stderr.write(`${m}\n`), debug: () => undefined };
   if (hasMachineBuild()) {
-    keepMachineBuild(cacheDir);
+    keepMachineBuild(cacheDir, log);
     process.stderr.write(`llama.cpp for this machine is in place (kept in ${cacheDir}).\n`);
     return;
   }

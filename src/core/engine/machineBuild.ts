@@ -124,11 +124,12 @@ function hasDecodingThread(addon: string): boolean {
 }
 
 /** Copies the finished machine build (its binaries only, ~13 MB) into `cacheDir`; false when there is none. */
-export function keepMachineBuild(cacheDir: string): boolean {
+export function keepMachineBuild(cacheDir: string, log: Logger = silentLogger): boolean {
   const root = nodeLlamaCppRoot();
   const folders = machineBuildFolders(root);
   if (!folders.length) return false;
-  const cached = path.join(cacheDir, cacheKey(root));
+  const key = cacheKey(root);
+  const cached = path.join(cacheDir, key);
   fs.rmSync(cached, { recursive: true, force: true });
   for (const name of folders) {
     const from = path.join(root, 'llama', 'localBuilds', name);
@@ -136,7 +137,35 @@ export function keepMachineBuild(cacheDir: string): boolean {
     fs.cpSync(path.join(from, 'Release'), path.join(to, 'Release'), { recursive: true });
     fs.copyFileSync(path.join(from, 'buildDone.status'), path.join(to, 'buildDone.status'));
   }
+  fs.writeFileSync(path.join(cached, MACHINE_FILE), JSON.stringify(thisMachine()));
+  pruneOlderBuilds(cacheDir, key, log);
   return true;
+}
+
+/** Beside each kept build: the machine it was made for. */
+const MACHINE_FILE = 'machine.json';
+const thisMachine = () => ({ platform: process.platform, arch: process.arch, cpu: os.cpus()[0]?.model ?? '' });
+
+/**
+ * Removes the kept builds made for this very machine (platform, architecture, processor model) by an
+ * earlier version of node-llama-cpp or of nanochat's patches: after an update they are never restored
+ * again, and each is ~13 MB. A build for another processor (a home folder shared between machines) is
+ * another machine's, and a build kept without the file that names its machine (before it was written)
+ * cannot be told apart: both stay.
+ */
+function pruneOlderBuilds(cacheDir: string, key: string, log: Logger): void {
+  const me = JSON.stringify(thisMachine());
+  for (const name of fs.readdirSync(cacheDir)) {
+    if (name === key || !name.startsWith('node-llama-cpp-')) continue;
+    try {
+      const made = JSON.parse(fs.readFileSync(path.join(cacheDir, name, MACHINE_FILE), 'utf8')) as unknown;
+      if (JSON.stringify(made) !== me) continue;
+      fs.rmSync(path.join(cacheDir, name), { recursive: true, force: true });
+      log.info(`Removed the llama.cpp build for this machine made for an earlier version (${name}).`);
+    } catch {
+      // No machine named: left as it is.
+    }
+  }
 }
 
 /** Whether node-llama-cpp has a finished build for this machine in place. */
@@ -212,7 +241,7 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
   });
 
   progress('Keeping the build', 0.99);
-  if (!keepMachineBuild(options.cacheDir)) throw new NanochatError('The build finished, but node-llama-cpp did not leave a build with nanochat\'s options and its decoding thread.');
+  if (!keepMachineBuild(options.cacheDir, log)) throw new NanochatError('The build finished, but node-llama-cpp did not leave a build with nanochat\'s options and its decoding thread.');
   const cached = path.join(options.cacheDir, cacheKey(root));
   log.info(`Built llama.cpp for this machine (${os.cpus()[0]?.model ?? 'this CPU'}); kept in ${cached}.`);
 }
