@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
-import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
+import { barrierPatch, contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
 import { TESTED_PREBUILT_OPTION, forgetTestedPrebuilts } from '../../src/core/engine/testedPrebuilt';
 import { GenerationThreads, applyThreadPlan, cpuSampling, cpuSamplingState, decodeAhead, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
@@ -487,9 +487,10 @@ describe('speed at real scale', function () {
     }
   });
 
-  it('the thread-pool patch applies to the llama.cpp node-llama-cpp ships', () => {
+  it('the thread-pool and barrier patches apply to the llama.cpp node-llama-cpp ships', () => {
     const source = llamaCppSource();
     execFileSync('git', ['apply', '--check', threadpoolPatch()], { cwd: source, stdio: 'pipe' });
+    execFileSync('git', ['apply', '--check', barrierPatch()], { cwd: source, stdio: 'pipe' });
   });
 
   it("the decoding-thread patch applies to node-llama-cpp's addon (or the machine build applied it), even inside a git work tree", () => {

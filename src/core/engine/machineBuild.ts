@@ -9,11 +9,17 @@ import { silentLogger, type Logger } from '../log';
 /**
  * A llama.cpp build for this machine: node-llama-cpp's own source build, from the llama.cpp release
  * it ships, with the CPU features of this processor (GGML_NATIVE), ggml's own thread pool instead of
- * OpenMP, and nanochat's two patches (resources/llama.cpp/):
+ * OpenMP, and nanochat's three patches (resources/llama.cpp/):
  * - persistent-threadpool.diff (llama.cpp): each context keeps a persistent, polling thread pool, as
  *   llama-bench and llama-server attach one. Without it, ggml makes a thread pool per decoded token
  *   (measured with a C++ program that decodes from a rotating thread pool: 67–81 tok/s without a
  *   persistent pool, 97 with it, llama-bench 96).
+ * - barrier-yield.diff (llama.cpp): ggml's barrier between a graph's operations spins until every
+ *   thread arrives; a thread that has waited 4096 spins now yields its CPU instead. With every core
+ *   busy elsewhere, a thread that is off its CPU held the others spinning out their time slices at each
+ *   of a token's ~300 barriers: two-thread generation under that load ran at 14.4 tok/s (llama-bench,
+ *   whose OpenMP barrier sleeps, 21.7); with the yield 31.3 and 33.8 (llama-bench 17.9 and 8.1), and
+ *   level alone (0.92× and 1.05× llama-bench, against 0.94× before).
  * - addon-context-thread.diff (node-llama-cpp's addon): each context decodes and samples on a thread
  *   of its own ("nanochat-decode") instead of whichever libuv pool thread is free. Under a competing
  *   CPU load the pool's short-lived sleepers used the same CPU time per token as llama-bench but waited
@@ -58,6 +64,8 @@ function resourcePatch(name: string): string {
 
 /** The patch to llama.cpp's source: a persistent thread pool per context. */
 export const threadpoolPatch = () => resourcePatch('persistent-threadpool.diff');
+/** The patch to llama.cpp's source: ggml's barrier yields the CPU after a long wait. */
+export const barrierPatch = () => resourcePatch('barrier-yield.diff');
 /** The patch to node-llama-cpp's addon source (its `llama/` folder): a decoding thread per context. */
 export const contextThreadPatch = () => resourcePatch('addon-context-thread.diff');
 
@@ -91,7 +99,7 @@ const BUILD_RECIPE = 2;
 /** The local-build folder name node-llama-cpp gives these options, and its cache key. */
 function cacheKey(root: string): string {
   const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
-  const patch = fs.readFileSync(threadpoolPatch(), 'utf8') + fs.readFileSync(contextThreadPatch(), 'utf8');
+  const patch = fs.readFileSync(threadpoolPatch(), 'utf8') + fs.readFileSync(barrierPatch(), 'utf8') + fs.readFileSync(contextThreadPatch(), 'utf8');
   let hash = 0;
   // Built for this processor (GGML_NATIVE): another CPU model gets a build of its own.
   // BUILD_RECIPE changes when the way a build is made changes, so a cached build from before is not restored.
@@ -231,6 +239,7 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
 
   progress('Applying nanochat\'s patches', 0.05);
   await applyOnce(threadpoolPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
+  await applyOnce(barrierPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
   // The addon's source ships in node-llama-cpp's package; its own builds compile it from there.
   await applyOnce(contextThreadPatch(), path.join(root, 'llama'), env, log, options.signal);
 
