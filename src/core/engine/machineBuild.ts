@@ -18,8 +18,8 @@ import { silentLogger, type Logger } from '../log';
  *   thread arrives; a thread that has waited 4096 spins now yields its CPU instead. With every core
  *   busy elsewhere, a thread that is off its CPU held the others spinning out their time slices at each
  *   of a token's ~300 barriers: two-thread generation under that load ran at 14.4 tok/s (llama-bench,
- *   whose OpenMP barrier sleeps, 21.7); with the yield 31.3 and 33.8 (llama-bench 17.9 and 8.1), and
- *   level alone (0.92× and 1.05× llama-bench, against 0.94× before).
+ *   whose OpenMP barrier sleeps, 21.7); with the yield 31.3, 33.8 and 36.3 (llama-bench 17.9, 8.1 and
+ *   19.6), and level alone (a fresh build: prompt 1.0×, generation 1.01× llama-bench, five rounds).
  * - addon-context-thread.diff (node-llama-cpp's addon): each context decodes and samples on a thread
  *   of its own ("nanochat-decode") instead of whichever libuv pool thread is free. Under a competing
  *   CPU load the pool's short-lived sleepers used the same CPU time per token as llama-bench but waited
