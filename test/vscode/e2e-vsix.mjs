@@ -4,7 +4,8 @@
 // without a model opens the walkthrough, picks the fixture model from it with the file dialog (the
 // profile keeps a machine build of an earlier version: the offer to build it again), gets a
 // streamed "@nanochat" answer in the Chat view, runs the benchmark from the command palette into
-// its report, and reloads the window (the next extension host loads the prebuilt binaries without their test). Saves test-results/walkthrough.png, vsix-chat-view.png and bench-report.png.
+// its report, and reloads the window (the next extension host loads the prebuilt binaries without
+// their test). Saves test-results/walkthrough.png, vsix-chat-view.png and bench-report.png.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
