@@ -394,8 +394,10 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
     },
   };
   const wanted: LlamaGpuType | 'auto' = gpu === 'off' ? false : gpu;
-  if (machineBuildCache && !machineBuildOff() && restoreMachineBuild(machineBuildCache, log) === 'stale') onStaleMachineBuild?.();
-  const { cmakeOptions, tested } = await cmakeOptionsToLoad();
+  const restored = machineBuildCache && !machineBuildOff() ? restoreMachineBuild(machineBuildCache, log) : undefined;
+  if (restored === 'stale') onStaleMachineBuild?.();
+  // Restoring looked for a build in place already (each look reads its ~0.7 MB addon): not looked for again.
+  const { cmakeOptions, tested } = await cmakeOptionsToLoad(restored && (restored === 'in place' || restored === 'restored'));
   const options = { ...common, cmakeOptions };
   const remembered = wanted === 'auto' ? backendMemory?.get<{ backend: Backend; version: string }>(BACKEND_KEY) : undefined;
   const version = await nodeLlamaCppVersion();
@@ -432,10 +434,11 @@ const machineBuildOff = () => process.env.NANOCHAT_MACHINE_BUILD === 'off';
  * The cmake options getLlama is asked for: a build for this machine's (see machineBuild.ts) when one
  * is in place, else those that load the prebuilt binaries as a local build when they passed
  * node-llama-cpp's test here before (`tested`, see testedPrebuilt.ts). Either way node-llama-cpp falls
- * back to the prebuilt binaries, tested, when no such build is there.
+ * back to the prebuilt binaries, tested, when no such build is there. `machineBuildInPlace` when the
+ * caller already knows (restoring a build looked); else it is looked for.
  */
-export async function cmakeOptionsToLoad(): Promise<{ cmakeOptions: Record<string, string>; tested?: Record<string, string> }> {
-  const tested = machineBuildOff() || !hasMachineBuild() ? await testedPrebuiltOptions() : undefined;
+export async function cmakeOptionsToLoad(machineBuildInPlace?: boolean): Promise<{ cmakeOptions: Record<string, string>; tested?: Record<string, string> }> {
+  const tested = machineBuildOff() || !(machineBuildInPlace ?? hasMachineBuild()) ? await testedPrebuiltOptions() : undefined;
   return { cmakeOptions: tested ?? { ...MACHINE_BUILD_CMAKE_OPTIONS }, ...(tested ? { tested } : {}) };
 }
 
