@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
-import { barrierPatch, contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
+import { barrierPatch, contextThreadPatch, fasterLoadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
 import { TESTED_PREBUILT_OPTION, forgetTestedPrebuilts } from '../../src/core/engine/testedPrebuilt';
 import { GenerationThreads, applyThreadPlan, cpuSampling, cpuSamplingState, decodeAhead, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
@@ -487,10 +487,30 @@ describe('speed at real scale', function () {
     }
   });
 
-  it('the thread-pool and barrier patches apply to the llama.cpp node-llama-cpp ships', () => {
+  it('the thread-pool, barrier and load patches apply to the llama.cpp node-llama-cpp ships', () => {
     const source = llamaCppSource();
     execFileSync('git', ['apply', '--check', threadpoolPatch()], { cwd: source, stdio: 'pipe' });
     execFileSync('git', ['apply', '--check', barrierPatch()], { cwd: source, stdio: 'pipe' });
+    execFileSync('git', ['apply', '--check', fasterLoadPatch()], { cwd: source, stdio: 'pipe' });
+  });
+
+  it('loads weights repacked on several threads into the bytes one thread makes, large buffers on huge pages (machine build, Linux)', function () {
+    if (!hasMachineBuild() || process.platform !== 'linux') this.skip();
+    // Each load in a process of its own: the repack's thread count is read once per process.
+    const load = (threads: number) => JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test', 'support', 'loadedWeights.ts'), qwen], {
+      cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NANOCHAT_REPACK_THREADS: String(threads) },
+    }).trim().split('\n').at(-1)!) as { machineBuild: boolean; tokens: number[]; anonHugeKb: number };
+    // The model's feed-forward weights (4,864 × 896, 2.4 MB each) are split among the threads; a part
+    // written to or read from the wrong rows changes the generated tokens.
+    const one = load(1);
+    const several = load(2);
+    assert.ok(one.machineBuild && several.machineBuild);
+    assert.equal(one.tokens.length, 24);
+    assert.deepEqual(several.tokens, one.tokens);
+    const thp = fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+    if (/\[never\]/.test(thp)) return;
+    // The output weights (the embeddings, tied: 151,936 × 896, 77 MB) are repacked into a buffer asked for on huge pages.
+    assert.ok(several.anonHugeKb >= 32 * 1024, `huge pages in use (${thp.trim()}): ${several.anonHugeKb} kB`);
   });
 
   it("the decoding-thread patch applies to node-llama-cpp's addon (or the machine build applied it), even inside a git work tree", () => {

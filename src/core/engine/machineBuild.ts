@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../log';
 /**
  * A llama.cpp build for this machine: node-llama-cpp's own source build, from the llama.cpp release
  * it ships, with the CPU features of this processor (GGML_NATIVE), ggml's own thread pool instead of
- * OpenMP, and nanochat's three patches (resources/llama.cpp/):
+ * OpenMP, and nanochat's four patches (resources/llama.cpp/):
  * - persistent-threadpool.diff (llama.cpp): each context keeps a persistent, polling thread pool, as
  *   llama-bench and llama-server attach one. Without it, ggml makes a thread pool per decoded token
  *   (measured with a C++ program that decodes from a rotating thread pool: 67–81 tok/s without a
@@ -20,6 +20,11 @@ import { silentLogger, type Logger } from '../log';
  *   of a token's ~300 barriers: two-thread generation under that load ran at 14.4 tok/s (llama-bench,
  *   whose OpenMP barrier sleeps, 21.7); with the yield 31.3, 33.8 and 36.3 (llama-bench 17.9, 8.1 and
  *   19.6), and level alone (a fresh build: prompt 1.0×, generation 1.01× llama-bench, five rounds).
+ * - faster-load.diff (llama.cpp): a model's load repacked each large weight for the CPU's kernels on one
+ *   thread, into memory faulted in 4 KB at a time: most of the load (a 284 MB q4_0 model: 1.85 s, its
+ *   repack 55% of the CPU time). The repack now splits a weight's rows among the cores
+ *   (NANOCHAT_REPACK_THREADS, 1 for one thread) and buffers of 32 MB and more are on transparent huge
+ *   pages where Linux gives them on request: 1.45 s with the first, 1.1 s with both (two cores here).
  * - addon-context-thread.diff (node-llama-cpp's addon): each context decodes and samples on a thread
  *   of its own ("nanochat-decode") instead of whichever libuv pool thread is free. Under a competing
  *   CPU load the pool's short-lived sleepers used the same CPU time per token as llama-bench but waited
@@ -66,6 +71,8 @@ function resourcePatch(name: string): string {
 export const threadpoolPatch = () => resourcePatch('persistent-threadpool.diff');
 /** The patch to llama.cpp's source: ggml's barrier yields the CPU after a long wait. */
 export const barrierPatch = () => resourcePatch('barrier-yield.diff');
+/** The patch to llama.cpp's source: weights repacked on several threads, large buffers on huge pages. */
+export const fasterLoadPatch = () => resourcePatch('faster-load.diff');
 /** The patch to node-llama-cpp's addon source (its `llama/` folder): a decoding thread per context. */
 export const contextThreadPatch = () => resourcePatch('addon-context-thread.diff');
 
@@ -99,7 +106,7 @@ const BUILD_RECIPE = 2;
 /** The local-build folder name node-llama-cpp gives these options, and its cache key. */
 function cacheKey(root: string): string {
   const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
-  const patch = fs.readFileSync(threadpoolPatch(), 'utf8') + fs.readFileSync(barrierPatch(), 'utf8') + fs.readFileSync(contextThreadPatch(), 'utf8');
+  const patch = [threadpoolPatch(), barrierPatch(), fasterLoadPatch(), contextThreadPatch()].map((file) => fs.readFileSync(file, 'utf8')).join('');
   let hash = 0;
   // Built for this processor (GGML_NATIVE): another CPU model gets a build of its own.
   // BUILD_RECIPE changes when the way a build is made changes, so a cached build from before is not restored.
@@ -240,6 +247,7 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
   progress('Applying nanochat\'s patches', 0.05);
   await applyOnce(threadpoolPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
   await applyOnce(barrierPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
+  await applyOnce(fasterLoadPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
   // The addon's source ships in node-llama-cpp's package; its own builds compile it from there.
   await applyOnce(contextThreadPatch(), path.join(root, 'llama'), env, log, options.signal);
 
