@@ -763,6 +763,16 @@ describe('speed at real scale', function () {
       assert.equal(restoreMachineBuild(cache), 'restored');
       assert.ok(hasMachineBuild());
       assert.equal(restoreMachineBuild(stale), 'in place');
+      // A build in place made for earlier patches (node-llama-cpp gives it the same folder name) is not
+      // this build: it is not used, and the current one is restored over it.
+      const keyFiles = fs.readdirSync(builds).map((name) => path.join(builds, name, 'nanochat-build-key')).filter((f) => fs.existsSync(f));
+      assert.ok(keyFiles.length > 0, 'the restored build says what it was made for');
+      const current = fs.readFileSync(keyFiles[0]!, 'utf8');
+      for (const file of keyFiles) fs.writeFileSync(file, 'node-llama-cpp-0.0.0-linux-x64-0');
+      assert.equal(hasMachineBuild(), false);
+      assert.equal(restoreMachineBuild(cache), 'restored');
+      assert.equal(fs.readFileSync(keyFiles[0]!, 'utf8'), current);
+      assert.ok(hasMachineBuild());
     } finally {
       if (fs.existsSync(aside)) {
         fs.rmSync(builds, { recursive: true, force: true });

@@ -138,7 +138,32 @@ function hasDecodingThread(addon: string): boolean {
   }
 }
 
-/** Copies the finished machine build (its binaries only, ~13 MB) into `cacheDir`; false when there is none. */
+/**
+ * In each machine build in node-llama-cpp's local builds: the cache key (node-llama-cpp's version,
+ * nanochat's patches and options, the processor) it was made or restored for. node-llama-cpp names a
+ * local build by its cmake options only, so a build made before the patches changed sits under the
+ * same name: without the key it was taken for the current one (and `npm run build-llama` even kept it
+ * under the new key) in a checkout whose node_modules outlived the change.
+ */
+const KEY_FILE = 'nanochat-build-key';
+
+/** The machine builds in place that were made for the current patches, options and node-llama-cpp. */
+function currentBuildFolders(root: string): string[] {
+  const key = cacheKey(root);
+  return machineBuildFolders(root).filter((name) => {
+    try {
+      return fs.readFileSync(path.join(root, 'llama', 'localBuilds', name, KEY_FILE), 'utf8').trim() === key;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Copies the machine build just made (its binaries only, ~13 MB) into `cacheDir` and marks it, in
+ * place, as made for the current patches; false when there is none. Call it right after a build (or
+ * with a current build in place): a build in place is taken for this one.
+ */
 export function keepMachineBuild(cacheDir: string, log: Logger = silentLogger): boolean {
   const root = nodeLlamaCppRoot();
   const folders = machineBuildFolders(root);
@@ -149,8 +174,10 @@ export function keepMachineBuild(cacheDir: string, log: Logger = silentLogger): 
   for (const name of folders) {
     const from = path.join(root, 'llama', 'localBuilds', name);
     const to = path.join(cached, 'localBuilds', name);
+    fs.writeFileSync(path.join(from, KEY_FILE), key);
     fs.cpSync(path.join(from, 'Release'), path.join(to, 'Release'), { recursive: true });
     fs.copyFileSync(path.join(from, 'buildDone.status'), path.join(to, 'buildDone.status'));
+    fs.copyFileSync(path.join(from, KEY_FILE), path.join(to, KEY_FILE));
   }
   fs.writeFileSync(path.join(cached, MACHINE_FILE), JSON.stringify(thisMachine()));
   pruneOlderBuilds(cacheDir, key, log);
@@ -183,10 +210,10 @@ function pruneOlderBuilds(cacheDir: string, key: string, log: Logger): void {
   }
 }
 
-/** Whether node-llama-cpp has a finished build for this machine in place. */
+/** Whether node-llama-cpp has a finished build for this machine in place, made for the current patches. */
 export function hasMachineBuild(): boolean {
   try {
-    return machineBuildFolders(nodeLlamaCppRoot()).length > 0;
+    return currentBuildFolders(nodeLlamaCppRoot()).length > 0;
   } catch {
     return false;
   }
@@ -203,7 +230,7 @@ export type MachineBuildRestore = 'in place' | 'restored' | 'stale' | 'none';
 export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger): MachineBuildRestore {
   try {
     const root = nodeLlamaCppRoot();
-    if (machineBuildFolders(root).length) return 'in place';
+    if (currentBuildFolders(root).length) return 'in place';
     const key = cacheKey(root);
     const cached = path.join(cacheDir, key, 'localBuilds');
     if (!fs.existsSync(cached)) {
@@ -213,9 +240,14 @@ export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger
       log.info(`The llama.cpp build for this machine in ${cacheDir} was made for another version of nanochat or node-llama-cpp; using the prebuilt binaries until "Nanochat: Build llama.cpp for This Machine" builds it again (about 7 minutes).`);
       return 'stale';
     }
-    for (const name of fs.readdirSync(cached)) fs.cpSync(path.join(cached, name), path.join(root, 'llama', 'localBuilds', name), { recursive: true });
+    // Over a build in place made for earlier patches, if there is one (the same name: the same options).
+    for (const name of fs.readdirSync(cached)) {
+      const to = path.join(root, 'llama', 'localBuilds', name);
+      fs.cpSync(path.join(cached, name), to, { recursive: true });
+      fs.writeFileSync(path.join(to, KEY_FILE), key); // kept before the key was written beside it
+    }
     log.info(`Restored the llama.cpp build for this machine from ${cached}.`);
-    return machineBuildFolders(root).length > 0 ? 'restored' : 'none';
+    return currentBuildFolders(root).length > 0 ? 'restored' : 'none';
   } catch (err) {
     log.warn(`Could not restore the llama.cpp build for this machine: ${errorMessage(err)}`);
     return 'none';
