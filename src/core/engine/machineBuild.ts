@@ -73,7 +73,7 @@ function resourcePatch(name: string): string {
 export const threadpoolPatch = () => resourcePatch('persistent-threadpool.diff');
 /** The patch to llama.cpp's source: ggml's barrier yields the CPU after a long wait. */
 export const barrierPatch = () => resourcePatch('barrier-yield.diff');
-/** The patch to llama.cpp's source: weights repacked on several threads, large buffers on huge pages. */
+/** The patch to llama.cpp's source: weights repacked on several threads, large buffers on huge pages, copied weights' file pages dropped. */
 export const fasterLoadPatch = () => resourcePatch('faster-load.diff');
 /** The patch to node-llama-cpp's addon source (its `llama/` folder): a decoding thread per context. */
 export const contextThreadPatch = () => resourcePatch('addon-context-thread.diff');
@@ -242,9 +242,12 @@ export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger
       log.info(`The llama.cpp build for this machine in ${cacheDir} was made for another version of nanochat or node-llama-cpp; using the prebuilt binaries until "Nanochat: Build llama.cpp for This Machine" builds it again (about 7 minutes).`);
       return 'stale';
     }
-    // Over a build in place made for earlier patches, if there is one (the same name: the same options).
     for (const name of fs.readdirSync(cached)) {
       const to = path.join(root, 'llama', 'localBuilds', name);
+      // A build in place made for earlier patches (the same name: the same options) is removed first,
+      // not written over: another process that has its libraries loaded keeps its own files. (cpSync
+      // unlinks a file it replaces in Node.js 20, but writes into it in Node.js 24, code-server's host.)
+      fs.rmSync(to, { recursive: true, force: true });
       fs.cpSync(path.join(cached, name), to, { recursive: true });
       fs.writeFileSync(path.join(to, KEY_FILE), key); // kept before the key was written beside it
     }
