@@ -396,7 +396,7 @@ async function createLlama(gpu: Settings['gpu'], log: Logger): Promise<Llama> {
   const wanted: LlamaGpuType | 'auto' = gpu === 'off' ? false : gpu;
   const restored = machineBuildCache && !machineBuildOff() ? restoreMachineBuild(machineBuildCache, log) : undefined;
   if (restored === 'stale') onStaleMachineBuild?.();
-  // Restoring looked for a build in place already (each look reads its ~0.7 MB addon): not looked for again.
+  // Restoring looked for a build in place already: not looked for again.
   const { cmakeOptions, tested } = await cmakeOptionsToLoad(restored && (restored === 'in place' || restored === 'restored'));
   const options = { ...common, cmakeOptions };
   const remembered = wanted === 'auto' ? backendMemory?.get<{ backend: Backend; version: string }>(BACKEND_KEY) : undefined;

@@ -149,12 +149,18 @@ function hasDecodingThread(addon: string): boolean {
  */
 const KEY_FILE = 'nanochat-build-key';
 
-/** The machine builds in place that were made for the current patches, options and node-llama-cpp. */
-function currentBuildFolders(root: string): string[] {
-  const key = cacheKey(root);
-  return machineBuildFolders(root).filter((name) => {
+/**
+ * The machine builds in place that were made for the current patches, options and node-llama-cpp. The
+ * key is written only to a build that keepMachineBuild checked (marked, the decoding thread compiled
+ * in) or restored from one it kept, so a start reads a few bytes here instead of each ~0.7 MB addon.
+ */
+function currentBuildFolders(root: string, key = cacheKey(root)): string[] {
+  const builds = path.join(root, 'llama', 'localBuilds');
+  if (!fs.existsSync(builds)) return [];
+  return fs.readdirSync(builds).filter((name) => {
     try {
-      return fs.readFileSync(path.join(root, 'llama', 'localBuilds', name, KEY_FILE), 'utf8').trim() === key;
+      return fs.readFileSync(path.join(builds, name, KEY_FILE), 'utf8').trim() === key
+        && fs.existsSync(path.join(builds, name, 'buildDone.status')) && fs.existsSync(path.join(builds, name, 'Release', 'llama-addon.node'));
     } catch {
       return false;
     }
@@ -232,8 +238,8 @@ export type MachineBuildRestore = 'in place' | 'restored' | 'stale' | 'none';
 export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger): MachineBuildRestore {
   try {
     const root = nodeLlamaCppRoot();
-    if (currentBuildFolders(root).length) return 'in place';
     const key = cacheKey(root);
+    if (currentBuildFolders(root, key).length) return 'in place';
     const cached = path.join(cacheDir, key, 'localBuilds');
     if (!fs.existsSync(cached)) {
       // A build made for another node-llama-cpp or another version of nanochat's patches is not used.
@@ -252,7 +258,7 @@ export function restoreMachineBuild(cacheDir: string, log: Logger = silentLogger
       fs.writeFileSync(path.join(to, KEY_FILE), key); // kept before the key was written beside it
     }
     log.info(`Restored the llama.cpp build for this machine from ${cached}.`);
-    return currentBuildFolders(root).length > 0 ? 'restored' : 'none';
+    return currentBuildFolders(root, key).length > 0 ? 'restored' : 'none';
   } catch (err) {
     log.warn(`Could not restore the llama.cpp build for this machine: ${errorMessage(err)}`);
     return 'none';
