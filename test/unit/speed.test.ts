@@ -531,7 +531,7 @@ describe('speed at real scale', function () {
     const tokens = model.tokenize(text, false);
     // Batches appended one after another: a long first prompt (several tiles of queries and keys), a
     // follow-up of under 64 tokens (the row-by-row path before the patch), a handful, exactly 64, a
-    // single token (generation's path, unchanged), then more at depth.
+    // single token (generation's), then more at depth.
     const batches = [300, 56, 5, 64, 1, 100, 20];
     const distributions = async (flashAttention: boolean) => {
       const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: 1, flashAttention });
@@ -563,6 +563,45 @@ describe('speed at real scale', function () {
         assert.equal(flash[i]!.size, 151_936);
         assert.ok(tv / 2 < 0.008, `batch ${i + 1} (${n} tokens): total variation ${(tv / 2).toFixed(4)} between flash attention and without`);
       });
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('flash attention gives a token the same result whichever batch reads it: a prompt read at once or in pieces gives bit-identical probabilities (machine build)', async function () {
+    if (!hasMachineBuild()) this.skip();
+    const llama = await getLlamaFor('off', silentLogger);
+    assert.ok(isMachineBuild(llama));
+    const model = await llama.loadModel({ modelPath: await likeModel('qwen2.5-0.5b-instruct', 2) });
+    try {
+      const tokens = model.tokenize('The quick brown fox jumps over the lazy dog while the cat watches from a distance. '.repeat(20), false).slice(0, 300);
+      assert.equal(tokens.length, 300);
+      const read = async (pieces: number[]) => {
+        const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: 1, flashAttention: true });
+        try {
+          const sequence = context.getSequence();
+          let at = 0;
+          let last: Map<number, number> | undefined;
+          for (const n of pieces) {
+            const evaluation = sequence.evaluateWithMetadata(tokens.slice(at, at += n), { probabilities: true }, { temperature: 0 });
+            last = ((await evaluation.next()).value as { probabilities: Map<number, number> }).probabilities;
+            await evaluation.return();
+          }
+          return last!;
+        } finally {
+          await context.dispose();
+        }
+      };
+      // A follow-up whose prompt is partly cached reads the rest in a smaller batch; a reply's tokens are
+      // read one at a time. llama.cpp's own kernels differ by batch size (64 rows and more, fewer, one):
+      // 7e-7 and 3e-6 apart here, enough to change a reply at temperature 0 on a small model.
+      const whole = await read([300]);
+      for (const pieces of [[200, 7, 1, 92], [150, 149, 1]]) {
+        const split = await read(pieces);
+        let differ = 0;
+        for (const [token, p] of whole) if (split.get(token) !== p) differ++;
+        assert.equal(differ, 0, `read in pieces of ${pieces.join(', ')}: ${differ} of ${whole.size} probabilities differ`);
+      }
     } finally {
       await model.dispose();
     }

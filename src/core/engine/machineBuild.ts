@@ -32,8 +32,11 @@ import { silentLogger, type Logger } from '../log';
  *   path, and each tile converted its keys and mask element by element. A tile now holds a few
  *   positions of every query head that shares a KV head, with the scores kept transposed so keys,
  *   values and the softmax are handled as vectors (llama-bench, 2 threads, 900 tokens deep: 56 tokens
- *   257 → 421 tok/s, 64 tokens 401 → 434, 512 tokens 2,048 deep 270 → 332; test-backend-ops: all
- *   5,181 flash-attention cases agree with ggml's reference).
+ *   257 → 421 tok/s, 64 tokens 401 → 434, 512 tokens 2,048 deep 270 → 332; generation level or
+ *   faster; test-backend-ops: all 5,181 flash-attention cases agree with ggml's reference). A single
+ *   token takes the same kernel (unless there are fewer KV heads than threads), so a token's attention
+ *   no longer depends on the batch it is read in: a reply at temperature 0 is the same whether its
+ *   prompt was cached or not.
  * - addon-context-thread.diff (node-llama-cpp's addon): each context decodes and samples on a thread
  *   of its own ("nanochat-decode") instead of whichever libuv pool thread is free. Under a competing
  *   CPU load the pool's short-lived sleepers used the same CPU time per token as llama-bench but waited
