@@ -5,10 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { LlamaContext } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
+import type { LlamaContext, LlamaModel, Token } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import { NODE_LLAMA_CPP_EXPORTS } from '../../src/core/engine/nodeLlamaCppExports';
 import { configureLlama, disposeLlamas, getLlamaFor, importNodeLlamaCpp, isMachineBuild, loadModelLean, withLeanGgufParse } from '../../src/core/engine/llama';
-import { barrierPatch, contextThreadPatch, fasterLoadPatch, gitApplyEnv, gqaFlashAttentionPatch, hasMachineBuild, keepMachineBuild, machineBuildLibraries, nodeLlamaCppRoot, restoreMachineBuild, threadpoolPatch } from '../../src/core/engine/machineBuild';
+import { contextThreadPatch, gitApplyEnv, hasMachineBuild, keepMachineBuild, llamaCppPatches, machineBuildLibraries, nodeLlamaCppRoot, restoreMachineBuild } from '../../src/core/engine/machineBuild';
 import { TESTED_PREBUILT_OPTION, forgetTestedPrebuilts } from '../../src/core/engine/testedPrebuilt';
 import { GenerationThreads, applyThreadPlan, cpuSampling, cpuSamplingState, decodeAhead, freeCpus, type CpuCounters, type CpuMemory, type ThreadPlan } from '../../src/core/engine/threads';
 import { startCpuLoad } from '../../src/core/bench/bench';
@@ -46,6 +46,27 @@ function threadCpu(): Map<string, { name: string; cpuMs: number }> {
     } catch { /* the thread ended */ }
   }
   return threads;
+}
+
+/**
+ * Reads `tokens` into a new context (1,024 cells, one thread) in batches of the given sizes, one after
+ * another, and returns the next-token probabilities (the whole vocabulary's) after each batch.
+ */
+async function probabilitiesAfterBatches(model: LlamaModel, tokens: readonly Token[], batches: readonly number[], flashAttention: boolean): Promise<Array<Map<number, number>>> {
+  const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: 1, flashAttention });
+  try {
+    const sequence = context.getSequence();
+    const out: Array<Map<number, number>> = [];
+    let at = 0;
+    for (const n of batches) {
+      const evaluation = sequence.evaluateWithMetadata(tokens.slice(at, at += n), { probabilities: true }, { temperature: 0 });
+      out.push(((await evaluation.next()).value as { probabilities: Map<number, number> }).probabilities);
+      await evaluation.return();
+    }
+    return out;
+  } finally {
+    await context.dispose();
+  }
 }
 
 function capture(): Logger & { lines: string[] } {
@@ -489,10 +510,9 @@ describe('speed at real scale', function () {
 
   it('the thread-pool, barrier, load and flash-attention patches apply to the llama.cpp node-llama-cpp ships', () => {
     const source = llamaCppSource();
-    execFileSync('git', ['apply', '--check', threadpoolPatch()], { cwd: source, stdio: 'pipe' });
-    execFileSync('git', ['apply', '--check', barrierPatch()], { cwd: source, stdio: 'pipe' });
-    execFileSync('git', ['apply', '--check', fasterLoadPatch()], { cwd: source, stdio: 'pipe' });
-    execFileSync('git', ['apply', '--check', gqaFlashAttentionPatch()], { cwd: source, stdio: 'pipe' });
+    const patches = llamaCppPatches();
+    assert.deepEqual(patches.map((p) => path.basename(p)), ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff']);
+    for (const patch of patches) execFileSync('git', ['apply', '--check', patch], { cwd: source, stdio: 'pipe' });
   });
 
   it('loads weights repacked on several threads into the bytes one thread makes, large buffers on huge pages, the file\'s copied pages dropped (machine build, Linux)', function () {
@@ -533,27 +553,10 @@ describe('speed at real scale', function () {
     // follow-up of under 64 tokens (the row-by-row path before the patch), a handful, exactly 64, a
     // single token (generation's), then more at depth.
     const batches = [300, 56, 5, 64, 1, 100, 20];
-    const distributions = async (flashAttention: boolean) => {
-      const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: 1, flashAttention });
-      try {
-        const sequence = context.getSequence();
-        const out: Array<Map<number, number>> = [];
-        let at = 0;
-        for (const n of batches) {
-          const evaluation = sequence.evaluateWithMetadata(tokens.slice(at, at += n), { probabilities: true }, { temperature: 0 });
-          const next = await evaluation.next();
-          await evaluation.return();
-          out.push((next.value as { probabilities: Map<number, number> }).probabilities);
-        }
-        return out;
-      } finally {
-        await context.dispose();
-      }
-    };
     try {
       assert.ok(tokens.length >= batches.reduce((a, b) => a + b, 0));
-      const flash = await distributions(true);
-      const plain = await distributions(false);
+      const flash = await probabilitiesAfterBatches(model, tokens, batches, true);
+      const plain = await probabilitiesAfterBatches(model, tokens, batches, false);
       batches.forEach((n, i) => {
         // Total variation distance between the next-token distributions over all 151,936 tokens. The
         // two paths round differently (0.0031–0.0038 measured); with a batch's rows given the
@@ -576,22 +579,7 @@ describe('speed at real scale', function () {
     try {
       const tokens = model.tokenize('The quick brown fox jumps over the lazy dog while the cat watches from a distance. '.repeat(20), false).slice(0, 300);
       assert.equal(tokens.length, 300);
-      const read = async (pieces: number[]) => {
-        const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: 1, flashAttention: true });
-        try {
-          const sequence = context.getSequence();
-          let at = 0;
-          let last: Map<number, number> | undefined;
-          for (const n of pieces) {
-            const evaluation = sequence.evaluateWithMetadata(tokens.slice(at, at += n), { probabilities: true }, { temperature: 0 });
-            last = ((await evaluation.next()).value as { probabilities: Map<number, number> }).probabilities;
-            await evaluation.return();
-          }
-          return last!;
-        } finally {
-          await context.dispose();
-        }
-      };
+      const read = async (pieces: number[]) => (await probabilitiesAfterBatches(model, tokens, pieces, true)).at(-1)!;
       // A follow-up whose prompt is partly cached reads the rest in a smaller batch; a reply's tokens are
       // read one at a time. llama.cpp's own kernels differ by batch size (64 rows and more, fewer, one):
       // 7e-7 and 3e-6 apart here, enough to change a reply at temperature 0 on a small model.

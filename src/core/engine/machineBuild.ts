@@ -79,14 +79,14 @@ function resourcePatch(name: string): string {
   return found;
 }
 
-/** The patch to llama.cpp's source: a persistent thread pool per context. */
-export const threadpoolPatch = () => resourcePatch('persistent-threadpool.diff');
-/** The patch to llama.cpp's source: ggml's barrier yields the CPU after a long wait. */
-export const barrierPatch = () => resourcePatch('barrier-yield.diff');
-/** The patch to llama.cpp's source: weights repacked on several threads, large buffers on huge pages, copied weights' file pages dropped. */
-export const fasterLoadPatch = () => resourcePatch('faster-load.diff');
-/** The patch to llama.cpp's source: flash attention over a prompt batch tiles the query heads that share a KV head. */
-export const gqaFlashAttentionPatch = () => resourcePatch('gqa-flash-attention.diff');
+/**
+ * The patches to llama.cpp's source, in the order they are applied (each is described above): a
+ * persistent thread pool per context, ggml's barrier yielding the CPU after a long wait, a faster load
+ * (the repack on every core, huge pages, copied weights' file pages dropped), and flash attention that
+ * tiles the query heads sharing a KV head.
+ */
+export const llamaCppPatches = (): string[] =>
+  ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff'].map(resourcePatch);
 /** The patch to node-llama-cpp's addon source (its `llama/` folder): a decoding thread per context. */
 export const contextThreadPatch = () => resourcePatch('addon-context-thread.diff');
 
@@ -120,7 +120,7 @@ const BUILD_RECIPE = 2;
 /** The local-build folder name node-llama-cpp gives these options, and its cache key. */
 function cacheKey(root: string): string {
   const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version as string;
-  const patch = [threadpoolPatch(), barrierPatch(), fasterLoadPatch(), gqaFlashAttentionPatch(), contextThreadPatch()].map((file) => fs.readFileSync(file, 'utf8')).join('');
+  const patch = [...llamaCppPatches(), contextThreadPatch()].map((file) => fs.readFileSync(file, 'utf8')).join('');
   let hash = 0;
   // Built for this processor (GGML_NATIVE): another CPU model gets a build of its own.
   // BUILD_RECIPE changes when the way a build is made changes, so a cached build from before is not restored.
@@ -232,11 +232,7 @@ function pruneOlderBuilds(cacheDir: string, key: string, log: Logger): void {
 
 /** Whether node-llama-cpp has a finished build for this machine in place, made for the current patches. */
 export function hasMachineBuild(): boolean {
-  try {
-    return currentBuildFolders(nodeLlamaCppRoot()).length > 0;
-  } catch {
-    return false;
-  }
+  return machineBuildLibraries() !== undefined;
 }
 
 /** The folder holding the current machine build's libraries (ggml's among them), when there is one. */
@@ -311,10 +307,7 @@ export async function buildForThisMachine(options: MachineBuildOptions): Promise
   await run(node, [cli, 'source', 'download', '--gpu', 'false', '--skipBuild', '--noUsageExample'], root, env, log, options.signal);
 
   progress('Applying nanochat\'s patches', 0.05);
-  await applyOnce(threadpoolPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
-  await applyOnce(barrierPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
-  await applyOnce(fasterLoadPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
-  await applyOnce(gqaFlashAttentionPatch(), path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
+  for (const patch of llamaCppPatches()) await applyOnce(patch, path.join(root, 'llama', 'llama.cpp'), env, log, options.signal);
   // The addon's source ships in node-llama-cpp's package; its own builds compile it from there.
   await applyOnce(contextThreadPatch(), path.join(root, 'llama'), env, log, options.signal);
 
