@@ -508,10 +508,10 @@ describe('speed at real scale', function () {
     }
   });
 
-  it('the thread-pool, barrier, load and flash-attention patches apply to the llama.cpp node-llama-cpp ships', () => {
+  it('the thread-pool, barrier, load, flash-attention and AVX-512 decoding patches apply to the llama.cpp node-llama-cpp ships', () => {
     const source = llamaCppSource();
     const patches = llamaCppPatches();
-    assert.deepEqual(patches.map((p) => path.basename(p)), ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff']);
+    assert.deepEqual(patches.map((p) => path.basename(p)), ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff', 'avx512-decode.diff']);
     for (const patch of patches) execFileSync('git', ['apply', '--check', patch], { cwd: source, stdio: 'pipe' });
   });
 
@@ -615,6 +615,32 @@ describe('speed at real scale', function () {
       const passed = /(\d+)\/(\d+) tests passed/.exec(run.stdout);
       assert.equal(run.status, 0, `test-backend-ops failed:\n${failures}\n${run.stderr.slice(-2000)}`);
       assert.ok(passed && passed[1] === passed[2] && Number(passed[2]) >= 300, `test-backend-ops: ${passed?.[0] ?? 'no summary'}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the machine build's quantized matrix products agree with a double-precision reference, plain and repacked, one token and batches (Linux)", function () {
+    const libraries = machineBuildLibraries();
+    if (!libraries || process.platform !== 'linux') this.skip();
+    // test/native/quant-matmul.cpp, linked against the machine build's ggml: q4_0, q5_0, q8_0, q4_K and
+    // q6_K weights of row lengths with odd and even block counts, times 1-5 activation rows on 1-3
+    // threads, from a plain buffer and (q4_0, q4_K) the repacked one the CPU backend loads them into.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-quant-matmul-'));
+    try {
+      const exe = path.join(dir, 'quant-matmul');
+      const ggml = fs.readdirSync(libraries).filter((file) => /^libggml.*\.so$/.test(file)).map((file) => path.join(libraries, file));
+      execFileSync('c++', ['-O1', '-std=c++17', '-I', path.join(llamaCppSource(), 'ggml', 'include'), path.join(REPO_ROOT, 'test', 'native', 'quant-matmul.cpp'),
+        '-o', exe, ...ggml, `-Wl,-rpath,${libraries}`, '-lpthread'], { stdio: 'pipe' });
+      const run = spawnSync(exe, ['1', '2', '3'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const failures = run.stdout.split('\n').filter((line) => /^FAIL/.test(line)).slice(0, 5).join('\n');
+      const summary = /(\d+)\/(\d+) cases agree/.exec(run.stdout);
+      assert.equal(run.status, 0, `quant-matmul failed:\n${failures}\n${run.stderr.slice(-2000)}`);
+      assert.ok(summary && summary[1] === summary[2] && Number(summary[2]) >= 1000, `quant-matmul: ${summary?.[0] ?? 'no summary'}`);
+      // Every weight type and both buffers were exercised.
+      for (const kind of ['q4_0 plain', 'q4_0 repack', 'q5_0 plain', 'q8_0 plain', 'q4_K plain', 'q4_K repack', 'q6_K plain']) {
+        assert.match(run.stdout, new RegExp(`^ok +${kind.replace(' ', ' +')} +k=`, 'm'), kind);
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
