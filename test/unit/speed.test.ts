@@ -508,10 +508,10 @@ describe('speed at real scale', function () {
     }
   });
 
-  it('the thread-pool, barrier, load, flash-attention and AVX-512 decoding patches apply to the llama.cpp node-llama-cpp ships', () => {
+  it('the thread-pool, barrier, load, flash-attention and x86 decoding patches apply to the llama.cpp node-llama-cpp ships', () => {
     const source = llamaCppSource();
     const patches = llamaCppPatches();
-    assert.deepEqual(patches.map((p) => path.basename(p)), ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff', 'avx512-decode.diff']);
+    assert.deepEqual(patches.map((p) => path.basename(p)), ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff', 'x86-decode.diff']);
     for (const patch of patches) execFileSync('git', ['apply', '--check', patch], { cwd: source, stdio: 'pipe' });
   });
 
@@ -623,27 +623,17 @@ describe('speed at real scale', function () {
   it("the machine build's quantized matrix products agree with a double-precision reference, plain and repacked, one token and batches (Linux)", function () {
     const libraries = machineBuildLibraries();
     if (!libraries || process.platform !== 'linux') this.skip();
-    // test/native/quant-matmul.cpp, linked against the machine build's ggml: q4_0, q5_0, q8_0, q4_K and
-    // q6_K weights of row lengths with odd and even block counts, times 1-5 activation rows on 1-3
-    // threads, from a plain buffer and (q4_0, q4_K) the repacked one the CPU backend loads them into.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-quant-matmul-'));
-    try {
-      const exe = path.join(dir, 'quant-matmul');
-      const ggml = fs.readdirSync(libraries).filter((file) => /^libggml.*\.so$/.test(file)).map((file) => path.join(libraries, file));
-      execFileSync('c++', ['-O1', '-std=c++17', '-I', path.join(llamaCppSource(), 'ggml', 'include'), path.join(REPO_ROOT, 'test', 'native', 'quant-matmul.cpp'),
-        '-o', exe, ...ggml, `-Wl,-rpath,${libraries}`, '-lpthread'], { stdio: 'pipe' });
-      const run = spawnSync(exe, ['1', '2', '3'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-      const failures = run.stdout.split('\n').filter((line) => /^FAIL/.test(line)).slice(0, 5).join('\n');
-      const summary = /(\d+)\/(\d+) cases agree/.exec(run.stdout);
-      assert.equal(run.status, 0, `quant-matmul failed:\n${failures}\n${run.stderr.slice(-2000)}`);
-      assert.ok(summary && summary[1] === summary[2] && Number(summary[2]) >= 1000, `quant-matmul: ${summary?.[0] ?? 'no summary'}`);
-      // Every weight type and both buffers were exercised.
-      for (const kind of ['q4_0 plain', 'q4_0 repack', 'q5_0 plain', 'q8_0 plain', 'q4_K plain', 'q4_K repack', 'q6_K plain']) {
-        assert.match(run.stdout, new RegExp(`^ok +${kind.replace(' ', ' +')} +k=`, 'm'), kind);
-      }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    agreesWithReference(libraries);
+  });
+
+  it('ggml built from the patched source for AVX2, with AVX-VNNI and without, agrees with the same reference (Linux, x86 with AVX2)', function () {
+    this.timeout(900_000);
+    const flags = process.platform === 'linux' ? /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim().split(/\s+/) ?? [] : [];
+    if (process.arch !== 'x64' || !['avx2', 'fma', 'f16c'].every((f) => flags.includes(f)) || spawnSync('cmake', ['--version']).status !== 0) this.skip();
+    // x86-decode.diff's q4_0 kernel has a 256-bit form that an AVX-512 machine build never runs: ggml is
+    // built for those instruction sets (kept by the patches' hash) and runs the same cases, on this CPU.
+    const variants = [{ name: 'avx2-avxvnni', vnni: true }, { name: 'avx2', vnni: false }].filter((v) => !v.vnni || flags.includes('avx_vnni'));
+    for (const variant of variants) agreesWithReference(ggmlBuiltFor(variant.name, variant.vnni));
   });
 
   it("the decoding-thread patch applies to node-llama-cpp's addon (or the machine build applied it), even inside a git work tree", () => {
@@ -1047,3 +1037,66 @@ describe('prompt states on disk (the first reply after a restart)', function () 
     }
   });
 });
+
+/**
+ * test/native/quant-matmul.cpp compiled against the ggml libraries in `libraries`: q4_0, q5_0, q8_0,
+ * q4_K and q6_K weights of row lengths with odd and even block counts, times 1-5 activation rows on 1-3
+ * threads, from a plain buffer and (q4_0, q4_K) the repacked one the CPU backend loads them into,
+ * against products computed in double precision. Every case must agree.
+ */
+function agreesWithReference(libraries: string): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-quant-matmul-'));
+  try {
+    const exe = path.join(dir, 'quant-matmul');
+    const ggml = fs.readdirSync(libraries).filter((file) => /^libggml.*\.so$/.test(file)).map((file) => path.join(libraries, file));
+    execFileSync('c++', ['-O1', '-std=c++17', '-I', path.join(llamaCppSource(), 'ggml', 'include'), path.join(REPO_ROOT, 'test', 'native', 'quant-matmul.cpp'),
+      '-o', exe, ...ggml, `-Wl,-rpath,${libraries}`, '-lpthread'], { stdio: 'pipe' });
+    const run = spawnSync(exe, ['1', '2', '3'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const failures = run.stdout.split('\n').filter((line) => /^FAIL/.test(line)).slice(0, 5).join('\n');
+    const summary = /(\d+)\/(\d+) cases agree/.exec(run.stdout);
+    assert.equal(run.status, 0, `quant-matmul (${libraries}) failed:\n${failures}\n${run.stderr.slice(-2000)}`);
+    assert.ok(summary && summary[1] === summary[2] && Number(summary[2]) >= 1000, `quant-matmul: ${summary?.[0] ?? 'no summary'}`);
+    // Every weight type and both buffers were exercised.
+    for (const kind of ['q4_0 plain', 'q4_0 repack', 'q5_0 plain', 'q8_0 plain', 'q4_K plain', 'q4_K repack', 'q6_K plain']) {
+      assert.match(run.stdout, new RegExp(`^ok +${kind.replace(' ', ' +')} +k=`, 'm'), kind);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * ggml's libraries built from the bundled llama.cpp with nanochat's patches for AVX2 (and AVX-VNNI),
+ * without AVX-512: kept in ~/.cache/nanochat/test-builds under the patches' hash (~35 s each to build).
+ */
+function ggmlBuiltFor(name: string, vnni: boolean): string {
+  const patches = llamaCppPatches();
+  let hash = 0;
+  for (const ch of patches.map((file) => fs.readFileSync(file, 'utf8')).join('') + name) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
+  const source = llamaCppSource();
+  const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: source, encoding: 'utf8' }).trim();
+  const dir = path.join(os.homedir(), '.cache', 'nanochat', 'test-builds', `ggml-${name}-${commit}-${hash.toString(16)}`);
+  const bin = path.join(dir, 'bin');
+  if (fs.existsSync(path.join(bin, 'libggml-cpu.so'))) return bin;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `nanochat-ggml-${name}-`));
+  try {
+    const tree = path.join(work, 'src');
+    fs.mkdirSync(tree);
+    // The release's files (not its models), then the patches, as the machine build applies them.
+    const archive = path.join(work, 'src.tar');
+    execFileSync('git', ['archive', '-o', archive, 'HEAD', '--', '.', ':(exclude)models'], { cwd: source });
+    execFileSync('tar', ['-xf', archive, '-C', tree]);
+    for (const patch of patches) execFileSync('git', ['apply', patch], { cwd: tree, stdio: 'pipe' });
+    const build = path.join(work, 'build');
+    execFileSync('cmake', ['-S', tree, '-B', build, '-DCMAKE_BUILD_TYPE=Release', '-DGGML_NATIVE=OFF', '-DGGML_AVX=ON', '-DGGML_AVX2=ON', '-DGGML_FMA=ON',
+      '-DGGML_F16C=ON', '-DGGML_BMI2=ON', `-DGGML_AVX_VNNI=${vnni ? 'ON' : 'OFF'}`, '-DGGML_AVX512=OFF', '-DGGML_OPENMP=OFF', '-DLLAMA_CURL=OFF', '-DLLAMA_OPENSSL=OFF',
+      '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_TOOLS=OFF', '-DLLAMA_BUILD_SERVER=OFF'], { stdio: 'pipe' });
+    execFileSync('cmake', ['--build', build, '-j', String(os.availableParallelism()), '--target', 'ggml-cpu', 'ggml'], { stdio: 'pipe' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    fs.cpSync(path.join(build, 'bin'), bin, { recursive: true, verbatimSymlinks: true });
+    return bin;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}

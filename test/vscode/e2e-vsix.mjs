@@ -59,7 +59,7 @@ try {
   check('no sources, type declarations, source maps, tests, models or llama.cpp source bundle were installed', files.length > 0 && devFiles.length === 0, `${files.length} files${devFiles.length ? `; e.g. ${devFiles.slice(0, 5).join(', ')}` : ''}`);
   // What "Build llama.cpp for This Machine" needs besides the llama.cpp release it fetches: node-llama-cpp's
   // build scripts and addon source, and nanochat's patches.
-  const buildInputs = ['node_modules/node-llama-cpp/llama/addon/AddonContext.cpp', 'node_modules/node-llama-cpp/llama/CMakeLists.txt', 'resources/llama.cpp/persistent-threadpool.diff', 'resources/llama.cpp/barrier-yield.diff', 'resources/llama.cpp/faster-load.diff', 'resources/llama.cpp/gqa-flash-attention.diff', 'resources/llama.cpp/avx512-decode.diff', 'resources/llama.cpp/addon-context-thread.diff'];
+  const buildInputs = ['node_modules/node-llama-cpp/llama/addon/AddonContext.cpp', 'node_modules/node-llama-cpp/llama/CMakeLists.txt', 'resources/llama.cpp/persistent-threadpool.diff', 'resources/llama.cpp/barrier-yield.diff', 'resources/llama.cpp/faster-load.diff', 'resources/llama.cpp/gqa-flash-attention.diff', 'resources/llama.cpp/x86-decode.diff', 'resources/llama.cpp/addon-context-thread.diff'];
   const missingInputs = buildInputs.filter((f) => !files.includes(f.split('/').join(path.sep)));
   check('the machine build\'s inputs were installed', missingInputs.length === 0, missingInputs.join(', '));
   // The list of node-llama-cpp's modules the extension host imports one at a time: this VSIX's own layout.

@@ -39,15 +39,17 @@ import { silentLogger, type Logger } from '../log';
  *   prompt was cached or not. The kernel also prefetches the next tile's keys and values: a generated
  *   token reads the whole cache a row at a time and waited on memory for it (nanochat, one thread, 4,096
  *   tokens deep: 29 → 46 tok/s).
- * - avx512-decode.diff (llama.cpp): a generated token multiplies every weight by one row of activations,
- *   and on a CPU with AVX-512 VNNI two of ggml's kernels for that were compute-bound, well below what one
- *   core can read: q4_0 (repacked, 8 rows interleaved: sign-extended through a shuffle table, then
- *   blended and shuffled back into place) at 23 GB/s, and q5_0 (the type k-quant files fall back to for
- *   rows whose length is not a multiple of 256, most of Qwen2.5 0.5B's weights) at 16 GB/s, where one
- *   core reads 36. The new kernels keep the quants unsigned and multiply them with vpdpbusd, taking the
- *   offset out exactly: q4_0 at 36–40 GB/s, q5_0 at 19–23 (llama-bench, one thread: q4_0 generation 75 →
- *   117–128 tok/s, Q4_K_M 45 → 50). The blocks' integer dot products stay exact; a test multiplies each
- *   weight type against a reference in double precision.
+ * - x86-decode.diff (llama.cpp): a generated token multiplies every weight by one row of activations,
+ *   and two of ggml's kernels for that were compute-bound, well below what one core can read: q4_0
+ *   (repacked, 8 rows interleaved: sign-extended through a shuffle table, then blended and shuffled back
+ *   into place) at 23 GB/s, and q5_0 (the type k-quant files fall back to for rows whose length is not a
+ *   multiple of 256, most of Qwen2.5 0.5B's weights) at 16 GB/s, where one core reads 36. The new
+ *   kernels keep the quants unsigned and multiply them by the activations directly (vpdpbusd; without
+ *   VNNI vpmaddubsw), taking the offset out exactly. q4_0 on AVX2 and AVX-512: 36–40 GB/s with AVX-512
+ *   VNNI, ~35 with AVX-VNNI, ~28 with plain AVX2 (ggml's: 23, 23, 19); llama-bench, one thread: q4_0
+ *   generation 75 → 117–128 tok/s. q5_0 with AVX-512 VNNI: 19–23 GB/s (Q4_K_M generation 45 → 50). The
+ *   blocks' integer dot products stay exact; a test multiplies each weight type against a reference in
+ *   double precision, on this build and on ggml built for AVX2 with and without VNNI.
  * - addon-context-thread.diff (node-llama-cpp's addon): each context decodes and samples on a thread
  *   of its own ("nanochat-decode") instead of whichever libuv pool thread is free. Under a competing
  *   CPU load the pool's short-lived sleepers used the same CPU time per token as llama-bench but waited
@@ -94,11 +96,11 @@ function resourcePatch(name: string): string {
  * The patches to llama.cpp's source, in the order they are applied (each is described above): a
  * persistent thread pool per context, ggml's barrier yielding the CPU after a long wait, a faster load
  * (the repack on every core, huge pages, copied weights' file pages dropped), flash attention that
- * tiles the query heads sharing a KV head, and AVX-512 VNNI kernels for a generated token's q4_0 and
- * q5_0 products.
+ * tiles the query heads sharing a KV head, and x86 kernels for a generated token's q4_0 and q5_0
+ * products.
  */
 export const llamaCppPatches = (): string[] =>
-  ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff', 'avx512-decode.diff'].map(resourcePatch);
+  ['persistent-threadpool.diff', 'barrier-yield.diff', 'faster-load.diff', 'gqa-flash-attention.diff', 'x86-decode.diff'].map(resourcePatch);
 /** The patch to node-llama-cpp's addon source (its `llama/` folder): a decoding thread per context. */
 export const contextThreadPatch = () => resourcePatch('addon-context-thread.diff');
 
