@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -604,10 +605,7 @@ describe('speed at real scale', function () {
     const source = llamaCppSource();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-test-backend-ops-'));
     try {
-      const exe = path.join(dir, 'test-backend-ops');
-      const ggml = fs.readdirSync(libraries).filter((file) => /^libggml.*\.so$/.test(file)).map((file) => path.join(libraries, file));
-      execFileSync('c++', ['-O1', '-std=c++17', '-I', path.join(source, 'ggml', 'include'), path.join(source, 'tests', 'test-backend-ops.cpp'),
-        '-o', exe, ...ggml, `-Wl,-rpath,${libraries}`, '-lpthread'], { stdio: 'pipe' });
+      const exe = compileAgainstGgml(path.join(source, 'tests', 'test-backend-ops.cpp'), libraries, dir);
       // Prompt batches of 3, 32 and 75 rows with f16 keys and values (what a context holds), head
       // sizes 64 and 128: grouped-query heads, masks, sinks, soft-capping, ALiBi and permuted layouts.
       const run = spawnSync(exe, ['test', '-o', 'FLASH_ATTN_EXT', '-b', 'CPU', '-p', 'hsk=(64|128),.*nb=(3|32|35|75),.*type_K=f16'], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -1038,6 +1036,14 @@ describe('prompt states on disk (the first reply after a restart)', function () 
   });
 });
 
+/** A C++ test program compiled into `dir` and linked against the ggml libraries in `libraries` (headers from the bundled source). */
+function compileAgainstGgml(program: string, libraries: string, dir: string): string {
+  const exe = path.join(dir, path.basename(program, '.cpp'));
+  const ggml = fs.readdirSync(libraries).filter((file) => /^libggml.*\.so$/.test(file)).map((file) => path.join(libraries, file));
+  execFileSync('c++', ['-O1', '-std=c++17', '-I', path.join(llamaCppSource(), 'ggml', 'include'), program, '-o', exe, ...ggml, `-Wl,-rpath,${libraries}`, '-lpthread'], { stdio: 'pipe' });
+  return exe;
+}
+
 /**
  * test/native/quant-matmul.cpp compiled against the ggml libraries in `libraries`: q4_0, q5_0, q8_0,
  * q4_K and q6_K weights of row lengths with odd and even block counts, times 1-5 activation rows on 1-3
@@ -1047,10 +1053,7 @@ describe('prompt states on disk (the first reply after a restart)', function () 
 function agreesWithReference(libraries: string): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanochat-quant-matmul-'));
   try {
-    const exe = path.join(dir, 'quant-matmul');
-    const ggml = fs.readdirSync(libraries).filter((file) => /^libggml.*\.so$/.test(file)).map((file) => path.join(libraries, file));
-    execFileSync('c++', ['-O1', '-std=c++17', '-I', path.join(llamaCppSource(), 'ggml', 'include'), path.join(REPO_ROOT, 'test', 'native', 'quant-matmul.cpp'),
-      '-o', exe, ...ggml, `-Wl,-rpath,${libraries}`, '-lpthread'], { stdio: 'pipe' });
+    const exe = compileAgainstGgml(path.join(REPO_ROOT, 'test', 'native', 'quant-matmul.cpp'), libraries, dir);
     const run = spawnSync(exe, ['1', '2', '3'], { encoding: 'utf8', maxBuffer: 64 << 20 });
     const failures = run.stdout.split('\n').filter((line) => /^FAIL/.test(line)).slice(0, 5).join('\n');
     const summary = /(\d+)\/(\d+) cases agree/.exec(run.stdout);
@@ -1071,11 +1074,11 @@ function agreesWithReference(libraries: string): void {
  */
 function ggmlBuiltFor(name: string, vnni: boolean): string {
   const patches = llamaCppPatches();
-  let hash = 0;
-  for (const ch of patches.map((file) => fs.readFileSync(file, 'utf8')).join('') + name) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
+  const hash = createHash('sha256');
+  for (const patch of patches) hash.update(fs.readFileSync(patch));
   const source = llamaCppSource();
   const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: source, encoding: 'utf8' }).trim();
-  const dir = path.join(os.homedir(), '.cache', 'nanochat', 'test-builds', `ggml-${name}-${commit}-${hash.toString(16)}`);
+  const dir = path.join(os.homedir(), '.cache', 'nanochat', 'test-builds', `ggml-${name}-${commit}-${hash.digest('hex').slice(0, 12)}`);
   const bin = path.join(dir, 'bin');
   if (fs.existsSync(path.join(bin, 'libggml-cpu.so'))) return bin;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `nanochat-ggml-${name}-`));
